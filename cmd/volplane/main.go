@@ -1,0 +1,5 @@
+package main
+
+import _ "volplane/internal/controlplane"
+
+func main() {}

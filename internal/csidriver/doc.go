@@ -1,0 +1,2 @@
+// Package csidriver is the built-in CSI driver local.csi.volplane.io.
+package csidriver

@@ -1,0 +1,96 @@
+package logging
+
+import (
+	"context"
+	"flag"
+	"io"
+	"log/slog"
+	"strconv"
+
+	"github.com/go-logr/logr"
+	"k8s.io/klog/v2"
+)
+
+type ctxKey struct{}
+
+// NewContext returns a context carrying logger.
+func NewContext(ctx context.Context, logger *slog.Logger) context.Context {
+	return context.WithValue(ctx, ctxKey{}, logger)
+}
+
+// FromContext returns the logger carried by ctx, or slog.Default().
+func FromContext(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(ctxKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return slog.Default()
+}
+
+// Options configure Setup.
+type Options struct {
+	// Verbosity is klog's -v: upstream messages at V(n) with n <= Verbosity
+	// are logged at debug level. 0 keeps upstream to warnings and errors.
+	Verbosity int
+	// JSON selects slog's JSON handler instead of text.
+	JSON bool
+}
+
+// Setup installs the process-wide logger writing to w and routes klog into
+// it. It returns the logger, also installed as slog.Default.
+func Setup(w io.Writer, opts Options) *slog.Logger {
+	level := slog.LevelInfo
+	if opts.Verbosity > 0 {
+		level = slog.LevelDebug
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, hopts)
+	if opts.JSON {
+		h = slog.NewJSONHandler(w, hopts)
+	}
+	logger := slog.New(h)
+	slog.SetDefault(logger)
+
+	// klog: info messages from upstream are demoted below volplane's own
+	// info unless -v asks for them; errors keep their level.
+	upstream := slog.New(&upstreamHandler{inner: h, verbose: opts.Verbosity > 0}).With("component", "upstream")
+	klog.SetLogger(logr.FromSlogHandler(upstream.Handler()))
+	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(fs)
+	_ = fs.Set("v", strconv.Itoa(opts.Verbosity))
+	_ = fs.Set("logtostderr", "false")
+	_ = fs.Set("alsologtostderr", "false")
+	_ = fs.Set("stderrthreshold", "FATAL")
+	return logger
+}
+
+// upstreamHandler drops upstream info records unless verbose is set, and
+// reports the ones it lets through at debug level.
+type upstreamHandler struct {
+	inner   slog.Handler
+	verbose bool
+}
+
+func (h *upstreamHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	if l < slog.LevelWarn {
+		return h.verbose && h.inner.Enabled(ctx, slog.LevelDebug)
+	}
+	return h.inner.Enabled(ctx, l)
+}
+
+func (h *upstreamHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level < slog.LevelWarn {
+		if !h.verbose {
+			return nil
+		}
+		r.Level = slog.LevelDebug
+	}
+	return h.inner.Handle(ctx, r)
+}
+
+func (h *upstreamHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &upstreamHandler{inner: h.inner.WithAttrs(attrs), verbose: h.verbose}
+}
+
+func (h *upstreamHandler) WithGroup(name string) slog.Handler {
+	return &upstreamHandler{inner: h.inner.WithGroup(name), verbose: h.verbose}
+}
