@@ -1,5 +1,44 @@
+// Command volplane is the Kubernetes storage system in one binary. Each
+// subcommand parses its flags into a component Config and wires components;
+// everything else lives under internal/.
 package main
 
-import _ "volplane/internal/controlplane"
+import (
+	"fmt"
+	"os"
 
-func main() {}
+	"github.com/spf13/cobra"
+
+	"volplane/internal/version"
+)
+
+func main() {
+	root := &cobra.Command{
+		Use:           "volplane",
+		Short:         "The Kubernetes storage system, in one binary",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(
+		newUpCommand(),
+		newServerCommand(),
+		newCSICommand(),
+		newBenchCommand(),
+		newVersionCommand(),
+	)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "volplane:", err)
+		os.Exit(1)
+	}
+}
+
+func newVersionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), version.String())
+		},
+	}
+}

@@ -1,0 +1,21 @@
+// Package controller is volplane's controller manager: the frame in which
+// volplane's own storage controllers run, in `volplane up`, in `volplane
+// server`, and against an existing cluster with `volplane server
+// --kubeconfig`.
+//
+// It owns one shared informer factory, one event broadcaster, one
+// Prometheus registry, and leader election through a Lease in kube-system
+// (LeaseName): of several servers on one API only the Lease holder runs
+// controllers, and when it stops another takes over. Controllers are
+// registered as Descriptors (a name and an InitFunc); package
+// controller/all lists them. A controller talks to the API only through
+// the client-go objects in Context, so the same code runs in one process
+// or across machines.
+//
+// Every write carries the user agent "volplane-controller-manager", which
+// the API server records as the field manager in managedFields: that is
+// how a test tells volplane's writes from upstream's.
+//
+// This package may call client-go, prometheus and leaderelection; it does
+// not know any particular controller.
+package controller

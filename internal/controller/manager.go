@@ -1,0 +1,343 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/tools/record"
+
+	"volplane/internal/logging"
+)
+
+const (
+	// UserAgent is the user agent of every controller's API client; the API
+	// server records it as the field manager of the controllers' writes.
+	UserAgent = "volplane-controller-manager"
+	// LeaseNamespace and LeaseName name the Lease that elects the leader.
+	LeaseNamespace = "kube-system"
+	LeaseName      = "volplane-controller-manager"
+)
+
+// Context is what a controller gets to build itself from.
+type Context struct {
+	// Client is a typed client with the manager's user agent.
+	Client kubernetes.Interface
+	// Informers is shared by all controllers; the manager starts it after
+	// every InitFunc has run, so controllers register their informers in
+	// InitFunc.
+	Informers informers.SharedInformerFactory
+	// Metrics is the manager's Prometheus registry.
+	Metrics prometheus.Registerer
+	// Workers is the default number of workers per controller queue.
+	Workers int
+
+	broadcaster record.EventBroadcaster
+}
+
+// Recorder returns an event recorder whose events name component as
+// their source (e.g. "persistentvolume-controller", as upstream's).
+func (c *Context) Recorder(component string) record.EventRecorder {
+	return c.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component})
+}
+
+// Controller is a running controller.
+type Controller interface {
+	// Run blocks until ctx is done. Informers are synced before it is
+	// called.
+	Run(ctx context.Context)
+}
+
+// InitFunc builds a controller. It registers the informers it needs on
+// cctx.Informers and must not block.
+type InitFunc func(ctx context.Context, cctx *Context) (Controller, error)
+
+// Descriptor names a controller and how to build it.
+type Descriptor struct {
+	Name string
+	Init InitFunc
+}
+
+// Config configures a Manager.
+type Config struct {
+	// REST reaches the API server; the manager sets its user agent.
+	REST *rest.Config
+	// Controllers are the controllers to run, in order.
+	Controllers []Descriptor
+	// Disabled names controllers not to run.
+	Disabled []string
+	// LeaderElect elects a leader through a Lease before running
+	// controllers. Off only in tests with one manager.
+	LeaderElect bool
+	// Identity is this manager's name in the Lease; defaults to
+	// hostname_uuid.
+	Identity string
+	// LeaseDuration, RenewDeadline and RetryPeriod tune the election.
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// Workers per controller queue.
+	Workers int
+	// MetricsListen is a loopback HOST:PORT for /metrics; empty is off.
+	MetricsListen string
+	// ResyncPeriod of the shared informers.
+	ResyncPeriod time.Duration
+}
+
+// Validate checks c and fills in defaults.
+func (c *Config) Validate() error {
+	if c.REST == nil {
+		return errors.New("controller manager: no API configuration")
+	}
+	for _, name := range c.Disabled {
+		if !slices.ContainsFunc(c.Controllers, func(d Descriptor) bool { return d.Name == name }) {
+			return fmt.Errorf("controller manager: unknown controller %q", name)
+		}
+	}
+	if c.Identity == "" {
+		host, _ := os.Hostname()
+		c.Identity = host + "_" + uuid.NewString()
+	}
+	if c.LeaseDuration == 0 {
+		c.LeaseDuration = 15 * time.Second
+	}
+	if c.RenewDeadline == 0 {
+		c.RenewDeadline = 10 * time.Second
+	}
+	if c.RetryPeriod == 0 {
+		c.RetryPeriod = 2 * time.Second
+	}
+	if c.Workers <= 0 {
+		c.Workers = 4
+	}
+	if c.ResyncPeriod == 0 {
+		c.ResyncPeriod = 10 * time.Minute
+	}
+	if c.MetricsListen != "" {
+		host, _, err := net.SplitHostPort(c.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("controller manager: metrics address %q: %w", c.MetricsListen, err)
+		}
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return fmt.Errorf("controller manager: metrics address %q is not loopback", c.MetricsListen)
+		}
+	}
+	return nil
+}
+
+// Manager runs volplane's controllers.
+type Manager struct {
+	cfg      Config
+	registry *prometheus.Registry
+	leader   prometheus.Gauge
+}
+
+// New returns a manager for a validated copy of cfg.
+func New(cfg Config) (*Manager, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	leader := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "volplane_controller_manager_leader",
+		Help: "1 while this controller manager holds the leader Lease.",
+	})
+	reg.MustRegister(leader)
+	return &Manager{cfg: cfg, registry: reg, leader: leader}, nil
+}
+
+// Registry is the manager's Prometheus registry.
+func (m *Manager) Registry() *prometheus.Registry { return m.registry }
+
+// Run serves metrics and, once leader (or at once without election), runs
+// every enabled controller until ctx is done. It returns when ctx is done
+// and every controller has stopped; losing the Lease stops the controllers
+// and returns an error so that the process does not keep acting on stale
+// leadership.
+func (m *Manager) Run(ctx context.Context) error {
+	log := logging.FromContext(ctx).With("component", "controller-manager")
+	ctx = logging.NewContext(ctx, log)
+
+	if m.cfg.MetricsListen != "" {
+		stop, err := m.serveMetrics(log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+
+	restCfg := rest.CopyConfig(m.cfg.REST)
+	restCfg.UserAgent = UserAgent
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return fmt.Errorf("controller manager: %w", err)
+	}
+	if !m.cfg.LeaderElect {
+		return m.runControllers(ctx, client)
+	}
+
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metaObject(LeaseNamespace, LeaseName),
+		Client:     client.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: m.cfg.Identity},
+	}
+	var (
+		runErr  error
+		lost    bool
+		started bool
+		mu      sync.Mutex
+		stopped = make(chan struct{})
+	)
+	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   m.cfg.LeaseDuration,
+		RenewDeadline:   m.cfg.RenewDeadline,
+		RetryPeriod:     m.cfg.RetryPeriod,
+		ReleaseOnCancel: true,
+		Name:            LeaseName,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(lctx context.Context) {
+				mu.Lock()
+				started = true
+				mu.Unlock()
+				defer close(stopped)
+				log.Info("became leader", "lease", LeaseNamespace+"/"+LeaseName, "identity", m.cfg.Identity)
+				m.leader.Set(1)
+				defer m.leader.Set(0)
+				err := m.runControllers(lctx, client)
+				mu.Lock()
+				runErr = err
+				mu.Unlock()
+			},
+			OnStoppedLeading: func() {
+				if ctx.Err() == nil {
+					mu.Lock()
+					lost = true
+					mu.Unlock()
+				}
+			},
+			OnNewLeader: func(identity string) {
+				if identity != m.cfg.Identity {
+					log.Info("controllers run elsewhere", "leader", identity)
+				}
+			},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("controller manager: %w", err)
+	}
+	log.Info("waiting for the controller lease", "lease", LeaseNamespace+"/"+LeaseName, "identity", m.cfg.Identity)
+	le.Run(ctx)
+	// Run cancels OnStartedLeading's context on return; wait for the
+	// controllers to stop if they started.
+	mu.Lock()
+	wasLeader := started
+	mu.Unlock()
+	if wasLeader {
+		<-stopped
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if lost {
+		return errors.New("controller manager: lost the leader lease")
+	}
+	return runErr
+}
+
+// runControllers builds every enabled controller, starts the informers,
+// waits for their caches and runs the controllers until ctx is done.
+func (m *Manager) runControllers(ctx context.Context, client kubernetes.Interface) error {
+	log := logging.FromContext(ctx)
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+
+	cctx := &Context{
+		Client:      client,
+		Informers:   informers.NewSharedInformerFactory(client, m.cfg.ResyncPeriod),
+		Metrics:     m.registry,
+		Workers:     m.cfg.Workers,
+		broadcaster: broadcaster,
+	}
+	type running struct {
+		name string
+		c    Controller
+	}
+	var ctrls []running
+	for _, d := range m.cfg.Controllers {
+		if slices.Contains(m.cfg.Disabled, d.Name) {
+			log.Info("controller disabled", "controller", d.Name)
+			continue
+		}
+		c, err := d.Init(ctx, cctx)
+		if err != nil {
+			return fmt.Errorf("controller %s: %w", d.Name, err)
+		}
+		ctrls = append(ctrls, running{d.Name, c})
+	}
+	cctx.Informers.Start(ctx.Done())
+	defer cctx.Informers.Shutdown()
+	for typ, ok := range cctx.Informers.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("controller manager: informer for %v did not sync", typ)
+		}
+	}
+	var wg sync.WaitGroup
+	for _, r := range ctrls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			log.Info("starting controller", "controller", r.name)
+			r.c.Run(logging.NewContext(ctx, log.With("controller", r.name)))
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (m *Manager) serveMetrics(log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", m.cfg.MetricsListen)
+	if err != nil {
+		return nil, fmt.Errorf("controller manager: metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	log.Info("serving controller metrics", "address", "http://"+ln.Addr().String()+"/metrics")
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
+}
+
+func metaObject(namespace, name string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Namespace: namespace, Name: name}
+}
