@@ -1,0 +1,175 @@
+package csidriver
+
+import (
+	"context"
+	"errors"
+	"os"
+	"reflect"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+
+	"volplane/internal/csidriver/state"
+	"volplane/internal/hostops"
+)
+
+// NodePublishVolume implements csi.NodeServer: the staged directory or
+// filesystem is bind mounted on the target directory, a raw block
+// volume's loop device on the target file. Publishing a volume at a
+// second target needs SINGLE_NODE_MULTI_WRITER; every other single-node
+// mode answers FailedPrecondition, as the spec's table says.
+func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
+	id, target, staging := req.GetVolumeId(), req.GetTargetPath(), req.GetStagingTargetPath()
+	switch {
+	case id == "":
+		return nil, errorf(codes.InvalidArgument, "volume ID is required")
+	case target == "":
+		return nil, errorf(codes.InvalidArgument, "target path is required")
+	}
+	c := req.GetVolumeCapability()
+	if err := checkCapability(c); err != nil {
+		return nil, err
+	}
+	if staging == "" {
+		return nil, errorf(codes.FailedPrecondition, "staging target path is required: the volume must be staged first")
+	}
+	unlock := d.locks.lock(volumeKey(id))
+	defer unlock()
+	v, err := d.readyVolume(id)
+	if err != nil {
+		return nil, err
+	}
+	if err := capabilityFits(&v, c); err != nil {
+		return nil, errorf(codes.FailedPrecondition, "%w", err)
+	}
+	if v.Staged == nil || v.Staged.Path != staging {
+		return nil, errorf(codes.FailedPrecondition, "volume %s is not staged at %s", id, staging)
+	}
+	if (c.GetBlock() != nil) != v.Staged.Block {
+		return nil, errorf(codes.FailedPrecondition, "volume %s was staged for another access type", id)
+	}
+	if err := d.checkNodePath(target, id); err != nil {
+		return nil, err
+	}
+	if target == staging {
+		return nil, errorf(codes.InvalidArgument, "target path is the staging path")
+	}
+	mode := c.GetAccessMode().GetMode()
+	t := state.Target{
+		ReadOnly: req.GetReadonly() || req.GetPublishContext()[publishReadOnly] == "true" ||
+			readerOnly(mode) || v.Staged.ReadOnly,
+		Block:      c.GetBlock() != nil,
+		AccessMode: int32(mode),
+		MountFlags: c.GetMount().GetMountFlags(),
+	}
+	if old, ok := v.Targets[target]; ok {
+		if !reflect.DeepEqual(old, t) {
+			return nil, errorf(codes.AlreadyExists, "volume %s is published at %s with other arguments", id, target)
+		}
+	} else {
+		for other, o := range v.Targets {
+			if mode != csi.VolumeCapability_AccessMode_SINGLE_NODE_MULTI_WRITER ||
+				o.AccessMode != int32(csi.VolumeCapability_AccessMode_SINGLE_NODE_MULTI_WRITER) {
+				return nil, errorf(codes.FailedPrecondition, "volume %s is already published at %s and its access mode allows one target", id, other)
+			}
+		}
+		if n := d.countVolumes(func(o *state.Volume) bool { return o.ID != id && len(o.Targets) > 0 }); len(v.Targets) == 0 && int64(n) >= d.cfg.MaxVolumesPerNode {
+			return nil, errorf(codes.ResourceExhausted, "%d volumes are published on this node, the maximum", n)
+		}
+	}
+	if err := d.publish(ctx, &v, target, &t); err != nil {
+		return nil, err
+	}
+	if v.Targets == nil {
+		v.Targets = map[string]state.Target{}
+	}
+	v.Targets[target] = t
+	if err := d.store.PutVolume(v); err != nil {
+		return nil, hostError(err, "record publication of volume %s", id)
+	}
+	return &csi.NodePublishVolumeResponse{}, nil
+}
+
+// publish does the host work of NodePublishVolume, idempotently.
+func (d *Driver) publish(ctx context.Context, v *state.Volume, target string, t *state.Target) error {
+	opts, err := hostops.ParseMountOptions(t.MountFlags)
+	if err != nil {
+		return errorf(codes.InvalidArgument, "mount flags: %w", err)
+	}
+	if len(opts.Data) > 0 && v.Kind == state.KindDir {
+		return errorf(codes.InvalidArgument, "mount flags %v cannot apply to a directory volume", opts.Data)
+	}
+	// Filesystem options took effect at staging; a bind mount takes
+	// only the generic flags.
+	var flags []string
+	for _, f := range t.MountFlags {
+		if o, _ := hostops.ParseMountOptions([]string{f}); len(o.Data) == 0 {
+			flags = append(flags, f)
+		}
+	}
+	if t.ReadOnly {
+		flags = append(flags, "ro")
+	}
+	source := v.Staged.Path
+	if t.Block {
+		source = v.Staged.Device
+		err = ensureFile(target)
+	} else {
+		err = ensureDir(target)
+	}
+	if err != nil {
+		return hostError(err, "target path")
+	}
+	mp, mounted, err := d.mountAt(target)
+	if err != nil {
+		return hostError(err, "read mount table")
+	}
+	if mounted {
+		if !mountIsVolume(mp, v) {
+			return errorf(codes.FailedPrecondition, "target %s already holds another mount (%s)", target, mp.Source)
+		}
+		return nil
+	}
+	if err := d.host.BindMount(ctx, source, target, flags); err != nil {
+		if errors.Is(err, hostops.ErrBadMountOption) {
+			return errorf(codes.InvalidArgument, "publish volume %s: %w", v.ID, err)
+		}
+		return hostError(err, "publish volume %s at %s", v.ID, target)
+	}
+	return nil
+}
+
+// NodeUnpublishVolume implements csi.NodeServer: unmount the target and
+// delete the directory or file the driver made there. A target that does
+// not exist is already unpublished.
+func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
+	id, target := req.GetVolumeId(), req.GetTargetPath()
+	switch {
+	case id == "":
+		return nil, errorf(codes.InvalidArgument, "volume ID is required")
+	case target == "":
+		return nil, errorf(codes.InvalidArgument, "target path is required")
+	}
+	unlock := d.locks.lock(volumeKey(id))
+	defer unlock()
+	v, err := d.store.GetVolume(id)
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, errorf(codes.NotFound, "volume %q does not exist", id)
+	}
+	if err != nil {
+		return nil, hostError(err, "read volume %s", id)
+	}
+	if err := d.unmountAll(ctx, target, &v); err != nil {
+		return nil, err
+	}
+	if err := os.Remove(target); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, hostError(err, "remove target %s", target)
+	}
+	if _, ok := v.Targets[target]; ok {
+		delete(v.Targets, target)
+		if err := d.store.PutVolume(v); err != nil {
+			return nil, hostError(err, "record unpublication of volume %s", id)
+		}
+	}
+	return &csi.NodeUnpublishVolumeResponse{}, nil
+}

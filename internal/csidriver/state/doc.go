@@ -1,0 +1,22 @@
+// Package state is the persistent memory of the built-in CSI driver: the
+// records of its volumes, snapshots and group snapshots, with what the
+// controller (publications) and the node (staging, targets) did with them.
+//
+// The Store interface states the contracts: not-found and already-exists
+// errors are sentinel values wrapped with %w, Put is durable before it
+// returns, Delete is idempotent, records handed out are copies.
+//
+// FileStore keeps one JSON file per record under <pool>/meta. A write goes
+// to a temporary file in the same directory, is fsynced, renamed over the
+// record and the directory is fsynced, so a crash leaves the old or the
+// new record. Temporary files found at start are the traces of writes that
+// never completed and are removed. Memory holds the same encoded bytes as
+// disk; reads decode a fresh copy.
+//
+// Records carry a Phase so that operations spanning several steps
+// (create the record, make the subvolume, set its limit) can be resumed or
+// finished after a crash: the driver writes Creating before it touches the
+// pool, Ready after, and Deleting before it removes anything.
+//
+// This package calls nothing outside the standard library.
+package state

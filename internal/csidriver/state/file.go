@@ -1,0 +1,291 @@
+package state
+
+import (
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// FileStore is the Store kept as one JSON file per record under a root
+// directory: volumes/<id>.json, snapshots/<id>.json, groups/<id>.json.
+// One file per record keeps every change O(1) in bytes written, however
+// many volumes the pool holds.
+type FileStore struct {
+	root      string
+	volumes   *table[Volume]
+	snapshots *table[Snapshot]
+	groups    *table[Group]
+}
+
+var _ Store = (*FileStore)(nil)
+
+// OpenFileStore loads every record under root, creating the directories on
+// first use. Temporary files left by a crash during a write are removed; a
+// record that does not parse is an error (it cannot come from a crash, so
+// it is damage that needs a human).
+func OpenFileStore(root string) (*FileStore, error) {
+	s := &FileStore{root: root}
+	var err error
+	if s.volumes, err = openTable(filepath.Join(root, "volumes"),
+		func(v *Volume) (string, string) { return v.ID, v.Name }); err != nil {
+		return nil, err
+	}
+	if s.snapshots, err = openTable(filepath.Join(root, "snapshots"),
+		func(v *Snapshot) (string, string) { return v.ID, v.Name }); err != nil {
+		return nil, err
+	}
+	if s.groups, err = openTable(filepath.Join(root, "groups"),
+		func(v *Group) (string, string) { return v.ID, v.Name }); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *FileStore) GetVolume(id string) (Volume, error)      { return s.volumes.get(id) }
+func (s *FileStore) VolumeByName(name string) (Volume, error) { return s.volumes.byName(name) }
+func (s *FileStore) ListVolumes() []Volume                    { return s.volumes.list() }
+func (s *FileStore) PutVolume(v Volume) error                 { return s.volumes.put(&v) }
+func (s *FileStore) DeleteVolume(id string) error             { return s.volumes.delete(id) }
+
+func (s *FileStore) GetSnapshot(id string) (Snapshot, error)      { return s.snapshots.get(id) }
+func (s *FileStore) SnapshotByName(name string) (Snapshot, error) { return s.snapshots.byName(name) }
+func (s *FileStore) ListSnapshots() []Snapshot                    { return s.snapshots.list() }
+func (s *FileStore) PutSnapshot(v Snapshot) error                 { return s.snapshots.put(&v) }
+func (s *FileStore) DeleteSnapshot(id string) error               { return s.snapshots.delete(id) }
+
+func (s *FileStore) GetGroup(id string) (Group, error)      { return s.groups.get(id) }
+func (s *FileStore) GroupByName(name string) (Group, error) { return s.groups.byName(name) }
+func (s *FileStore) ListGroups() []Group                    { return s.groups.list() }
+func (s *FileStore) PutGroup(v Group) error                 { return s.groups.put(&v) }
+func (s *FileStore) DeleteGroup(id string) error            { return s.groups.delete(id) }
+
+// DiskUsage implements Store: the allocated size of every file and
+// directory under the root.
+func (s *FileStore) DiskUsage() (int64, error) {
+	var total int64
+	err := filepath.WalkDir(s.root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		total += allocated(info)
+		return nil
+	})
+	return total, err
+}
+
+var validID = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$`)
+
+// table is one kind of record. The in-memory copy is the encoded JSON, so
+// every Get decodes a fresh deep copy and memory holds exactly what disk
+// holds.
+type table[T any] struct {
+	dir  string
+	keys func(*T) (id, name string)
+
+	mu     sync.RWMutex
+	byID   map[string][]byte
+	names  map[string]string // name -> id
+	sorted []string          // IDs, sorted; nil when stale
+}
+
+func openTable[T any](dir string, keys func(*T) (string, string)) (*table[T], error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create state directory: %w", err)
+	}
+	t := &table[T]{dir: dir, keys: keys, byID: map[string][]byte{}, names: map[string]string{}}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read state directory: %w", err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		path := filepath.Join(dir, name)
+		if strings.HasSuffix(name, ".tmp") {
+			// A write that crashed before its rename: the old record,
+			// if any, is still in place.
+			if err := os.Remove(path); err != nil {
+				return nil, fmt.Errorf("remove interrupted write: %w", err)
+			}
+			continue
+		}
+		if !strings.HasSuffix(name, ".json") {
+			continue
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read record: %w", err)
+		}
+		var rec T
+		if err := json.Unmarshal(data, &rec); err != nil {
+			return nil, fmt.Errorf("record %s is damaged: %w", path, err)
+		}
+		id, rname := keys(&rec)
+		if id+".json" != name {
+			return nil, fmt.Errorf("record %s holds ID %q", path, id)
+		}
+		t.byID[id] = data
+		if rname != "" {
+			t.names[rname] = id
+		}
+	}
+	return t, nil
+}
+
+func (t *table[T]) decode(id string, data []byte) (T, error) {
+	var rec T
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return rec, fmt.Errorf("decode record %s: %w", id, err)
+	}
+	return rec, nil
+}
+
+func (t *table[T]) get(id string) (T, error) {
+	t.mu.RLock()
+	data, ok := t.byID[id]
+	t.mu.RUnlock()
+	if !ok {
+		var zero T
+		return zero, fmt.Errorf("%s %q: %w", filepath.Base(t.dir), id, ErrNotFound)
+	}
+	return t.decode(id, data)
+}
+
+func (t *table[T]) byName(name string) (T, error) {
+	t.mu.RLock()
+	id, ok := t.names[name]
+	data := t.byID[id]
+	t.mu.RUnlock()
+	if !ok || name == "" {
+		var zero T
+		return zero, fmt.Errorf("%s named %q: %w", filepath.Base(t.dir), name, ErrNotFound)
+	}
+	return t.decode(id, data)
+}
+
+func (t *table[T]) list() []T {
+	t.mu.Lock()
+	if t.sorted == nil {
+		t.sorted = make([]string, 0, len(t.byID))
+		for id := range t.byID {
+			t.sorted = append(t.sorted, id)
+		}
+		sort.Strings(t.sorted)
+	}
+	datas := make([][]byte, len(t.sorted))
+	ids := append([]string(nil), t.sorted...)
+	for i, id := range ids {
+		datas[i] = t.byID[id]
+	}
+	t.mu.Unlock()
+	out := make([]T, 0, len(ids))
+	for i, id := range ids {
+		rec, err := t.decode(id, datas[i])
+		if err != nil {
+			continue // cannot happen: we encoded it
+		}
+		out = append(out, rec)
+	}
+	return out
+}
+
+func (t *table[T]) put(rec *T) error {
+	id, name := t.keys(rec)
+	if !validID.MatchString(id) {
+		return fmt.Errorf("invalid record ID %q", id)
+	}
+	data, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode record %s: %w", id, err)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if other, ok := t.names[name]; ok && name != "" && other != id {
+		return fmt.Errorf("%s name %q is held by %q: %w", filepath.Base(t.dir), name, other, ErrAlreadyExists)
+	}
+	if err := writeAtomic(t.dir, id+".json", data); err != nil {
+		return err
+	}
+	if old, ok := t.byID[id]; ok {
+		if prev, err := t.decode(id, old); err == nil {
+			if _, oldName := t.keys(&prev); oldName != name {
+				delete(t.names, oldName)
+			}
+		}
+	} else {
+		t.sorted = nil
+	}
+	t.byID[id] = data
+	if name != "" {
+		t.names[name] = id
+	}
+	return nil
+}
+
+func (t *table[T]) delete(id string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	data, ok := t.byID[id]
+	if !ok {
+		return nil
+	}
+	if err := os.Remove(filepath.Join(t.dir, id+".json")); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("delete record %s: %w", id, err)
+	}
+	if err := syncDir(t.dir); err != nil {
+		return err
+	}
+	if rec, err := t.decode(id, data); err == nil {
+		if _, name := t.keys(&rec); name != "" && t.names[name] == id {
+			delete(t.names, name)
+		}
+	}
+	delete(t.byID, id)
+	t.sorted = nil
+	return nil
+}
+
+// writeAtomic replaces dir/name with data: temporary file, fsync, rename,
+// fsync of the directory.
+func writeAtomic(dir, name string, data []byte) error {
+	tmp, err := os.CreateTemp(dir, "."+name+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("write record: %w", err)
+	}
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), filepath.Join(dir, name))
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
+		return fmt.Errorf("write record %s: %w", name, err)
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync state directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync state directory: %w", err)
+	}
+	return nil
+}
