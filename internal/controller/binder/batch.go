@@ -1,0 +1,336 @@
+package binder
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	storagehelpers "k8s.io/component-helpers/storage/volume"
+
+	"volplane/internal/logging"
+)
+
+// The matcher. Upstream matches each claim the moment its sync runs, so in
+// a burst the order in which objects arrive decides who gets what: a small
+// claim that comes early takes a large volume whose exact claim comes
+// later, and some claims are left with nothing. volplane lets a burst
+// settle: unbound claims wait until no claim or volume has arrived for
+// Config.SettleWindow (at most Config.MaxSettleDelay), and are then
+// matched together against the volumes present, largest request first,
+// each taking the smallest volume that fits. For one-dimensional sizes
+// that greedy order never strands a claim that some assignment could
+// serve, and gives every claim its exact fit when one exists.
+//
+// A claim that found nothing waits in its group (class, attributes
+// class, volume mode); a volume becoming bindable in that group makes its
+// waiting claims part of the next batch, so a claim does not wait for the
+// periodic resync when its volume arrives.
+//
+// A decision reserves its volume (it leaves the match index) and is
+// carried out by the bind workers under the volume's and the claim's
+// locks, which check it again against the newest objects: the matcher
+// never writes, and a stale decision only costs a retry.
+
+type batcher struct {
+	mu        sync.Mutex
+	pending   map[string]struct{}
+	waiting   map[groupKey]map[string]struct{}
+	waitingIn map[string]groupKey
+	dirty     map[groupKey]struct{}
+	// decisions in flight: claim key -> volume name, "" for no match.
+	decisions map[string]string
+	// recheck holds claims that were due for a batch while their decision
+	// was in flight; they join the batch after it is done.
+	recheck     map[string]struct{}
+	lastArrival time.Time
+	firstWork   time.Time
+	wake        chan struct{}
+}
+
+func newBatcher() *batcher {
+	return &batcher{
+		pending:   map[string]struct{}{},
+		waiting:   map[groupKey]map[string]struct{}{},
+		waitingIn: map[string]groupKey{},
+		dirty:     map[groupKey]struct{}{},
+		decisions: map[string]string{},
+		recheck:   map[string]struct{}{},
+		wake:      make(chan struct{}, 1),
+	}
+}
+
+func (b *batcher) wakeUp() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (b *batcher) hasWorkLocked() bool { return len(b.pending) > 0 || len(b.dirty) > 0 }
+
+func (b *batcher) noteWorkLocked(now time.Time) {
+	if !b.hasWorkLocked() {
+		b.firstWork = now
+	}
+	b.lastArrival = now
+}
+
+// addClaim makes the claim part of the next batch.
+func (b *batcher) addClaim(key string, now time.Time) {
+	b.mu.Lock()
+	b.noteWorkLocked(now)
+	b.pending[key] = struct{}{}
+	b.mu.Unlock()
+	b.wakeUp()
+}
+
+// volumeArrived notes a volume that became bindable in group g: it
+// extends the settle window of a batch being collected, and puts the
+// claims waiting in g into the next batch.
+func (b *batcher) volumeArrived(g groupKey, now time.Time) {
+	b.mu.Lock()
+	if b.hasWorkLocked() {
+		b.lastArrival = now
+	}
+	if len(b.waiting[g]) > 0 {
+		b.noteWorkLocked(now)
+		b.dirty[g] = struct{}{}
+	}
+	b.mu.Unlock()
+	b.wakeUp()
+}
+
+// forget drops a deleted claim.
+func (b *batcher) forget(key string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.pending, key)
+	delete(b.recheck, key)
+	b.unwaitLocked(key)
+}
+
+func (b *batcher) unwaitLocked(key string) {
+	if g, ok := b.waitingIn[key]; ok {
+		delete(b.waitingIn, key)
+		delete(b.waiting[g], key)
+		if len(b.waiting[g]) == 0 {
+			delete(b.waiting, g)
+		}
+	}
+}
+
+func (b *batcher) pendingLen() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.pending)
+}
+
+// due says whether the batch is ready, or how long until it may be.
+func (b *batcher) due(now time.Time, settle, max time.Duration) (ready bool, wait time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.hasWorkLocked() {
+		return false, -1
+	}
+	quiet := now.Sub(b.lastArrival)
+	waited := now.Sub(b.firstWork)
+	if quiet >= settle || waited >= max {
+		return true, 0
+	}
+	return false, min(settle-quiet, max-waited)
+}
+
+// take returns the claims of the next batch: the pending ones and those
+// waiting in a group where a volume arrived, minus those with a decision
+// in flight.
+func (b *batcher) take() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	keys := make([]string, 0, len(b.pending))
+	for k := range b.pending {
+		keys = append(keys, k)
+	}
+	clear(b.pending)
+	for g := range b.dirty {
+		for k := range b.waiting[g] {
+			keys = append(keys, k)
+			delete(b.waitingIn, k)
+		}
+		delete(b.waiting, g)
+	}
+	clear(b.dirty)
+	out := keys[:0]
+	for _, k := range keys {
+		if _, busy := b.decisions[k]; busy {
+			b.recheck[k] = struct{}{}
+			continue
+		}
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func (b *batcher) decide(key, volume string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.decisions[key] = volume
+	b.unwaitLocked(key)
+}
+
+func (b *batcher) decision(key string) (string, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	v, ok := b.decisions[key]
+	return v, ok
+}
+
+// deferIfInFlight reports whether a decision for key is in flight; if
+// so, the claim joins the batch after it, so that whatever made the
+// caller look at the claim again is not lost.
+func (b *batcher) deferIfInFlight(key string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.decisions[key]; !ok {
+		return false
+	}
+	b.recheck[key] = struct{}{}
+	return true
+}
+
+// done ends the decision in flight for key. If the claim was due for a
+// batch meanwhile, it joins the next one.
+func (b *batcher) done(key string, now time.Time) {
+	b.mu.Lock()
+	delete(b.decisions, key)
+	_, again := b.recheck[key]
+	if again {
+		delete(b.recheck, key)
+		b.noteWorkLocked(now)
+		b.pending[key] = struct{}{}
+	}
+	b.mu.Unlock()
+	if again {
+		b.wakeUp()
+	}
+}
+
+// wait parks a claim that found no volume in its group.
+func (b *batcher) wait(key string, g groupKey) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.unwaitLocked(key)
+	if b.waiting[g] == nil {
+		b.waiting[g] = map[string]struct{}{}
+	}
+	b.waiting[g][key] = struct{}{}
+	b.waitingIn[key] = g
+}
+
+// runMatcher runs match rounds whenever a batch is due.
+func (c *Controller) runMatcher(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		ready, wait := c.batcher.due(c.now(), c.cfg.SettleWindow, c.cfg.MaxSettleDelay)
+		if ready {
+			c.matchRound(ctx)
+			continue
+		}
+		if wait < 0 {
+			wait = time.Hour
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.batcher.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+type candidate struct {
+	key     string
+	claim   *v1.PersistentVolumeClaim
+	request int64
+	delay   bool
+}
+
+// matchRound decides a volume (or none) for every claim of the batch and
+// hands the decisions to the bind workers.
+func (c *Controller) matchRound(ctx context.Context) {
+	keys := c.batcher.take()
+	if len(keys) == 0 {
+		return
+	}
+	log := logging.FromContext(ctx)
+	cands := make([]candidate, 0, len(keys))
+	for _, k := range keys {
+		claim := c.store.claim(k)
+		if claim == nil || !needsMatch(claim) {
+			continue
+		}
+		delay, err := storagehelpers.IsDelayBindingMode(claim, c.classes)
+		if err != nil {
+			log.Warn("cannot tell the claim's binding mode", "claim", k, "err", err)
+			c.claimQueue.AddRateLimited(k)
+			continue
+		}
+		cands = append(cands, candidate{key: k, claim: claim, request: requestOf(claim), delay: delay})
+	}
+	c.metrics.batchSize.Observe(float64(len(cands)))
+	slices.SortFunc(cands, func(a, b candidate) int {
+		if d := cmp.Compare(b.request, a.request); d != 0 {
+			return d
+		}
+		if d := a.claim.CreationTimestamp.Time.Compare(b.claim.CreationTimestamp.Time); d != 0 {
+			return d
+		}
+		return cmp.Compare(a.key, b.key)
+	})
+
+	s := c.store
+	s.mu.Lock()
+	decided := make([]string, 0, len(cands))
+	for _, cd := range cands {
+		start := time.Now()
+		volume := ""
+		if pv := s.preboundLocked(cd.claim); pv != nil {
+			volume = pv.Name
+		} else if !cd.delay {
+			pv, err := s.index.Best(cd.claim)
+			if err != nil {
+				log.Warn("cannot match claim", "claim", cd.key, "err", err)
+			} else if pv != nil {
+				volume = pv.Name
+				s.reserveLocked(pv.Name, cd.key)
+			}
+		}
+		c.metrics.matchSeconds.Observe(time.Since(start).Seconds())
+		c.batcher.decide(cd.key, volume)
+		if volume == "" && !cd.delay {
+			c.batcher.wait(cd.key, claimGroup(cd.claim))
+		}
+		decided = append(decided, cd.key)
+	}
+	s.mu.Unlock()
+	for _, k := range decided {
+		c.bindQueue.Add(k)
+	}
+}
+
+// needsMatch is whether the matcher should choose a volume for claim: not
+// bound, not naming a volume, not being deleted.
+func needsMatch(claim *v1.PersistentVolumeClaim) bool {
+	return claim.Spec.VolumeName == "" && claim.DeletionTimestamp == nil &&
+		!hasAnnotation(claim.Annotations, storagehelpers.AnnBindCompleted)
+}
+
+func hasAnnotation(a map[string]string, key string) bool {
+	_, ok := a[key]
+	return ok
+}

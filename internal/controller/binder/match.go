@@ -1,0 +1,262 @@
+package binder
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	storagehelpers "k8s.io/component-helpers/storage/volume"
+	"k8s.io/utils/ptr"
+)
+
+// The match index holds the volumes a claim may be matched to: no
+// claimRef, not being deleted, phase Pending or Available, not reserved by
+// a bind in flight. It is organised so that finding the best volume for a
+// claim costs O(groups * log n), not O(n):
+//
+//	group  (storage class, volume attributes class, volume mode)
+//	  bucket (exact set of access modes), fewest modes first
+//	    ordered set of (capacity, name)
+//
+// A claim's candidates are the buckets of its group whose modes include
+// every mode it asks; as upstream does, the bucket with the fewest modes
+// that has a fitting volume wins, and within it the smallest volume that
+// is large enough (ties by name).
+
+// groupKey names the volumes a claim can ever match regardless of size
+// and access modes.
+type groupKey struct {
+	class string
+	vac   string
+	mode  v1.PersistentVolumeMode
+}
+
+func (g groupKey) String() string {
+	return fmt.Sprintf("class=%q vac=%q mode=%s", g.class, g.vac, g.mode)
+}
+
+func volumeGroup(pv *v1.PersistentVolume) groupKey {
+	mode := v1.PersistentVolumeFilesystem
+	if pv.Spec.VolumeMode != nil {
+		mode = *pv.Spec.VolumeMode
+	}
+	return groupKey{
+		class: storagehelpers.GetPersistentVolumeClass(pv),
+		vac:   ptr.Deref(pv.Spec.VolumeAttributesClassName, ""),
+		mode:  mode,
+	}
+}
+
+func claimGroup(claim *v1.PersistentVolumeClaim) groupKey {
+	mode := v1.PersistentVolumeFilesystem
+	if claim.Spec.VolumeMode != nil {
+		mode = *claim.Spec.VolumeMode
+	}
+	return groupKey{
+		class: storagehelpers.GetPersistentVolumeClaimClass(claim),
+		vac:   ptr.Deref(claim.Spec.VolumeAttributesClassName, ""),
+		mode:  mode,
+	}
+}
+
+// accessKey is the canonical form of a set of access modes: sorted,
+// deduplicated, comma separated.
+func accessKey(modes []v1.PersistentVolumeAccessMode) string {
+	s := make([]string, 0, len(modes))
+	for _, m := range modes {
+		s = append(s, string(m))
+	}
+	slices.Sort(s)
+	return strings.Join(slices.Compact(s), ",")
+}
+
+// capacityOf is a volume's storage capacity in bytes.
+func capacityOf(pv *v1.PersistentVolume) int64 {
+	q := pv.Spec.Capacity[v1.ResourceStorage]
+	return q.Value()
+}
+
+// requestOf is a claim's storage request in bytes.
+func requestOf(claim *v1.PersistentVolumeClaim) int64 {
+	q := claim.Spec.Resources.Requests[v1.ResourceStorage]
+	return q.Value()
+}
+
+type bucket struct {
+	key   string
+	modes []v1.PersistentVolumeAccessMode
+	vols  orderedSet[*v1.PersistentVolume]
+}
+
+func (b *bucket) offers(want []v1.PersistentVolumeAccessMode) bool {
+	for _, m := range want {
+		if !slices.Contains(b.modes, m) {
+			return false
+		}
+	}
+	return true
+}
+
+type group struct {
+	// buckets sorted by number of modes, then by key.
+	buckets []*bucket
+}
+
+// matchIndex is not safe for concurrent use; the store guards it.
+type matchIndex struct {
+	groups map[groupKey]*group
+	// where records the position of each indexed volume so that it can be
+	// removed after its object changed.
+	where map[string]indexPos
+}
+
+type indexPos struct {
+	group  groupKey
+	bucket string
+	key    sizeKey
+}
+
+func newMatchIndex() *matchIndex {
+	return &matchIndex{groups: map[groupKey]*group{}, where: map[string]indexPos{}}
+}
+
+// Len is the number of indexed volumes.
+func (x *matchIndex) Len() int { return len(x.where) }
+
+// Has reports whether the volume is indexed.
+func (x *matchIndex) Has(name string) bool {
+	_, ok := x.where[name]
+	return ok
+}
+
+// Put indexes pv, replacing an earlier version.
+func (x *matchIndex) Put(pv *v1.PersistentVolume) {
+	x.Remove(pv.Name)
+	gk := volumeGroup(pv)
+	g := x.groups[gk]
+	if g == nil {
+		g = &group{}
+		x.groups[gk] = g
+	}
+	ak := accessKey(pv.Spec.AccessModes)
+	i := slices.IndexFunc(g.buckets, func(b *bucket) bool { return b.key == ak })
+	if i < 0 {
+		b := &bucket{key: ak}
+		for _, m := range strings.Split(ak, ",") {
+			if m != "" {
+				b.modes = append(b.modes, v1.PersistentVolumeAccessMode(m))
+			}
+		}
+		g.buckets = append(g.buckets, b)
+		slices.SortFunc(g.buckets, func(a, b *bucket) int {
+			if d := len(a.modes) - len(b.modes); d != 0 {
+				return d
+			}
+			return strings.Compare(a.key, b.key)
+		})
+		i = slices.Index(g.buckets, b)
+	}
+	k := sizeKey{size: capacityOf(pv), name: pv.Name}
+	g.buckets[i].vols.Set(k, pv)
+	x.where[pv.Name] = indexPos{group: gk, bucket: ak, key: k}
+}
+
+// Remove takes the named volume out of the index, if it is there.
+func (x *matchIndex) Remove(name string) {
+	pos, ok := x.where[name]
+	if !ok {
+		return
+	}
+	delete(x.where, name)
+	g := x.groups[pos.group]
+	for i, b := range g.buckets {
+		if b.key != pos.bucket {
+			continue
+		}
+		b.vols.Delete(pos.key)
+		if b.vols.Len() == 0 {
+			g.buckets = slices.Delete(g.buckets, i, i+1)
+		}
+		break
+	}
+	if len(g.buckets) == 0 {
+		delete(x.groups, pos.group)
+	}
+}
+
+// Best returns the best indexed volume for claim, or nil. It checks
+// everything upstream's matching checks except pre-binding (the caller
+// looks for volumes pre-bound to the claim first) and delayed binding (the
+// caller does not ask for delayed-binding claims).
+func (x *matchIndex) Best(claim *v1.PersistentVolumeClaim) (*v1.PersistentVolume, error) {
+	g := x.groups[claimGroup(claim)]
+	if g == nil {
+		return nil, nil
+	}
+	var selector labels.Selector
+	if claim.Spec.Selector != nil {
+		s, err := metav1.LabelSelectorAsSelector(claim.Spec.Selector)
+		if err != nil {
+			return nil, fmt.Errorf("claim %s: label selector: %w", claimKey(claim), err)
+		}
+		selector = s
+	}
+	request := requestOf(claim)
+	for _, b := range g.buckets {
+		if !b.offers(claim.Spec.AccessModes) {
+			continue
+		}
+		var found *v1.PersistentVolume
+		b.vols.AscendFrom(request, func(_ sizeKey, pv *v1.PersistentVolume) bool {
+			if selector != nil && !selector.Matches(labels.Set(pv.Labels)) {
+				return true
+			}
+			found = pv
+			return false
+		})
+		if found != nil {
+			return found, nil
+		}
+	}
+	return nil, nil
+}
+
+// checkVolumeSatisfyClaim says why volume cannot serve claim, or nil. It
+// is the check for a claim that names its volume: class, size, mode,
+// access modes, attributes class, not being deleted. Its messages are
+// upstream's.
+func checkVolumeSatisfyClaim(volume *v1.PersistentVolume, claim *v1.PersistentVolumeClaim) error {
+	if volume.DeletionTimestamp != nil {
+		return fmt.Errorf("the volume is marked for deletion %q", volume.Name)
+	}
+	if capacityOf(volume) < requestOf(claim) {
+		return fmt.Errorf("requested PV is too small")
+	}
+	if storagehelpers.GetPersistentVolumeClass(volume) != storagehelpers.GetPersistentVolumeClaimClass(claim) {
+		return fmt.Errorf("storageClassName does not match")
+	}
+	if ptr.Deref(claim.Spec.VolumeAttributesClassName, "") != ptr.Deref(volume.Spec.VolumeAttributesClassName, "") {
+		return fmt.Errorf("volumeAttributesClassName does not match")
+	}
+	if storagehelpers.CheckVolumeModeMismatches(&claim.Spec, &volume.Spec) {
+		return fmt.Errorf("incompatible volumeMode")
+	}
+	if !storagehelpers.CheckAccessModes(claim, volume) {
+		return fmt.Errorf("incompatible accessMode")
+	}
+	return nil
+}
+
+// preboundFits reports whether a volume pre-bound to claim may be bound
+// to it: upstream checks size, volume mode, attributes class and deletion
+// for pre-bound volumes, but not class or access modes (the creator of
+// the pre-binding asked for this pair).
+func preboundFits(volume *v1.PersistentVolume, claim *v1.PersistentVolumeClaim) bool {
+	return volume.DeletionTimestamp == nil &&
+		capacityOf(volume) >= requestOf(claim) &&
+		!storagehelpers.CheckVolumeModeMismatches(&claim.Spec, &volume.Spec) &&
+		ptr.Deref(claim.Spec.VolumeAttributesClassName, "") == ptr.Deref(volume.Spec.VolumeAttributesClassName, "")
+}

@@ -1,0 +1,121 @@
+package binder
+
+import (
+	"context"
+	"fmt"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	storagehelpers "k8s.io/component-helpers/storage/volume"
+)
+
+// syncVolumeKey syncs one volume from the volume queue, under its lock.
+func (c *Controller) syncVolumeKey(ctx context.Context, name string) error {
+	unlock := c.locks.lock(volumeLockKey(name))
+	defer unlock()
+	volume := c.store.volume(name)
+	if volume == nil {
+		return nil
+	}
+	return c.syncVolume(ctx, volume)
+}
+
+// syncVolume drives a volume's phase from its claimRef and the claim it
+// names.
+//
+//	claimRef         claim                              action
+//	---------------  ---------------------------------  -----------------------------------------
+//	none             -                                  Available
+//	name, no UID     -                                  Available (pre-bound; claim sync binds)
+//	with UID         gone, or another UID (confirmed    Released, then reclaim (reclaim.go):
+//	                 by the API unless already          Retain: stays; Delete: backend, then PV;
+//	                 Released or Failed)                Recycle: scrub, then Available
+//	with UID         not bound yet (volumeName "")      claim sync finishes the bind
+//	with UID         bound to this volume               Bound
+//	with UID         bound to another volume            provisioned for it and Delete: Released,
+//	                                                    delete; bound by controller: unbind ->
+//	                                                    Available; pre-bound by creator: keep the
+//	                                                    name, drop the UID -> Available
+func (c *Controller) syncVolume(ctx context.Context, volume *v1.PersistentVolume) error {
+	ref := volume.Spec.ClaimRef
+	if ref == nil {
+		_, err := c.updateVolumePhase(ctx, volume, v1.VolumeAvailable, "", "")
+		return err
+	}
+	if ref.UID == "" {
+		if _, err := c.updateVolumePhase(ctx, volume, v1.VolumeAvailable, "", ""); err != nil {
+			return err
+		}
+		// The claim it names may be waiting for it already; upstream
+		// leaves that to the resync.
+		c.claimQueue.Add(claimRefKey(ref))
+		return nil
+	}
+	claim, err := c.claimOfVolume(ctx, volume)
+	if err != nil {
+		return err
+	}
+	switch {
+	case claim == nil:
+		if volume.Status.Phase != v1.VolumeReleased && volume.Status.Phase != v1.VolumeFailed {
+			if volume, err = c.updateVolumePhase(ctx, volume, v1.VolumeReleased, "", ""); err != nil {
+				return err
+			}
+		}
+		return c.reclaimVolume(ctx, volume)
+	case claim.Spec.VolumeName == "":
+		if storagehelpers.CheckVolumeModeMismatches(&claim.Spec, &volume.Spec) {
+			c.recorder.Event(volume, v1.EventTypeWarning, reasonVolumeMismatch,
+				fmt.Sprintf("Cannot bind PersistentVolume to requested PersistentVolumeClaim %q due to incompatible volumeMode.", claim.Name))
+			c.recorder.Event(claim, v1.EventTypeWarning, reasonVolumeMismatch,
+				fmt.Sprintf("Cannot bind PersistentVolume %q to requested PersistentVolumeClaim due to incompatible volumeMode.", volume.Name))
+			return nil
+		}
+		// Bound by this controller (or the scheduler, or a provisioner)
+		// to a claim not bound yet: the claim's sync finishes it.
+		c.claimQueue.Add(claimKey(claim))
+		return nil
+	case claim.Spec.VolumeName == volume.Name:
+		_, err := c.updateVolumePhase(ctx, volume, v1.VolumeBound, "", "")
+		return err
+	case hasAnnotation(volume.Annotations, storagehelpers.AnnDynamicallyProvisioned) &&
+		volume.Spec.PersistentVolumeReclaimPolicy == v1.PersistentVolumeReclaimDelete:
+		// Provisioned for a claim that got another volume: not needed.
+		if volume.Status.Phase != v1.VolumeReleased && volume.Status.Phase != v1.VolumeFailed {
+			if volume, err = c.updateVolumePhase(ctx, volume, v1.VolumeReleased, "", ""); err != nil {
+				return err
+			}
+		}
+		return c.reclaimVolume(ctx, volume)
+	default:
+		return c.unbindVolume(ctx, volume)
+	}
+}
+
+// claimOfVolume returns the claim a volume's claimRef names, nil when it
+// does not exist (or is another claim of the same name). Before a volume
+// is released, absence from the store is confirmed with the API: a claim
+// created by someone else may just not have reached this controller.
+func (c *Controller) claimOfVolume(ctx context.Context, volume *v1.PersistentVolume) (*v1.PersistentVolumeClaim, error) {
+	ref := volume.Spec.ClaimRef
+	claim := c.store.claim(claimRefKey(ref))
+	if claim != nil && claim.UID == ref.UID {
+		return claim, nil
+	}
+	if volume.Status.Phase == v1.VolumeReleased || volume.Status.Phase == v1.VolumeFailed {
+		return nil, nil
+	}
+	live, err := c.client.CoreV1().PersistentVolumeClaims(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("reading claim %s of volume %s: %w", claimRefKey(ref), volume.Name, err)
+	}
+	c.onClaim(live)
+	if live.UID != ref.UID {
+		return nil, nil
+	}
+	return live, nil
+}
