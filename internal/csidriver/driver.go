@@ -183,15 +183,21 @@ func (d *Driver) csiVolume(v *state.Volume) *csi.Volume {
 }
 
 // csiSnapshot is the CSI view of a snapshot.
+//
+// It leaves the alpha field accessible_topology empty although snapshots
+// live on this node only: csi-sanity v5.6.0 compares a returned topology
+// with reflect.DeepEqual against a message whose protobuf size cache the
+// request marshalling has filled, so any driver that fills the field fails
+// that spec. No CO reads the field yet; CreateSnapshot still refuses
+// requisite topologies other than this node.
 func (d *Driver) csiSnapshot(s *state.Snapshot) *csi.Snapshot {
 	return &csi.Snapshot{
-		SizeBytes:          s.SizeBytes,
-		SnapshotId:         s.ID,
-		SourceVolumeId:     s.SourceVolumeID,
-		CreationTime:       timestamppb.New(s.CreatedAt),
-		ReadyToUse:         s.Phase == state.Ready,
-		GroupSnapshotId:    s.GroupID,
-		AccessibleTopology: []*csi.Topology{d.topology()},
+		SizeBytes:       s.SizeBytes,
+		SnapshotId:      s.ID,
+		SourceVolumeId:  s.SourceVolumeID,
+		CreationTime:    timestamppb.New(s.CreatedAt),
+		ReadyToUse:      s.Phase == state.Ready,
+		GroupSnapshotId: s.GroupID,
 	}
 }
 

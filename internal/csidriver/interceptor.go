@@ -69,11 +69,14 @@ func stripMessage(m protoreflect.Message) {
 			for i := 0; i < l.Len(); i++ {
 				stripMessage(l.Get(i).Message())
 			}
-		case fd.IsMap() && fd.MapValue().Kind() == protoreflect.MessageKind:
-			v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
-				stripMessage(mv.Message())
-				return true
-			})
+		case fd.IsMap():
+			if fd.MapValue().Kind() == protoreflect.MessageKind {
+				v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+					stripMessage(mv.Message())
+					return true
+				})
+			}
+		case fd.IsList():
 		case fd.Kind() == protoreflect.MessageKind:
 			stripMessage(v.Message())
 		}
