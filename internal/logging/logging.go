@@ -63,8 +63,26 @@ func Setup(w io.Writer, opts Options) *slog.Logger {
 	return logger
 }
 
+// benign are upstream error messages that are expected in volplane's
+// configuration and say nothing wrong; they are logged at debug level.
+var benign = map[string]bool{
+	// component-base/metrics: no label allow-list manifest is configured.
+	"The manifest file is empty, ignoring.": true,
+	// kube-apiserver with --endpoint-reconciler-type=none (a loopback
+	// --listen) removes the kubernetes Service's endpoints at every start.
+	"Found stale data, removed previous endpoints on kubernetes service, apiserver didn't exit successfully previously": true,
+	// embedded etcd serving only on unix sockets in a 0700 directory.
+	"Running http and grpc server on single port. This is not recommended for production.": true,
+	"simple token is not cryptographically signed": true,
+}
+
+// Benign reports whether an upstream message is expected in volplane's
+// configuration and should not be shown above debug level.
+func Benign(msg string) bool { return benign[msg] }
+
 // upstreamHandler drops upstream info records unless verbose is set, and
-// reports the ones it lets through at debug level.
+// reports the ones it lets through at debug level, as it does the benign
+// errors.
 type upstreamHandler struct {
 	inner   slog.Handler
 	verbose bool
@@ -78,7 +96,7 @@ func (h *upstreamHandler) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (h *upstreamHandler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level < slog.LevelWarn {
+	if r.Level < slog.LevelWarn || benign[r.Message] {
 		if !h.verbose {
 			return nil
 		}

@@ -1,0 +1,48 @@
+// Package bootstrap makes the objects `volplane up` promises exist on a
+// fresh cluster: the default StorageClass of the built-in driver. It only
+// creates what is missing, never overwrites what a user changed.
+package bootstrap
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+)
+
+const (
+	// DriverName is the built-in CSI driver.
+	DriverName = "local.csi.volplane.io"
+	// DefaultStorageClass is the class `volplane up` creates.
+	DefaultStorageClass = "volplane-local"
+	// DefaultClassAnnotation marks the cluster's default StorageClass.
+	DefaultClassAnnotation = "storageclass.kubernetes.io/is-default-class"
+)
+
+// DefaultClass is the StorageClass `volplane up` creates.
+func DefaultClass() *storagev1.StorageClass {
+	return &storagev1.StorageClass{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        DefaultStorageClass,
+			Annotations: map[string]string{DefaultClassAnnotation: "true"},
+		},
+		Provisioner:          DriverName,
+		ReclaimPolicy:        ptr.To(corev1.PersistentVolumeReclaimDelete),
+		VolumeBindingMode:    ptr.To(storagev1.VolumeBindingWaitForFirstConsumer),
+		AllowVolumeExpansion: ptr.To(true),
+	}
+}
+
+// EnsureDefaultClass creates the default StorageClass unless it exists.
+func EnsureDefaultClass(ctx context.Context, cs kubernetes.Interface) error {
+	_, err := cs.StorageV1().StorageClasses().Create(ctx, DefaultClass(), metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("storage class %s: %w", DefaultStorageClass, err)
+	}
+	return nil
+}

@@ -1,0 +1,76 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
+	apiserveroptions "k8s.io/kubernetes/cmd/kube-apiserver/app/options"
+)
+
+// apiserverArgs derives kube-apiserver's flags from the config: the
+// upstream component runs from its own options, exactly as its binary
+// would with these flags.
+func (c *Config) apiserverArgs(p *PKI, etcdServers []string, host string, port int) []string {
+	args := []string{
+		"--bind-address=" + host,
+		"--secure-port=" + strconv.Itoa(port),
+		"--etcd-servers=" + strings.Join(etcdServers, ","),
+		"--tls-cert-file=" + p.Path(servingCert),
+		"--tls-private-key-file=" + p.Path(servingKey),
+		"--client-ca-file=" + p.Path(caCert),
+		"--token-auth-file=" + p.Path(tokensFile),
+		"--authorization-mode=Node,RBAC",
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file=" + p.Path(saPub),
+		"--service-account-signing-key-file=" + p.Path(saKey),
+		"--service-cluster-ip-range=" + c.ServiceCIDR,
+		"--kubelet-client-certificate=" + p.Path(kubeletClientCert),
+		"--kubelet-client-key=" + p.Path(kubeletClientKey),
+		"--allow-privileged=true",
+		"--profiling=false",
+		"--feature-gates=" + featureGates,
+	}
+	ip := net.ParseIP(host)
+	switch {
+	case ip != nil && ip.IsLoopback():
+		// Endpoints may not name loopback addresses, so a server that
+		// only listens on loopback does not publish itself in the
+		// kubernetes Service.
+		args = append(args, "--advertise-address="+host, "--endpoint-reconciler-type=none")
+	case ip != nil && !ip.IsUnspecified():
+		args = append(args, "--advertise-address="+host)
+	}
+	return args
+}
+
+// runAPIServer runs kube-apiserver until ctx is done. ln is the listener
+// it serves on, opened beforehand so that an occupied port fails before
+// anything else starts.
+func runAPIServer(ctx context.Context, args []string, ln net.Listener) error {
+	s := apiserveroptions.NewServerRunOptions()
+	fs := pflag.NewFlagSet("kube-apiserver", pflag.ContinueOnError)
+	for _, f := range s.Flags().FlagSets {
+		fs.AddFlagSet(f)
+	}
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("kube-apiserver: %w", err)
+	}
+	s.SecureServing.Listener = ln
+	if err := s.GenericServerRunOptions.ComponentGlobalsRegistry.Set(); err != nil {
+		return fmt.Errorf("kube-apiserver: %w", err)
+	}
+	completed, err := s.Complete(ctx)
+	if err != nil {
+		return fmt.Errorf("kube-apiserver: %w", err)
+	}
+	if errs := completed.Validate(); len(errs) != 0 {
+		return fmt.Errorf("kube-apiserver: %w", utilerrors.NewAggregate(errs))
+	}
+	return apiserver.Run(ctx, completed)
+}

@@ -1,0 +1,62 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// volplaneControllerRole is what volplane's storage controllers may do:
+// the storage objects, the pods and nodes they reason about, events, and
+// their leader Lease. Reconciled on every start so that an upgrade's new
+// rights arrive with it.
+var volplaneControllerRole = &rbacv1.ClusterRole{
+	ObjectMeta: metav1.ObjectMeta{Name: VolplaneControllerIdentity.User},
+	Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"persistentvolumes", "persistentvolumeclaims"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"persistentvolumes/status", "persistentvolumeclaims/status"}, Verbs: []string{"update", "patch"}},
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch", "create", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"nodes/status"}, Verbs: []string{"update", "patch"}},
+		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}},
+		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "update", "patch"}},
+		{APIGroups: []string{"storage.k8s.io"}, Resources: []string{"storageclasses", "csidrivers", "csinodes", "volumeattributesclasses"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{"storage.k8s.io"}, Resources: []string{"volumeattachments", "csistoragecapacities"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+		{APIGroups: []string{"storage.k8s.io"}, Resources: []string{"volumeattachments/status"}, Verbs: []string{"update", "patch"}},
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch"}},
+	},
+}
+
+var volplaneControllerBinding = &rbacv1.ClusterRoleBinding{
+	ObjectMeta: metav1.ObjectMeta{Name: VolplaneControllerIdentity.User},
+	RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: volplaneControllerRole.Name},
+	Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: VolplaneControllerIdentity.User}},
+}
+
+// reconcileRBAC makes the cluster roles volplane's components need exist
+// as volplane defines them.
+func reconcileRBAC(ctx context.Context, cs kubernetes.Interface) error {
+	roles := cs.RbacV1().ClusterRoles()
+	if cur, err := roles.Get(ctx, volplaneControllerRole.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		if _, err := roles.Create(ctx, volplaneControllerRole, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("rbac: %w", err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("rbac: %w", err)
+	} else {
+		cur.Rules = volplaneControllerRole.Rules
+		if _, err := roles.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("rbac: %w", err)
+		}
+	}
+	bindings := cs.RbacV1().ClusterRoleBindings()
+	if _, err := bindings.Create(ctx, volplaneControllerBinding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("rbac: %w", err)
+	}
+	return nil
+}
