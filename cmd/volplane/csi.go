@@ -1,25 +1,93 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"volplane/internal/csidriver"
+	"volplane/internal/csidriver/pool"
+	"volplane/internal/logging"
 )
 
-// newCSICommand runs the built-in CSI driver alone. Placeholder until the
-// driver lands.
-func newCSICommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "csi",
-		Short: "Run the built-in CSI driver local.csi.volplane.io on a unix socket",
-		RunE:  func(*cobra.Command, []string) error { return errors.New("not built yet") },
-	}
+// csiFlags are the flags of `volplane csi`.
+type csiFlags struct {
+	endpoint   string
+	poolDir    string
+	poolSize   string
+	nodeID     string
+	maxVolumes int64
+	verbosity  int
 }
 
-func newBenchCSICommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "csi",
-		Short: "CSI driver latency: create+stage+publish and teardown",
-		RunE:  func(*cobra.Command, []string) error { return errors.New("not built yet") },
+func (f *csiFlags) add(fs *pflag.FlagSet) {
+	fs.StringVar(&f.endpoint, "endpoint", "unix:///run/volplane/csi.sock", "unix socket the driver serves CSI on")
+	fs.StringVar(&f.poolDir, "pool", "", "pool directory holding the volumes and the driver's records (required)")
+	fs.StringVar(&f.poolSize, "pool-size", "10Gi", "size of the sparse btrfs image used when the pool's filesystem enforces no quota")
+	fs.StringVar(&f.nodeID, "node-id", "", "this node's ID (default: the hostname)")
+	fs.Int64Var(&f.maxVolumes, "max-volumes-per-node", csidriver.DefaultMaxVolumesPerNode, "volumes that may be published to this node at once")
+	fs.IntVarP(&f.verbosity, "v", "v", 0, "log verbosity: 1 logs every CSI call")
+}
+
+// config turns the flags into the driver's Config.
+func (f *csiFlags) config() (csidriver.Config, error) {
+	if f.poolDir == "" {
+		return csidriver.Config{}, errors.New("--pool is required")
 	}
+	size, err := resource.ParseQuantity(f.poolSize)
+	if err != nil {
+		return csidriver.Config{}, fmt.Errorf("--pool-size: %w", err)
+	}
+	cfg := csidriver.Config{
+		NodeID:            f.nodeID,
+		MaxVolumesPerNode: f.maxVolumes,
+		Pool:              pool.Config{Dir: f.poolDir, ImageSize: size.Value()},
+	}
+	return cfg, cfg.Validate()
+}
+
+// newCSICommand runs the built-in CSI driver alone.
+func newCSICommand() *cobra.Command {
+	var f csiFlags
+	cmd := &cobra.Command{
+		Use:   "csi",
+		Short: "Run the built-in CSI driver local.csi.volplane.io on a unix socket",
+		Long: `Run the built-in CSI driver local.csi.volplane.io: directory volumes with an
+enforced capacity and loop-device block volumes, from a pool directory.
+
+On btrfs, directory volumes are subvolumes limited by qgroups; on XFS/ext4
+with project quotas, project-quota directories; anywhere else the pool
+becomes a sparse btrfs image of --pool-size mounted under the pool.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := f.config()
+			if err != nil {
+				return err
+			}
+			ctx, stop := csiContext(cmd.Context(), f.verbosity)
+			defer stop()
+			d, err := csidriver.New(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			return d.Serve(ctx, f.endpoint)
+		},
+	}
+	f.add(cmd.Flags())
+	return cmd
+}
+
+// csiContext installs the logger and returns a context cancelled on
+// SIGTERM or SIGINT.
+func csiContext(parent context.Context, verbosity int) (context.Context, context.CancelFunc) {
+	log := logging.Setup(os.Stderr, logging.Options{Verbosity: verbosity})
+	ctx, stop := signal.NotifyContext(parent, syscall.SIGTERM, syscall.SIGINT)
+	return logging.NewContext(ctx, log), stop
 }

@@ -224,7 +224,7 @@ func (d *Driver) ControllerExpandVolume(ctx context.Context, req *csi.Controller
 		return &csi.ControllerExpandVolumeResponse{CapacityBytes: v.CapacityBytes,
 			NodeExpansionRequired: nodeExpand && v.FilesystemBytes < v.CapacityBytes && v.Formatted != ""}, nil
 	}
-	if err := d.checkGrowth(size - v.CapacityBytes); err != nil {
+	if err := d.checkGrowth(size, size-v.CapacityBytes); err != nil {
 		return nil, err
 	}
 	if v.Kind == state.KindDir {
@@ -243,16 +243,17 @@ func (d *Driver) ControllerExpandVolume(ctx context.Context, req *csi.Controller
 	return &csi.ControllerExpandVolumeResponse{CapacityBytes: size, NodeExpansionRequired: nodeExpand}, nil
 }
 
-// checkGrowth checks that the pool can give delta more bytes.
-func (d *Driver) checkGrowth(delta int64) error {
+// checkGrowth checks that the pool can hold a volume grown to size, delta
+// bytes more than now.
+func (d *Driver) checkGrowth(size, delta int64) error {
 	d.spaceMu.Lock()
 	defer d.spaceMu.Unlock()
 	total, avail, err := d.available()
 	if err != nil {
 		return hostError(err, "pool capacity")
 	}
-	if delta > total {
-		return errorf(codes.OutOfRange, "%d more bytes exceed the pool's size of %d bytes", delta, total)
+	if size > total {
+		return errorf(codes.OutOfRange, "%d bytes exceed the pool's size of %d bytes", size, total)
 	}
 	if delta > avail {
 		return errorf(codes.ResourceExhausted, "%d more bytes requested, %d bytes available in the pool", delta, avail)

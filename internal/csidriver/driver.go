@@ -100,6 +100,9 @@ type Driver struct {
 	spaceMu sync.Mutex
 
 	ready atomic.Bool
+
+	// space reports the pool's size and free bytes; tests replace it.
+	space func() (total, free int64, err error)
 }
 
 // New opens the pool and the records, finishes what a previous run left
@@ -116,7 +119,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open driver state: %w", err)
 	}
-	d := &Driver{cfg: cfg, host: cfg.Host, pool: p, store: store, locks: newKeyLocks()}
+	d := &Driver{cfg: cfg, host: cfg.Host, pool: p, store: store, locks: newKeyLocks(), space: p.Space}
 	if err := d.recover(ctx); err != nil {
 		return nil, fmt.Errorf("recover driver state: %w", err)
 	}
@@ -142,7 +145,7 @@ func (d *Driver) topology() *csi.Topology {
 // Capacities are reserved in full (no overcommit), so a volume below its
 // limit never meets a full pool.
 func (d *Driver) available() (total, avail int64, err error) {
-	total, free, err := d.pool.Space()
+	total, free, err := d.space()
 	if err != nil {
 		return 0, 0, err
 	}

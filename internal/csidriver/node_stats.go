@@ -147,4 +147,3 @@ func (d *Driver) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolume
 	}
 	return &csi.NodeExpandVolumeResponse{CapacityBytes: size}, nil
 }
-

@@ -39,7 +39,7 @@ type ifDqinfo struct {
 }
 
 type ifDqblk struct {
-	BHardLimit, BSoftLimit, CurSpace uint64
+	BHardLimit, BSoftLimit, CurSpace  uint64
 	IHardLimit, ISoftLimit, CurInodes uint64
 	BTime, ITime                      uint64
 	Valid                             uint32
