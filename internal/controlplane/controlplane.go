@@ -26,10 +26,12 @@ type ControlPlane struct {
 	lock *DirLock
 	etcd *embeddedEtcd
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	errc   chan error
-	once   sync.Once
+	// Components stop in reverse order of start: the controller manager
+	// while the API still answers, then the API, then etcd.
+	cancelKCM, cancelAPI context.CancelFunc
+	kcmDone, apiDone     chan struct{}
+	errc                 chan error
+	once                 sync.Once
 }
 
 // Start brings the control plane up and returns once the API answers
@@ -87,9 +89,9 @@ func Start(ctx context.Context, cfg Config) (_ *ControlPlane, err error) {
 		return nil, err
 	}
 
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	cp.cancel = cancel
-	cp.goRun(func() error { return runAPIServer(runCtx, cfg.apiserverArgs(cp.pki, endpoints, host, port), ln) })
+	apiCtx, cancelAPI := context.WithCancel(context.WithoutCancel(ctx))
+	cp.cancelAPI = cancelAPI
+	cp.apiDone = cp.goRun(func() error { return runAPIServer(apiCtx, cfg.apiserverArgs(cp.pki, endpoints, host, port), ln) })
 
 	admin, err := cp.RESTConfig(AdminIdentity)
 	if err != nil {
@@ -110,7 +112,9 @@ func Start(ctx context.Context, cfg Config) (_ *ControlPlane, err error) {
 	if err := cp.writeKubeconfig(kcmKubeconfig, ControllerManagerIdentity); err != nil {
 		return nil, err
 	}
-	cp.goRun(func() error { return runControllerManager(runCtx, cfg.controllerManagerArgs(cp.pki, kcmKubeconfig)) })
+	kcmCtx, cancelKCM := context.WithCancel(apiCtx)
+	cp.cancelKCM = cancelKCM
+	cp.kcmDone = cp.goRun(func() error { return runControllerManager(kcmCtx, cfg.controllerManagerArgs(cp.pki, kcmKubeconfig)) })
 
 	if err := cp.writeKubeconfig(cfg.KubeconfigPath(), AdminIdentity); err != nil {
 		return nil, err
@@ -119,11 +123,11 @@ func Start(ctx context.Context, cfg Config) (_ *ControlPlane, err error) {
 }
 
 // goRun runs a component; its return before Stop is an error of the
-// whole control plane.
-func (cp *ControlPlane) goRun(run func() error) {
-	cp.wg.Add(1)
+// whole control plane. The channel is closed when it has returned.
+func (cp *ControlPlane) goRun(run func() error) chan struct{} {
+	done := make(chan struct{})
 	go func() {
-		defer cp.wg.Done()
+		defer close(done)
 		err := run()
 		if err == nil || errors.Is(err, context.Canceled) {
 			err = errors.New("stopped")
@@ -133,6 +137,7 @@ func (cp *ControlPlane) goRun(run func() error) {
 		default:
 		}
 	}()
+	return done
 }
 
 // waitReady polls /readyz until it passes, a component fails, or the
@@ -193,15 +198,18 @@ func (cp *ControlPlane) Err() <-chan error { return cp.errc }
 // is safe to call more than once.
 func (cp *ControlPlane) Stop() {
 	cp.once.Do(func() {
-		if cp.cancel != nil {
-			cp.cancel()
+		stop := func(cancel context.CancelFunc, done chan struct{}, within time.Duration) {
+			if cancel == nil {
+				return
+			}
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(within):
+			}
 		}
-		done := make(chan struct{})
-		go func() { cp.wg.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(7 * time.Second):
-		}
+		stop(cp.cancelKCM, cp.kcmDone, 3*time.Second)
+		stop(cp.cancelAPI, cp.apiDone, 4*time.Second)
 		if cp.etcd != nil {
 			cp.etcd.Close()
 		}

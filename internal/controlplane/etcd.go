@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -105,15 +106,15 @@ func checkEtcd(ctx context.Context, endpoints []string, fingerprint string) erro
 		Logger:      zap.NewNop(),
 	})
 	if err != nil {
-		return fmt.Errorf("etcd %v unreachable: %w", endpoints, err)
+		return fmt.Errorf("etcd %s unreachable: %w", strings.Join(endpoints, ","), err)
 	}
 	defer cli.Close()
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 
 	resp, err := cli.Get(ctx, pkiFingerprintKey)
 	if err != nil {
-		return fmt.Errorf("etcd %v unreachable: %w", endpoints, err)
+		return fmt.Errorf("etcd %s unreachable: %w", strings.Join(endpoints, ","), err)
 	}
 	if len(resp.Kvs) > 0 {
 		if got := string(resp.Kvs[0].Value); got != fingerprint {
