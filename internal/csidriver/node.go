@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"strings"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
@@ -181,12 +182,21 @@ func (d *Driver) stageFilesystem(ctx context.Context, v *state.Volume, stg *stat
 		return errorf(codes.FailedPrecondition, "volume %s holds %s, not %s", v.ID, have, want)
 	}
 	v.Formatted = have
+	grow := !stg.ReadOnly && v.FilesystemBytes < size
+	if grow && !mounted && strings.HasPrefix(have, "ext") {
+		// ext2/3/4 grow offline before the mount: growing them online
+		// needs CAP_SYS_RESOURCE, which a node plugin may lack.
+		if err := d.host.GrowFilesystem(ctx, stg.Device, "", have); err != nil {
+			return hostError(err, "grow filesystem of volume %s", v.ID)
+		}
+		v.FilesystemBytes, grow = size, false
+	}
 	if !mounted {
 		if err := d.host.Mount(ctx, stg.Device, stg.Path, have, flags); err != nil {
 			return hostError(err, "mount volume %s", v.ID)
 		}
 	}
-	if !stg.ReadOnly && v.FilesystemBytes < size {
+	if grow {
 		if err := d.host.GrowFilesystem(ctx, stg.Device, stg.Path, have); err != nil {
 			return hostError(err, "grow filesystem of volume %s", v.ID)
 		}

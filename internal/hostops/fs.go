@@ -43,16 +43,32 @@ func (h *Real) Mkfs(ctx context.Context, dev, fstype string) error {
 	return err
 }
 
-// GrowFilesystem implements Host.
+// GrowFilesystem implements Host. ext2/3/4 grow offline when mountpoint
+// is empty (after a forced check, which resize2fs demands); growing them
+// online needs CAP_SYS_RESOURCE. XFS and btrfs grow only mounted.
 func (h *Real) GrowFilesystem(ctx context.Context, dev, mountpoint, fstype string) error {
 	var err error
 	switch fstype {
 	case "ext4", "ext3", "ext2":
+		if mountpoint == "" {
+			// e2fsck -p exits 1 or 2 when it fixed something; only
+			// 4 and above mean the filesystem is not sound.
+			if _, err := run(ctx, "e2fsck", "-f", "-p", dev); err != nil {
+				if code := ExitCodeOf(err); code < 0 || code >= 4 {
+					return err
+				}
+			}
+		}
 		_, err = run(ctx, "resize2fs", dev)
-	case "xfs":
-		_, err = run(ctx, "xfs_growfs", mountpoint)
-	case "btrfs":
-		_, err = run(ctx, "btrfs", "filesystem", "resize", "max", mountpoint)
+	case "xfs", "btrfs":
+		if mountpoint == "" {
+			return fmt.Errorf("grow %s offline: %w", fstype, ErrNotSupported)
+		}
+		if fstype == "xfs" {
+			_, err = run(ctx, "xfs_growfs", mountpoint)
+		} else {
+			_, err = run(ctx, "btrfs", "filesystem", "resize", "max", mountpoint)
+		}
 	default:
 		return fmt.Errorf("grow %q: %w", fstype, ErrNotSupported)
 	}

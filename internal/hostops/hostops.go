@@ -53,7 +53,8 @@ type Host interface {
 	// Mkfs creates a filesystem of type fstype (ext4, xfs, btrfs) on dev.
 	Mkfs(ctx context.Context, dev, fstype string) error
 	// GrowFilesystem grows the filesystem on dev, mounted at mountpoint,
-	// to the size of the device.
+	// to the size of the device. An empty mountpoint means the filesystem
+	// is not mounted; only ext2/3/4 can grow so (ErrNotSupported else).
 	GrowFilesystem(ctx context.Context, dev, mountpoint, fstype string) error
 	// Freeze and Thaw suspend and resume writes to the filesystem mounted
 	// at mountpoint (FIFREEZE/FITHAW). Thawing a filesystem that is not
