@@ -257,6 +257,15 @@ func TestBtrfsQgroupEnforcesLimit(t *testing.T) {
 	if err != nil || limit != 10<<20 || used < 9<<20 {
 		t.Fatalf("usage %d, limit %d, %v", used, limit, err)
 	}
+	if err := h.BtrfsQgroupLimit(ctx, sub, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, limit, err := h.BtrfsQgroupUsage(ctx, sub); err != nil || limit != 0 {
+		t.Fatalf("limit after removing it: %d, %v", limit, err)
+	}
+	if n, err := fill(filepath.Join(sub, "more"), 2<<20); err != nil {
+		t.Fatalf("without a limit only %d bytes fit: %v", n, err)
+	}
 	snap := filepath.Join(mnt, "snap")
 	if err := h.BtrfsSubvolumeSnapshot(ctx, sub, snap, true); err != nil {
 		t.Fatal(err)
@@ -268,6 +277,12 @@ func TestBtrfsQgroupEnforcesLimit(t *testing.T) {
 		if err := h.BtrfsSubvolumeDelete(ctx, p); err != nil {
 			t.Fatalf("delete %s: %v", p, err)
 		}
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Fatalf("%s survives its deletion: %v", p, err)
+		}
+	}
+	if err := h.BtrfsSubvolumeCreate(ctx, filepath.Join(mnt, "missing", "x")); err == nil {
+		t.Fatal("creating a subvolume under a missing directory succeeded")
 	}
 }
 

@@ -69,6 +69,8 @@ type Result struct {
 	// Down are the per-volume teardown latencies and their total.
 	Down      []time.Duration
 	DownTotal time.Duration
+	// RPC holds every call's latency by method name.
+	RPC map[string][]time.Duration
 	// Metadata is the size of the driver's records at the peak, -1 when
 	// unknown.
 	Metadata int64
@@ -87,6 +89,15 @@ type client struct {
 	node        *csi.NodeGetInfoResponse
 	ctrlPublish bool
 	stage       bool
+	res         *Result
+}
+
+// timed runs one call and files its latency under name.
+func (c *client) timed(name string, call func() error) error {
+	start := time.Now()
+	err := call()
+	c.res.RPC[name] = append(c.res.RPC[name], time.Since(start))
+	return err
 }
 
 // Run brings the volumes up one by one, measures, and takes them all down.
@@ -103,7 +114,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer conn.Close()
 	c := &client{IdentityClient: csi.NewIdentityClient(conn), ControllerClient: csi.NewControllerClient(conn),
 		NodeClient: csi.NewNodeClient(conn)}
-	res := &Result{Metadata: -1}
+	res := &Result{Metadata: -1, RPC: map[string][]time.Duration{}}
+	c.res = res
 	if err := c.discover(ctx, res); err != nil {
 		return nil, err
 	}
@@ -210,7 +222,8 @@ func (c *client) up(ctx context.Context, v *volume, name string, size int64, par
 	if t := c.node.GetAccessibleTopology(); t != nil {
 		req.AccessibilityRequirements = &csi.TopologyRequirement{Requisite: []*csi.Topology{t}, Preferred: []*csi.Topology{t}}
 	}
-	created, err := c.CreateVolume(ctx, req)
+	var created *csi.CreateVolumeResponse
+	err := c.timed("CreateVolume", func() (err error) { created, err = c.CreateVolume(ctx, req); return err })
 	if err != nil {
 		return fmt.Errorf("CreateVolume: %w", err)
 	}
@@ -219,8 +232,12 @@ func (c *client) up(ctx context.Context, v *volume, name string, size int64, par
 	volCtx := created.GetVolume().GetVolumeContext()
 	var pubCtx map[string]string
 	if c.ctrlPublish {
-		resp, err := c.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{
-			VolumeId: v.id, NodeId: c.node.GetNodeId(), VolumeCapability: capability(v.block), VolumeContext: volCtx})
+		var resp *csi.ControllerPublishVolumeResponse
+		err := c.timed("ControllerPublishVolume", func() (err error) {
+			resp, err = c.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{
+				VolumeId: v.id, NodeId: c.node.GetNodeId(), VolumeCapability: capability(v.block), VolumeContext: volCtx})
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("ControllerPublishVolume: %w", err)
 		}
@@ -230,13 +247,19 @@ func (c *client) up(ctx context.Context, v *volume, name string, size int64, par
 	staging := ""
 	if c.stage {
 		staging = v.staging
-		if _, err := c.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: v.id, PublishContext: pubCtx,
-			StagingTargetPath: staging, VolumeCapability: capability(v.block), VolumeContext: volCtx}); err != nil {
+		if err := c.timed("NodeStageVolume", func() error {
+			_, err := c.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: v.id, PublishContext: pubCtx,
+				StagingTargetPath: staging, VolumeCapability: capability(v.block), VolumeContext: volCtx})
+			return err
+		}); err != nil {
 			return fmt.Errorf("NodeStageVolume: %w", err)
 		}
 	}
-	if _, err := c.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: v.id, PublishContext: pubCtx,
-		StagingTargetPath: staging, TargetPath: v.target, VolumeCapability: capability(v.block), VolumeContext: volCtx}); err != nil {
+	if err := c.timed("NodePublishVolume", func() error {
+		_, err := c.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: v.id, PublishContext: pubCtx,
+			StagingTargetPath: staging, TargetPath: v.target, VolumeCapability: capability(v.block), VolumeContext: volCtx})
+		return err
+	}); err != nil {
 		return fmt.Errorf("NodePublishVolume: %w", err)
 	}
 	return nil
@@ -255,18 +278,26 @@ func (c *client) teardown(ctx context.Context, vols []*volume) ([]time.Duration,
 	for i := len(vols) - 1; i >= 0; i-- {
 		v := vols[i]
 		start := time.Now()
-		_, err := c.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: v.id, TargetPath: v.target})
-		keep(err, "NodeUnpublishVolume")
+		keep(c.timed("NodeUnpublishVolume", func() error {
+			_, err := c.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: v.id, TargetPath: v.target})
+			return err
+		}), "NodeUnpublishVolume")
 		if c.stage {
-			_, err = c.NodeUnstageVolume(ctx, &csi.NodeUnstageVolumeRequest{VolumeId: v.id, StagingTargetPath: v.staging})
-			keep(err, "NodeUnstageVolume")
+			keep(c.timed("NodeUnstageVolume", func() error {
+				_, err := c.NodeUnstageVolume(ctx, &csi.NodeUnstageVolumeRequest{VolumeId: v.id, StagingTargetPath: v.staging})
+				return err
+			}), "NodeUnstageVolume")
 		}
 		if v.published {
-			_, err = c.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: v.id, NodeId: c.node.GetNodeId()})
-			keep(err, "ControllerUnpublishVolume")
+			keep(c.timed("ControllerUnpublishVolume", func() error {
+				_, err := c.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: v.id, NodeId: c.node.GetNodeId()})
+				return err
+			}), "ControllerUnpublishVolume")
 		}
-		_, err = c.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: v.id})
-		keep(err, "DeleteVolume")
+		keep(c.timed("DeleteVolume", func() error {
+			_, err := c.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: v.id})
+			return err
+		}), "DeleteVolume")
 		times = append(times, time.Since(start))
 	}
 	return times, first
@@ -305,6 +336,11 @@ func (r *Result) Print(w io.Writer, label string) {
 	row("create+stage+publish, block volumes", r.UpBlock)
 	row("unpublish+unstage+delete, per volume", r.Down)
 	fmt.Fprintf(w, "  teardown of all %d volumes: %s\n", len(r.Down), r.DownTotal.Round(time.Millisecond))
+	fmt.Fprintf(w, "  per call:\n")
+	for _, name := range []string{"CreateVolume", "ControllerPublishVolume", "NodeStageVolume", "NodePublishVolume",
+		"NodeUnpublishVolume", "NodeUnstageVolume", "ControllerUnpublishVolume", "DeleteVolume"} {
+		row("  "+name, r.RPC[name])
+	}
 	if r.Metadata >= 0 {
 		fmt.Fprintf(w, "  driver metadata with every volume up: %d bytes (%.1f KiB)\n", r.Metadata, float64(r.Metadata)/1024)
 	} else {
