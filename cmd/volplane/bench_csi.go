@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -103,6 +104,8 @@ func benchBuiltin(ctx context.Context, base csibench.Config, tmp, poolDir, poolS
 	if poolDir == "" {
 		poolDir = filepath.Join(tmp, "pool")
 	}
+	// The driver logs only warnings here: the figures are the output.
+	ctx = logging.NewContext(ctx, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	d, err := csidriver.New(ctx, csidriver.Config{
 		NodeID:            "bench",
 		MaxVolumesPerNode: int64(base.DirVolumes + base.BlockVolumes + 1),

@@ -30,7 +30,7 @@ type csiFlags struct {
 func (f *csiFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.endpoint, "endpoint", "unix:///run/volplane/csi.sock", "unix socket the driver serves CSI on")
 	fs.StringVar(&f.poolDir, "pool", "", "pool directory holding the volumes and the driver's records (required)")
-	fs.StringVar(&f.poolSize, "pool-size", "10Gi", "size of the sparse btrfs image used when the pool's filesystem enforces no quota")
+	fs.StringVar(&f.poolSize, "pool-size", "", "size of the sparse btrfs image used when the pool's filesystem enforces no quota (default 10Gi for a new image; a larger size grows an existing one)")
 	fs.StringVar(&f.nodeID, "node-id", "", "this node's ID (default: the hostname)")
 	fs.Int64Var(&f.maxVolumes, "max-volumes-per-node", csidriver.DefaultMaxVolumesPerNode, "volumes that may be published to this node at once")
 	fs.IntVarP(&f.verbosity, "v", "v", 0, "log verbosity: 1 logs every CSI call")
@@ -41,14 +41,18 @@ func (f *csiFlags) config() (csidriver.Config, error) {
 	if f.poolDir == "" {
 		return csidriver.Config{}, errors.New("--pool is required")
 	}
-	size, err := resource.ParseQuantity(f.poolSize)
-	if err != nil {
-		return csidriver.Config{}, fmt.Errorf("--pool-size: %w", err)
+	var size int64
+	if f.poolSize != "" {
+		q, err := resource.ParseQuantity(f.poolSize)
+		if err != nil {
+			return csidriver.Config{}, fmt.Errorf("--pool-size: %w", err)
+		}
+		size = q.Value()
 	}
 	cfg := csidriver.Config{
 		NodeID:            f.nodeID,
 		MaxVolumesPerNode: f.maxVolumes,
-		Pool:              pool.Config{Dir: f.poolDir, ImageSize: size.Value()},
+		Pool:              pool.Config{Dir: f.poolDir, ImageSize: size},
 	}
 	return cfg, cfg.Validate()
 }

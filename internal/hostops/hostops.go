@@ -35,7 +35,11 @@ type Host interface {
 
 	// LoopAttach attaches file to a free loop device and returns the
 	// device path; when file is already attached it returns that device.
+	// The device stays until LoopDetach.
 	LoopAttach(ctx context.Context, file string) (string, error)
+	// LoopAutoclear makes the device detach itself when its last user
+	// (a mount) lets go, the way mount -o loop does.
+	LoopAutoclear(ctx context.Context, dev string) error
 	// LoopFind returns the loop device backed by file, or "" if none.
 	LoopFind(file string) (string, error)
 	// LoopDetach detaches the loop device; a device that is not attached

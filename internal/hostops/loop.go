@@ -14,9 +14,9 @@ import (
 )
 
 // LoopAttach implements Host with the loop driver's ioctls: a free device
-// from /dev/loop-control, then LOOP_CONFIGURE with the file descriptor. The
-// device is not auto-cleared: a raw block device bind-mounted into a pod
-// holds no reference on it, so the driver detaches it explicitly.
+// from /dev/loop-control, then LOOP_CONFIGURE with the file descriptor.
+// It does not set autoclear: a raw block device bind-mounted into a pod
+// holds no reference on it, and the device would vanish under the pod.
 func (h *Real) LoopAttach(ctx context.Context, file string) (string, error) {
 	if dev, err := h.LoopFind(file); err != nil || dev != "" {
 		return dev, err
@@ -132,6 +132,25 @@ func (h *Real) LoopFind(file string) (string, error) {
 		}
 	}
 	return "", nil
+}
+
+// LoopAutoclear implements Host: LO_FLAGS_AUTOCLEAR is one of the flags
+// LOOP_SET_STATUS64 may change on an attached device.
+func (h *Real) LoopAutoclear(ctx context.Context, dev string) error {
+	f, err := os.OpenFile(dev, os.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", dev, err)
+	}
+	defer f.Close()
+	info, err := unix.IoctlLoopGetStatus64(int(f.Fd()))
+	if err != nil {
+		return fmt.Errorf("status of %s: %w", dev, err)
+	}
+	info.Flags |= unix.LO_FLAGS_AUTOCLEAR
+	if err := unix.IoctlLoopSetStatus64(int(f.Fd()), info); err != nil {
+		return fmt.Errorf("set autoclear on %s: %w", dev, err)
+	}
+	return nil
 }
 
 // LoopDetach implements Host.

@@ -49,8 +49,9 @@ type Config struct {
 	// Dir is the pool directory. It holds meta/ (the driver's records),
 	// data/ (the volumes) and, in image mode, pool.img.
 	Dir string
-	// ImageSize is the size of pool.img in image mode. An existing image
-	// smaller than this is grown; it is never shrunk.
+	// ImageSize is the size of pool.img in image mode: a new image gets
+	// it (DefaultImageSize when zero); an existing image smaller than a
+	// non-zero ImageSize is grown. Images never shrink.
 	ImageSize int64
 }
 
@@ -62,10 +63,7 @@ func (c *Config) Validate() error {
 	if !filepath.IsAbs(c.Dir) {
 		return fmt.Errorf("pool directory %q must be absolute", c.Dir)
 	}
-	if c.ImageSize == 0 {
-		c.ImageSize = DefaultImageSize
-	}
-	if c.ImageSize < minImageSize {
+	if c.ImageSize != 0 && c.ImageSize < minImageSize {
 		return fmt.Errorf("pool size %d is below the minimum of %d bytes", c.ImageSize, int64(minImageSize))
 	}
 	return nil
@@ -203,7 +201,11 @@ func (p *Pool) mountImage(ctx context.Context, size int64) error {
 		}
 		tmp := img + ".tmp"
 		_ = os.Remove(tmp)
-		if err := createSparse(tmp, size); err != nil {
+		create := size
+		if create == 0 {
+			create = DefaultImageSize
+		}
+		if err := createSparse(tmp, create); err != nil {
 			return err
 		}
 		if err := p.host.Mkfs(ctx, tmp, "btrfs"); err != nil {
@@ -226,12 +228,17 @@ func (p *Pool) mountImage(ctx context.Context, size int64) error {
 			_ = p.host.LoopDetach(ctx, dev)
 			return fmt.Errorf("mount pool image: %w", err)
 		}
+		// The loop device goes away with the image's mount, as with
+		// mount -o loop.
+		if err := p.host.LoopAutoclear(ctx, dev); err != nil {
+			return err
+		}
 	}
 	st, err := os.Stat(img)
 	if err != nil {
 		return err
 	}
-	if st.Size() < size {
+	if size > 0 && st.Size() < size {
 		logging.FromContext(ctx).Info("growing pool image", "from", st.Size(), "to", size)
 		if err := os.Truncate(img, size); err != nil {
 			return err

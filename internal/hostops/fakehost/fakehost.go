@@ -220,6 +220,12 @@ func (h *Host) LoopFind(file string) (string, error) {
 	return "", nil
 }
 
+func (h *Host) LoopAutoclear(ctx context.Context, dev string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.enter("LoopAutoclear", dev)
+}
+
 func (h *Host) LoopDetach(ctx context.Context, dev string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -59,6 +59,9 @@ func LoopFS(t testing.TB, fstype string, size int64) string {
 	if err := host.Mount(ctx, dev, mnt, fstype, nil); err != nil {
 		t.Fatalf("mount %s: %v", fstype, err)
 	}
+	if err := host.LoopAutoclear(ctx, dev); err != nil {
+		t.Fatal(err)
+	}
 	return mnt
 }
 
