@@ -37,28 +37,42 @@ var sanityPools = map[string]struct {
 	"ext4":  {"ext4", pool.ModeBtrfsImage},
 }
 
-// TestSanity runs csi-sanity once per pool. Ginkgo runs one suite per
-// process, so each run is a child process of this test binary
+// sanityRuns are the csi-sanity runs: directory volumes on each pool
+// (what the issue asks), and block volumes, formatted and raw, on one
+// pool each.
+var sanityRuns = []struct {
+	name, pool, kind, access string
+}{
+	{"btrfs", "btrfs", "dir", "mount"},
+	{"ext4", "ext4", "dir", "mount"},
+	{"btrfs-block-filesystem", "btrfs", "block", "mount"},
+	{"ext4-block-raw", "ext4", "block", "block"},
+}
+
+// TestSanity runs csi-sanity once per entry of sanityRuns. Ginkgo runs one
+// suite per process, so each run is a child process of this test binary
 // (TestSanityChild); the parent reads Ginkgo's JSON report and demands
 // that all specs ran and passed, none skipped.
 func TestSanity(t *testing.T) {
 	hostopstest.RequireRoot(t)
-	for _, name := range []string{"btrfs", "ext4"} {
+	for _, run := range sanityRuns {
+		name := run.name
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			report := filepath.Join(dir, "report.json")
 			cmd := exec.Command(os.Args[0], "-test.run=^TestSanityChild$", "-test.v", "-test.timeout=30m",
 				"-ginkgo.json-report="+report, "-ginkgo.no-color", "-ginkgo.timeout=30m")
-			cmd.Env = append(os.Environ(), "VOLPLANE_SANITY_POOL="+name)
+			cmd.Env = append(os.Environ(), "VOLPLANE_SANITY_POOL="+run.pool,
+				"VOLPLANE_SANITY_KIND="+run.kind, "VOLPLANE_SANITY_ACCESS="+run.access)
 			out, err := cmd.CombinedOutput()
 			if err != nil {
-				t.Errorf("csi-sanity on the %s pool failed: %v", name, err)
+				t.Errorf("csi-sanity, %s: %v", name, err)
 			}
 			counts, cerr := countSpecs(report)
 			if cerr != nil {
 				t.Fatalf("%v\n%s", cerr, tail(out, 200))
 			}
-			t.Logf("csi-sanity on the %s pool: %d passed, %d failed, %d skipped, %d pending",
+			t.Logf("csi-sanity, %s: %d passed, %d failed, %d skipped, %d pending",
 				name, counts["passed"], counts["failed"], counts["skipped"], counts["pending"])
 			if counts["passed"] != sanitySpecs {
 				t.Errorf("want all %d specs passed, got %v", sanitySpecs, counts)
@@ -167,6 +181,12 @@ func TestSanityChild(t *testing.T) {
 	cfg.TestVolumeSize = 10 << 20
 	cfg.TestVolumeExpandSize = 20 << 20
 	cfg.TestVolumeParameters = map[string]string{csidriver.ParamType: "dir"}
+	if kind := os.Getenv("VOLPLANE_SANITY_KIND"); kind != "" {
+		cfg.TestVolumeParameters[csidriver.ParamType] = kind
+	}
+	if access := os.Getenv("VOLPLANE_SANITY_ACCESS"); access != "" {
+		cfg.TestVolumeAccessType = access
+	}
 	cfg.TestVolumeMutableParameters = map[string]string{csidriver.MutableCompression: "zstd"}
 	cfg.TestSnapshotParameters = map[string]string{"csi.storage.k8s.io/volumesnapshot/name": "sanity"}
 	cfg.TestNodeVolumeAttachLimit = true
