@@ -120,9 +120,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 		return nil, fmt.Errorf("open driver state: %w", err)
 	}
 	d := &Driver{cfg: cfg, host: cfg.Host, pool: p, store: store, locks: newKeyLocks(), space: p.Space}
-	if err := d.recover(ctx); err != nil {
-		return nil, fmt.Errorf("recover driver state: %w", err)
-	}
+	d.recover(ctx)
 	d.ready.Store(true)
 	logging.FromContext(ctx).Info("CSI driver ready", "name", cfg.Name, "node", cfg.NodeID,
 		"pool", p.Dir(), "mode", p.Mode(), "volumes", len(store.ListVolumes()))

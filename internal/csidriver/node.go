@@ -182,6 +182,11 @@ func (d *Driver) stageFilesystem(ctx context.Context, v *state.Volume, stg *stat
 		return errorf(codes.FailedPrecondition, "volume %s holds %s, not %s", v.ID, have, want)
 	}
 	v.Formatted = have
+	if have == "xfs" {
+		// A restored or cloned XFS volume carries its source's UUID,
+		// and XFS refuses a second mount of a UUID it already has.
+		flags = append(append([]string(nil), flags...), "nouuid")
+	}
 	grow := !stg.ReadOnly && v.FilesystemBytes < size
 	if grow && !mounted && strings.HasPrefix(have, "ext") {
 		// ext2/3/4 grow offline before the mount: growing them online

@@ -17,13 +17,21 @@ import (
 // mounts that vanished (a reboot) are mounted again; publications whose
 // mounts are gone are forgotten, for the CO to publish again. Data found
 // in the pool without a record is reported and never deleted.
-func (d *Driver) recover(ctx context.Context) error {
+//
+// One object that cannot be settled does not keep the driver from
+// serving the others: its failure is logged, its record stays as it is
+// (a retry of the CO's call, or the next start, tries again) and the
+// health RPCs report it.
+func (d *Driver) recover(ctx context.Context) {
 	log := d.logger(ctx)
+	failed := func(what, id string, err error) {
+		log.Error("could not settle "+what+" left by the previous run", "id", id, "err", err)
+	}
 	for _, g := range d.store.ListGroups() {
 		if g.Phase != state.Ready {
 			log.Info("settling an interrupted group snapshot", "group", g.ID, "phase", g.Phase)
 			if err := d.deleteGroup(ctx, &g); err != nil {
-				return err
+				failed("group snapshot", g.ID, err)
 			}
 		}
 	}
@@ -31,33 +39,29 @@ func (d *Driver) recover(ctx context.Context) error {
 		if s.Phase != state.Ready {
 			log.Info("settling an interrupted snapshot", "snapshot", s.ID, "phase", s.Phase)
 			if err := d.deleteSnapshot(ctx, &s); err != nil {
-				return err
+				failed("snapshot", s.ID, err)
 			}
 		}
 	}
 	for _, v := range d.store.ListVolumes() {
+		var err error
 		switch v.Phase {
 		case state.Creating:
 			log.Info("undoing an interrupted create", "volume", v.ID, "name", v.Name)
-			if err := d.deleteBacking(ctx, &v); err != nil {
-				return hostError(err, "undo create of volume %s", v.ID)
-			}
-			if err := d.store.DeleteVolume(v.ID); err != nil {
-				return err
+			if err = d.deleteBacking(ctx, &v); err == nil {
+				err = d.store.DeleteVolume(v.ID)
 			}
 		case state.Deleting:
 			log.Info("finishing an interrupted delete", "volume", v.ID, "name", v.Name)
-			if err := d.deleteVolume(ctx, &v); err != nil {
-				return err
-			}
+			err = d.deleteVolume(ctx, &v)
 		default:
-			if err := d.reattach(ctx, &v); err != nil {
-				return err
-			}
+			err = d.reattach(ctx, &v)
+		}
+		if err != nil {
+			failed("volume", v.ID, err)
 		}
 	}
 	d.reportOrphans(ctx)
-	return nil
 }
 
 // reattach brings a volume's node state back in line with the host.

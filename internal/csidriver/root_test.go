@@ -420,3 +420,31 @@ func TestOversizedVolumesLeaveNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A volume restored from an XFS snapshot carries the source's filesystem
+// UUID; it must still mount while the source is mounted.
+func TestRestoredXFSMountsBesideItsSource(t *testing.T) {
+	r := newRig(t, "btrfs")
+	ctx := context.Background()
+	params := map[string]string{csidriver.ParamFSType: "xfs"}
+	src := r.create(t, "xfs-src", 300<<20, params, false, nil)
+	_, target := r.attach(t, src, false)
+	if err := os.WriteFile(filepath.Join(target, "f"), []byte("xfs data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := r.d.CreateSnapshot(ctx, &csi.CreateSnapshotRequest{Name: "xfs-snap", SourceVolumeId: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := r.create(t, "xfs-restored", 300<<20, params, false, &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Snapshot{
+		Snapshot: &csi.VolumeContentSource_SnapshotSource{SnapshotId: snap.GetSnapshot().GetSnapshotId()}}})
+	_, rt := r.attach(t, restored, false)
+	if b, err := os.ReadFile(filepath.Join(rt, "f")); err != nil || string(b) != "xfs data" {
+		t.Fatalf("restored XFS volume: %q, %v", b, err)
+	}
+	r.detach(t, restored, true)
+	r.detach(t, src, true)
+	if _, err := r.d.DeleteSnapshot(ctx, &csi.DeleteSnapshotRequest{SnapshotId: snap.GetSnapshot().GetSnapshotId()}); err != nil {
+		t.Fatal(err)
+	}
+}
