@@ -122,6 +122,12 @@ func (b *batcher) unwaitLocked(key string) {
 	}
 }
 
+func (b *batcher) hasWork() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.hasWorkLocked()
+}
+
 func (b *batcher) pendingLen() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()

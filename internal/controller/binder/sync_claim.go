@@ -194,6 +194,13 @@ func (c *Controller) processDecision(ctx context.Context, key string) error {
 	c.batcher.done(key, c.now())
 	if err != nil {
 		logging.FromContext(ctx).Debug("decision failed, claim retried", "claim", key, "volume", volume, "err", err)
+		if volume != "" && isConflict(err) {
+			// An object changed under the decision: match the claim
+			// again in the next batch, against the newer objects, rather
+			// than after a backoff that lets smaller claims go first. The
+			// sync below finishes a bind that got past the claim's spec.
+			c.batcher.addClaim(key, c.now())
+		}
 		c.claimQueue.AddRateLimited(key)
 		return err
 	}
@@ -300,6 +307,9 @@ func (c *Controller) assignDefaultClass(ctx context.Context, claim *v1.Persisten
 	if _, err := c.writeClaim(ctx, clone); err != nil {
 		return false, err
 	}
+	// The store already has the written claim, so its informer event
+	// queues nothing: sync it again now, with its class.
+	c.claimQueue.Add(claimKey(claim))
 	logging.FromContext(ctx).Info("assigned the default storage class", "claim", claimKey(claim), "class", class.Name)
 	return true, nil
 }

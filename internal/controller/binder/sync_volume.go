@@ -77,6 +77,10 @@ func (c *Controller) syncVolume(ctx context.Context, volume *v1.PersistentVolume
 		c.claimQueue.Add(claimKey(claim))
 		return nil
 	case claim.Spec.VolumeName == volume.Name:
+		if claim.Status.Phase != v1.ClaimBound {
+			// A Lost claim whose volume came back, or a bind to finish.
+			c.claimQueue.Add(claimKey(claim))
+		}
 		_, err := c.updateVolumePhase(ctx, volume, v1.VolumeBound, "", "")
 		return err
 	case hasAnnotation(volume.Annotations, storagehelpers.AnnDynamicallyProvisioned) &&

@@ -25,17 +25,21 @@ func Add(informer cache.SharedIndexInformer) error {
 	if _, ok := informer.GetIndexer().GetIndexers()[ByClaim]; ok {
 		return nil
 	}
-	err := informer.AddIndexers(cache.Indexers{ByClaim: func(obj any) ([]string, error) {
+	if err := informer.AddIndexers(Indexers()); err != nil {
+		return fmt.Errorf("pod index %s: %w", ByClaim, err)
+	}
+	return nil
+}
+
+// Indexers returns the ByClaim index function, for an indexer of pods.
+func Indexers() cache.Indexers {
+	return cache.Indexers{ByClaim: func(obj any) ([]string, error) {
 		pod, ok := obj.(*v1.Pod)
 		if !ok {
 			return nil, nil
 		}
 		return ClaimKeys(pod), nil
-	}})
-	if err != nil {
-		return fmt.Errorf("pod index %s: %w", ByClaim, err)
-	}
-	return nil
+	}}
 }
 
 // ClaimName is the claim a pod volume refers to, "" for other volumes.
