@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -24,6 +27,7 @@ type csiFlags struct {
 	poolSize   string
 	nodeID     string
 	maxVolumes int64
+	metrics    string
 	verbosity  int
 }
 
@@ -33,6 +37,7 @@ func (f *csiFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.poolSize, "pool-size", "", "size of the sparse btrfs image used when the pool's filesystem enforces no quota (default 10Gi for a new image; a larger size grows an existing one)")
 	fs.StringVar(&f.nodeID, "node-id", "", "this node's ID (default: the hostname)")
 	fs.Int64Var(&f.maxVolumes, "max-volumes-per-node", csidriver.DefaultMaxVolumesPerNode, "volumes that may be published to this node at once")
+	fs.StringVar(&f.metrics, "metrics-listen", "", "HOST:PORT where the driver serves Prometheus /metrics (off when empty)")
 	fs.IntVarP(&f.verbosity, "v", "v", 0, "log verbosity: 1 logs every CSI call")
 }
 
@@ -81,6 +86,11 @@ becomes a sparse btrfs image of --pool-size mounted under the pool.`,
 			if err != nil {
 				return err
 			}
+			if f.metrics != "" {
+				if err := serveMetrics(ctx, f.metrics, d.MetricsHandler()); err != nil {
+					return err
+				}
+			}
 			return d.Serve(ctx, f.endpoint)
 		},
 	}
@@ -94,4 +104,25 @@ func csiContext(parent context.Context, verbosity int) (context.Context, context
 	log := logging.Setup(os.Stderr, logging.Options{Verbosity: verbosity})
 	ctx, stop := signal.NotifyContext(parent, syscall.SIGTERM, syscall.SIGINT)
 	return logging.NewContext(ctx, log), stop
+}
+
+// serveMetrics serves handler at /metrics on addr until ctx is done.
+func serveMetrics(ctx context.Context, addr string, handler http.Handler) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--metrics-listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", handler)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logging.FromContext(ctx).Error("metrics server stopped", "err", err)
+		}
+	}()
+	return nil
 }

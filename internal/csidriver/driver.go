@@ -103,6 +103,8 @@ type Driver struct {
 
 	// space reports the pool's size and free bytes; tests replace it.
 	space func() (total, free int64, err error)
+
+	metrics *metrics
 }
 
 // New opens the pool and the records, finishes what a previous run left
@@ -120,6 +122,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 		return nil, fmt.Errorf("open driver state: %w", err)
 	}
 	d := &Driver{cfg: cfg, host: cfg.Host, pool: p, store: store, locks: newKeyLocks(), space: p.Space}
+	d.metrics = newMetrics(d)
 	d.recover(ctx)
 	d.ready.Store(true)
 	logging.FromContext(ctx).Info("CSI driver ready", "name", cfg.Name, "node", cfg.NodeID,

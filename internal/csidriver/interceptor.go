@@ -102,7 +102,7 @@ var rpcSeq atomic.Uint64
 // and never log them. It gives each call a logger in its context, turns a
 // panic into Internal, makes sure every error carries a gRPC code and logs
 // the outcome with the request, secrets stripped.
-func logInterceptor(base *slog.Logger) grpc.UnaryServerInterceptor {
+func logInterceptor(base *slog.Logger, m *metrics) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		log := base.With("rpc", info.FullMethod, "call", rpcSeq.Add(1))
 		ctx = logging.NewContext(ctx, log)
@@ -121,7 +121,11 @@ func logInterceptor(base *slog.Logger) grpc.UnaryServerInterceptor {
 				}
 				code = st.Code()
 			}
-			attrs := []any{"code", code.String(), "duration", time.Since(start)}
+			elapsed := time.Since(start)
+			if m != nil {
+				m.observe(info.FullMethod, code, elapsed)
+			}
+			attrs := []any{"code", code.String(), "duration", elapsed}
 			switch code {
 			case codes.OK:
 				if log.Enabled(ctx, slog.LevelDebug) {

@@ -32,7 +32,7 @@ func TestStripSecrets(t *testing.T) {
 func TestLogInterceptor(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	icpt := logInterceptor(log)
+	icpt := logInterceptor(log, nil)
 	info := &grpc.UnaryServerInfo{FullMethod: "/csi.v1.Controller/CreateVolume"}
 	req := &csi.CreateVolumeRequest{Name: "pvc", Secrets: map[string]string{"token": "hunter2"}}
 

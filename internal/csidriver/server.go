@@ -71,7 +71,7 @@ func Listen(endpoint string) (net.Listener, error) {
 // NewServer returns a gRPC server with every service of the driver
 // registered behind the logging interceptor.
 func (d *Driver) NewServer(ctx context.Context) *grpc.Server {
-	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(logInterceptor(logging.FromContext(ctx))))
+	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(logInterceptor(logging.FromContext(ctx), d.metrics)))
 	csi.RegisterIdentityServer(srv, d)
 	csi.RegisterControllerServer(srv, d)
 	csi.RegisterNodeServer(srv, d)
