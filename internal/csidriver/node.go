@@ -167,6 +167,11 @@ func (d *Driver) stageFilesystem(ctx context.Context, v *state.Volume, stg *stat
 		return hostError(err, "size of volume %s", v.ID)
 	}
 	switch {
+	case have == "" && v.Formatted != "":
+		// Formatting is only ever done to a volume that never held a
+		// filesystem; one that did and now shows none is damaged, and
+		// mkfs would destroy what is left of it.
+		return errorf(codes.DataLoss, "volume %s was formatted %s but no filesystem is found on it; refusing to format it again", v.ID, v.Formatted)
 	case have == "" && stg.ReadOnly:
 		return errorf(codes.FailedPrecondition, "volume %s holds no filesystem and is staged read-only", v.ID)
 	case have == "":

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -253,4 +254,34 @@ func volumeLoops(d *Driver, h *fakehost.Host) []string {
 		}
 	}
 	return out
+}
+
+// A volume that held a filesystem is never formatted again, even when
+// the filesystem can no longer be found on it.
+func TestStageNeverReformats(t *testing.T) {
+	d, _ := fakeDriver(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	id := mustCreate(t, d, createReq("b", 8*mib, map[string]string{ParamType: "block"})).GetVolumeId()
+	staging := filepath.Join(dir, "staging")
+	stage := func() error {
+		_, err := d.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: id, StagingTargetPath: staging, VolumeCapability: mountCap(snw)})
+		return err
+	}
+	if err := stage(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.NodeUnstageVolume(ctx, &csi.NodeUnstageVolumeRequest{VolumeId: id, StagingTargetPath: staging}); err != nil {
+		t.Fatal(err)
+	}
+	// The superblock is gone: a fresh fake host knows of no filesystem
+	// on the volume's file.
+	wipe := fakehost.New()
+	d.host = wipe
+	wantCode(t, stage(), codes.DataLoss)
+	for _, c := range wipe.Calls() {
+		if strings.HasPrefix(c, "Mkfs") {
+			t.Fatalf("a formatted volume was formatted again: %v", wipe.Calls())
+		}
+	}
 }
