@@ -448,3 +448,48 @@ func TestRestoredXFSMountsBesideItsSource(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A read-only ControllerPublishVolume reaches the node through the
+// publish context: the volume is mounted read-only there.
+func TestReadOnlyPublication(t *testing.T) {
+	for _, block := range []bool{false, true} {
+		name := map[bool]string{false: "directory", true: "ext4 block"}[block]
+		t.Run(name, func(t *testing.T) {
+			r := newRig(t, "btrfs")
+			ctx := context.Background()
+			params := map[string]string{}
+			if block {
+				params[csidriver.ParamType] = "block"
+			}
+			id := r.create(t, "ro", 16<<20, params, false, nil)
+			// Format it writable once, then publish it read-only.
+			r.attach(t, id, false)
+			r.detach(t, id, false)
+			pub, err := r.d.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{VolumeId: id, NodeId: r.node,
+				VolumeCapability: capability(false, snw), Readonly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			staging, target := filepath.Join(r.dir, id, "staging"), filepath.Join(r.dir, id, "target")
+			if _, err := r.d.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: id, StagingTargetPath: staging,
+				PublishContext: pub.GetPublishContext(), VolumeCapability: capability(false, snw)}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.d.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: id, StagingTargetPath: staging,
+				TargetPath: target, PublishContext: pub.GetPublishContext(), VolumeCapability: capability(false, snw)}); err != nil {
+				t.Fatal(err)
+			}
+			err = os.WriteFile(filepath.Join(target, "f"), []byte("x"), 0o644)
+			if !errors.Is(err, unix.EROFS) {
+				t.Fatalf("write to a read-only publication: %v, want EROFS", err)
+			}
+			r.detach(t, id, false)
+			if _, err := r.d.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: id, NodeId: r.node}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.d.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: id}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
