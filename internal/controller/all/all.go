@@ -3,9 +3,42 @@
 // that volplane replaces appears here once it is built.
 package all
 
-import "volplane/internal/controller"
+import (
+	"github.com/spf13/pflag"
 
-// Descriptors returns every controller volplane runs.
+	"volplane/internal/controller"
+	"volplane/internal/controller/binder"
+	"volplane/internal/controller/protection"
+)
+
+// Options configure the controllers; commands fill them from flags.
+type Options struct {
+	Binder     binder.Config
+	Protection protection.Config
+}
+
+// DefaultOptions returns the options used without flags.
+func DefaultOptions() Options {
+	return Options{Binder: binder.DefaultConfig()}
+}
+
+// AddFlags binds every controller's flags to o.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	o.Binder.AddFlags(fs)
+	o.Protection.AddFlags(fs)
+}
+
+// Descriptors returns every controller volplane runs, with default
+// options.
 func Descriptors() []controller.Descriptor {
-	return []controller.Descriptor{}
+	return DescriptorsFor(DefaultOptions())
+}
+
+// DescriptorsFor returns every controller volplane runs, configured by o.
+func DescriptorsFor(o Options) []controller.Descriptor {
+	return []controller.Descriptor{
+		binder.Descriptor(o.Binder),
+		protection.PVCDescriptor(o.Protection),
+		protection.PVDescriptor(o.Protection),
+	}
 }
