@@ -95,7 +95,7 @@ func TestPVCProtection(t *testing.T) {
 		claim *v1.PersistentVolumeClaim
 		pods  []*v1.Pod
 		// informerPods, when set, is what the informer knows (it lags).
-		informerPods   []*v1.Pod
+		informerPods  []*v1.Pod
 		wantFinalizer bool
 		wantUnused    v1.ConditionStatus
 		disableUnused bool
