@@ -10,8 +10,8 @@
 // to a temporary file in the same directory, is fsynced, renamed over the
 // record and the directory is fsynced, so a crash leaves the old or the
 // new record. Temporary files found at start are the traces of writes that
-// never completed and are removed. Memory holds the same encoded bytes as
-// disk; reads decode a fresh copy.
+// never completed and are removed. Memory holds the decoded records, each
+// changed only after its file is; reads hand out deep copies (Clone).
 //
 // Records carry a Phase so that operations spanning several steps
 // (create the record, make the subvolume, set its limit) can be resumed or

@@ -33,15 +33,15 @@ func OpenFileStore(root string) (*FileStore, error) {
 	s := &FileStore{root: root}
 	var err error
 	if s.volumes, err = openTable(filepath.Join(root, "volumes"),
-		func(v *Volume) (string, string) { return v.ID, v.Name }); err != nil {
+		func(v *Volume) (string, string) { return v.ID, v.Name }, Volume.Clone); err != nil {
 		return nil, err
 	}
 	if s.snapshots, err = openTable(filepath.Join(root, "snapshots"),
-		func(v *Snapshot) (string, string) { return v.ID, v.Name }); err != nil {
+		func(v *Snapshot) (string, string) { return v.ID, v.Name }, Snapshot.Clone); err != nil {
 		return nil, err
 	}
 	if s.groups, err = openTable(filepath.Join(root, "groups"),
-		func(v *Group) (string, string) { return v.ID, v.Name }); err != nil {
+		func(v *Group) (string, string) { return v.ID, v.Name }, Group.Clone); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -85,24 +85,24 @@ func (s *FileStore) DiskUsage() (int64, error) {
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$`)
 
-// table is one kind of record. The in-memory copy is the encoded JSON, so
-// every Get decodes a fresh deep copy and memory holds exactly what disk
-// holds.
+// table is one kind of record, kept decoded in memory; every read hands
+// out a deep copy (clone), every write goes to disk first.
 type table[T any] struct {
-	dir  string
-	keys func(*T) (id, name string)
+	dir   string
+	keys  func(*T) (id, name string)
+	clone func(T) T
 
 	mu     sync.RWMutex
-	byID   map[string][]byte
+	byID   map[string]T
 	names  map[string]string // name -> id
 	sorted []string          // IDs, sorted; nil when stale
 }
 
-func openTable[T any](dir string, keys func(*T) (string, string)) (*table[T], error) {
+func openTable[T any](dir string, keys func(*T) (string, string), clone func(T) T) (*table[T], error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create state directory: %w", err)
 	}
-	t := &table[T]{dir: dir, keys: keys, byID: map[string][]byte{}, names: map[string]string{}}
+	t := &table[T]{dir: dir, keys: keys, clone: clone, byID: map[string]T{}, names: map[string]string{}}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("read state directory: %w", err)
@@ -133,7 +133,7 @@ func openTable[T any](dir string, keys func(*T) (string, string)) (*table[T], er
 		if id+".json" != name {
 			return nil, fmt.Errorf("record %s holds ID %q", path, id)
 		}
-		t.byID[id] = data
+		t.byID[id] = rec
 		if rname != "" {
 			t.names[rname] = id
 		}
@@ -141,39 +141,31 @@ func openTable[T any](dir string, keys func(*T) (string, string)) (*table[T], er
 	return t, nil
 }
 
-func (t *table[T]) decode(id string, data []byte) (T, error) {
-	var rec T
-	if err := json.Unmarshal(data, &rec); err != nil {
-		return rec, fmt.Errorf("decode record %s: %w", id, err)
-	}
-	return rec, nil
-}
-
 func (t *table[T]) get(id string) (T, error) {
 	t.mu.RLock()
-	data, ok := t.byID[id]
-	t.mu.RUnlock()
+	defer t.mu.RUnlock()
+	rec, ok := t.byID[id]
 	if !ok {
 		var zero T
 		return zero, fmt.Errorf("%s %q: %w", filepath.Base(t.dir), id, ErrNotFound)
 	}
-	return t.decode(id, data)
+	return t.clone(rec), nil
 }
 
 func (t *table[T]) byName(name string) (T, error) {
 	t.mu.RLock()
+	defer t.mu.RUnlock()
 	id, ok := t.names[name]
-	data := t.byID[id]
-	t.mu.RUnlock()
 	if !ok || name == "" {
 		var zero T
 		return zero, fmt.Errorf("%s named %q: %w", filepath.Base(t.dir), name, ErrNotFound)
 	}
-	return t.decode(id, data)
+	return t.clone(t.byID[id]), nil
 }
 
 func (t *table[T]) list() []T {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	if t.sorted == nil {
 		t.sorted = make([]string, 0, len(t.byID))
 		for id := range t.byID {
@@ -181,19 +173,9 @@ func (t *table[T]) list() []T {
 		}
 		sort.Strings(t.sorted)
 	}
-	datas := make([][]byte, len(t.sorted))
-	ids := append([]string(nil), t.sorted...)
-	for i, id := range ids {
-		datas[i] = t.byID[id]
-	}
-	t.mu.Unlock()
-	out := make([]T, 0, len(ids))
-	for i, id := range ids {
-		rec, err := t.decode(id, datas[i])
-		if err != nil {
-			continue // cannot happen: we encoded it
-		}
-		out = append(out, rec)
+	out := make([]T, len(t.sorted))
+	for i, id := range t.sorted {
+		out[i] = t.clone(t.byID[id])
 	}
 	return out
 }
@@ -216,15 +198,13 @@ func (t *table[T]) put(rec *T) error {
 		return err
 	}
 	if old, ok := t.byID[id]; ok {
-		if prev, err := t.decode(id, old); err == nil {
-			if _, oldName := t.keys(&prev); oldName != name {
-				delete(t.names, oldName)
-			}
+		if _, oldName := t.keys(&old); oldName != name {
+			delete(t.names, oldName)
 		}
 	} else {
 		t.sorted = nil
 	}
-	t.byID[id] = data
+	t.byID[id] = t.clone(*rec)
 	if name != "" {
 		t.names[name] = id
 	}
@@ -234,7 +214,7 @@ func (t *table[T]) put(rec *T) error {
 func (t *table[T]) delete(id string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	data, ok := t.byID[id]
+	rec, ok := t.byID[id]
 	if !ok {
 		return nil
 	}
@@ -244,10 +224,8 @@ func (t *table[T]) delete(id string) error {
 	if err := syncDir(t.dir); err != nil {
 		return err
 	}
-	if rec, err := t.decode(id, data); err == nil {
-		if _, name := t.keys(&rec); name != "" && t.names[name] == id {
-			delete(t.names, name)
-		}
+	if _, name := t.keys(&rec); name != "" && t.names[name] == id {
+		delete(t.names, name)
 	}
 	delete(t.byID, id)
 	t.sorted = nil

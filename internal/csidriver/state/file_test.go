@@ -224,3 +224,33 @@ func TestFileStoreDiskUsage(t *testing.T) {
 		t.Fatalf("disk usage did not grow with records: %d -> %d", before, after)
 	}
 }
+
+// Clone must copy everything a caller could change through a reference.
+func TestVolumeCloneIsDeep(t *testing.T) {
+	v := Volume{
+		Parameters:        map[string]string{"a": "1"},
+		MutableParameters: map[string]string{"b": "2"},
+		Published:         map[string]Publication{"n": {ReadOnly: true}},
+		Staged:            &Staging{Path: "/s", MountFlags: []string{"noexec"}},
+		Targets:           map[string]Target{"/t": {MountFlags: []string{"nosuid"}}},
+	}
+	c := v.Clone()
+	c.Parameters["a"] = "x"
+	c.MutableParameters["b"] = "x"
+	c.Published["n"] = Publication{}
+	c.Staged.Path = "/x"
+	c.Staged.MountFlags[0] = "x"
+	c.Targets["/t"].MountFlags[0] = "x"
+	c.Targets["/u"] = Target{}
+	if v.Parameters["a"] != "1" || v.MutableParameters["b"] != "2" || !v.Published["n"].ReadOnly ||
+		v.Staged.Path != "/s" || v.Staged.MountFlags[0] != "noexec" ||
+		v.Targets["/t"].MountFlags[0] != "nosuid" || len(v.Targets) != 1 {
+		t.Fatalf("changing the clone changed the original: %+v", v)
+	}
+	g := Group{SnapshotIDs: []string{"s"}, SourceVolumeIDs: []string{"v"}}
+	gc := g.Clone()
+	gc.SnapshotIDs[0], gc.SourceVolumeIDs[0] = "x", "x"
+	if g.SnapshotIDs[0] != "s" || g.SourceVolumeIDs[0] != "v" {
+		t.Fatalf("changing the group clone changed the original: %+v", g)
+	}
+}

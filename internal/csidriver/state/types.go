@@ -122,3 +122,49 @@ type Group struct {
 	SnapshotIDs     []string  `json:"snapshotIDs"`
 	CreatedAt       time.Time `json:"createdAt"`
 }
+
+func cloneMap[K comparable, V any](m map[K]V) map[K]V {
+	if m == nil {
+		return nil
+	}
+	out := make(map[K]V, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func cloneTarget(t Target) Target {
+	t.MountFlags = append([]string(nil), t.MountFlags...)
+	return t
+}
+
+// Clone returns a deep copy of v.
+func (v Volume) Clone() Volume {
+	v.Parameters = cloneMap(v.Parameters)
+	v.MutableParameters = cloneMap(v.MutableParameters)
+	v.Published = cloneMap(v.Published)
+	if v.Staged != nil {
+		s := *v.Staged
+		s.MountFlags = append([]string(nil), s.MountFlags...)
+		v.Staged = &s
+	}
+	if v.Targets != nil {
+		targets := make(map[string]Target, len(v.Targets))
+		for k, t := range v.Targets {
+			targets[k] = cloneTarget(t)
+		}
+		v.Targets = targets
+	}
+	return v
+}
+
+// Clone returns a deep copy of s.
+func (s Snapshot) Clone() Snapshot { return s }
+
+// Clone returns a deep copy of g.
+func (g Group) Clone() Group {
+	g.SourceVolumeIDs = append([]string(nil), g.SourceVolumeIDs...)
+	g.SnapshotIDs = append([]string(nil), g.SnapshotIDs...)
+	return g
+}
