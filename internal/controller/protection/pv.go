@@ -100,6 +100,9 @@ func (c *PVController) sync(ctx context.Context, name string) error {
 		clone := pv.DeepCopy()
 		clone.Finalizers = withoutFinalizer(clone.Finalizers, PVFinalizer)
 		if _, err := c.client.CoreV1().PersistentVolumes().Update(ctx, clone, metav1.UpdateOptions{}); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
 			return fmt.Errorf("removing %s from volume %s: %w", PVFinalizer, name, err)
 		}
 		logging.FromContext(ctx).Info("volume not bound, finalizer removed", "volume", name)

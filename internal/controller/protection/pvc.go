@@ -192,6 +192,9 @@ func (c *PVCController) sync(ctx context.Context, key string) error {
 		clone := pvc.DeepCopy()
 		clone.Finalizers = withoutFinalizer(clone.Finalizers, PVCFinalizer)
 		if _, err := c.client.CoreV1().PersistentVolumeClaims(ns).Update(ctx, clone, metav1.UpdateOptions{}); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
 			return fmt.Errorf("removing %s from claim %s: %w", PVCFinalizer, key, err)
 		}
 		logging.FromContext(ctx).Info("claim unused, finalizer removed", "claim", key)
