@@ -35,6 +35,10 @@ func (c *Config) apiserverArgs(p *PKI, etcdServers []string, host string, port i
 		"--allow-privileged=true",
 		"--profiling=false",
 		"--feature-gates=" + featureGates,
+		// Stop within seconds, open watches included: end watches within
+		// 1s and give HTTP shutdown 2s instead of the request timeout.
+		"--shutdown-watch-termination-grace-period=1s",
+		"--shutdown-send-retry-after=true",
 	}
 	ip := net.ParseIP(host)
 	switch {

@@ -198,6 +198,7 @@ func (cp *ControlPlane) Err() <-chan error { return cp.errc }
 // is safe to call more than once.
 func (cp *ControlPlane) Stop() {
 	cp.once.Do(func() {
+		logging.Stopping()
 		stop := func(cancel context.CancelFunc, done chan struct{}, within time.Duration) {
 			if cancel == nil {
 				return

@@ -31,7 +31,6 @@ const maxSocketPath = 107
 type embeddedEtcd struct {
 	e        *embed.Etcd
 	endpoint string
-	level    zap.AtomicLevel
 }
 
 func startEmbeddedEtcd(ctx context.Context, dataDir, runDir string, log *slog.Logger) (*embeddedEtcd, error) {
@@ -65,8 +64,7 @@ func startEmbeddedEtcd(ctx context.Context, dataDir, runDir string, log *slog.Lo
 	// defragmentation and quota are etcd's.
 	cfg.AutoCompactionMode = "periodic"
 	cfg.AutoCompactionRetention = "1h"
-	level := zap.NewAtomicLevelAt(zapcore.WarnLevel)
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.New(&zapToSlog{log: log.With("component", "etcd"), level: level}))
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.New(&zapToSlog{log: logging.Upstream().With("component", "etcd")}))
 
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
@@ -84,15 +82,10 @@ func startEmbeddedEtcd(ctx context.Context, dataDir, runDir string, log *slog.Lo
 		e.Close()
 		return nil, errors.New("etcd: not ready after 60s")
 	}
-	return &embeddedEtcd{e: e, endpoint: clientURL.String(), level: level}, nil
+	return &embeddedEtcd{e: e, endpoint: clientURL.String()}, nil
 }
 
-// Close stops etcd. Its complaints about closed listeners while it stops
-// are expected, and silenced.
-func (e *embeddedEtcd) Close() {
-	e.level.SetLevel(zapcore.FatalLevel)
-	e.e.Close()
-}
+func (e *embeddedEtcd) Close() { e.e.Close() }
 
 // checkEtcd connects to endpoints and makes sure they hold this PKI's
 // data: on a fresh etcd it records the CA fingerprint; on one that holds
@@ -149,17 +142,30 @@ func checkEtcd(ctx context.Context, endpoints []string, fingerprint string) erro
 }
 
 // zapToSlog is a zap core that writes into slog, so etcd's logs join
-// everyone else's. Records below level are dropped.
+// everyone else's, filtered as every upstream component's are.
 type zapToSlog struct {
 	log    *slog.Logger
-	level  zap.AtomicLevel
 	fields []zapcore.Field
 }
 
-func (c *zapToSlog) Enabled(l zapcore.Level) bool { return c.level.Enabled(l) }
+func (c *zapToSlog) Enabled(l zapcore.Level) bool {
+	return c.log.Enabled(context.Background(), slogLevel(l))
+}
 
 func (c *zapToSlog) With(fields []zapcore.Field) zapcore.Core {
-	return &zapToSlog{log: c.log, level: c.level, fields: append(append([]zapcore.Field(nil), c.fields...), fields...)}
+	return &zapToSlog{log: c.log, fields: append(append([]zapcore.Field(nil), c.fields...), fields...)}
+}
+
+func slogLevel(l zapcore.Level) slog.Level {
+	switch {
+	case l >= zapcore.ErrorLevel:
+		return slog.LevelError
+	case l >= zapcore.WarnLevel:
+		return slog.LevelWarn
+	case l >= zapcore.InfoLevel:
+		return slog.LevelInfo
+	}
+	return slog.LevelDebug
 }
 
 func (c *zapToSlog) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
@@ -181,18 +187,7 @@ func (c *zapToSlog) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	for k, v := range enc.Fields {
 		attrs = append(attrs, k, v)
 	}
-	level := slog.LevelInfo
-	switch {
-	case logging.Benign(e.Message):
-		level = slog.LevelDebug
-	case e.Level >= zapcore.ErrorLevel:
-		level = slog.LevelError
-	case e.Level >= zapcore.WarnLevel:
-		level = slog.LevelWarn
-	case e.Level < zapcore.InfoLevel:
-		level = slog.LevelDebug
-	}
-	c.log.Log(context.Background(), level, e.Message, attrs...)
+	c.log.Log(context.Background(), slogLevel(e.Level), e.Message, attrs...)
 	return nil
 }
 

@@ -49,10 +49,10 @@ type Identity struct {
 
 // The identities the control plane issues tokens for on first start.
 var (
-	AdminIdentity             = Identity{User: "volplane-admin", Groups: []string{"system:masters"}}
-	ControllerManagerIdentity = Identity{User: "system:kube-controller-manager"}
+	AdminIdentity              = Identity{User: "volplane-admin", Groups: []string{"system:masters"}}
+	ControllerManagerIdentity  = Identity{User: "system:kube-controller-manager"}
 	VolplaneControllerIdentity = Identity{User: "system:volplane:controller-manager"}
-	SchedulerIdentity         = Identity{User: "system:kube-scheduler"}
+	SchedulerIdentity          = Identity{User: "system:kube-scheduler"}
 )
 
 var issuedIdentities = []Identity{AdminIdentity, ControllerManagerIdentity, VolplaneControllerIdentity, SchedulerIdentity}

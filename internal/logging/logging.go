@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/go-logr/logr"
 	"k8s.io/klog/v2"
@@ -52,8 +53,8 @@ func Setup(w io.Writer, opts Options) *slog.Logger {
 
 	// klog: info messages from upstream are demoted below volplane's own
 	// info unless -v asks for them; errors keep their level.
-	upstream := slog.New(&upstreamHandler{inner: h, verbose: opts.Verbosity > 0}).With("component", "upstream")
-	klog.SetLogger(logr.FromSlogHandler(upstream.Handler()))
+	upstreamLogger.Store(slog.New(&upstreamHandler{inner: h, verbose: opts.Verbosity > 0}))
+	klog.SetLogger(logr.FromSlogHandler(Upstream().With("component", "upstream").Handler()))
 	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
 	klog.InitFlags(fs)
 	_ = fs.Set("v", strconv.Itoa(opts.Verbosity))
@@ -62,6 +63,25 @@ func Setup(w io.Writer, opts Options) *slog.Logger {
 	_ = fs.Set("stderrthreshold", "FATAL")
 	return logger
 }
+
+var (
+	upstreamLogger atomic.Pointer[slog.Logger]
+	stopping       atomic.Bool
+)
+
+// Upstream is the logger for messages of embedded upstream components
+// (klog, etcd's zap): filtered as the package doc says.
+func Upstream() *slog.Logger {
+	if l := upstreamLogger.Load(); l != nil {
+		return l
+	}
+	return slog.Default()
+}
+
+// Stopping tells the upstream logger that the process is shutting down:
+// from now on upstream components complain about peers that went away on
+// purpose, so their messages are shown only with -v.
+func Stopping() { stopping.Store(true) }
 
 // benign are upstream error messages that are expected in volplane's
 // configuration and say nothing wrong; they are logged at debug level.
@@ -89,14 +109,14 @@ type upstreamHandler struct {
 }
 
 func (h *upstreamHandler) Enabled(ctx context.Context, l slog.Level) bool {
-	if l < slog.LevelWarn {
+	if l < slog.LevelWarn || stopping.Load() {
 		return h.verbose && h.inner.Enabled(ctx, slog.LevelDebug)
 	}
 	return h.inner.Enabled(ctx, l)
 }
 
 func (h *upstreamHandler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level < slog.LevelWarn || benign[r.Message] {
+	if r.Level < slog.LevelWarn || benign[r.Message] || stopping.Load() {
 		if !h.verbose {
 			return nil
 		}
