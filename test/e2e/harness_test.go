@@ -74,10 +74,10 @@ func freeAddr(t testing.TB) string {
 
 // Process is a running volplane subcommand.
 type Process struct {
-	t      testing.TB
-	Args   []string
+	t       testing.TB
+	Args    []string
 	DataDir string
-	Listen string
+	Listen  string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd

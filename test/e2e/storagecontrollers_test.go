@@ -1,0 +1,180 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"volplane/internal/controller"
+	"volplane/internal/controller/all"
+)
+
+// quietPeriod is how long a test watches for work that must not happen.
+const quietPeriod = 15 * time.Second
+
+func staticPair(t *testing.T, cs kubernetes.Interface, name string) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := cs.CoreV1().PersistentVolumes().Create(ctx, &corev1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PersistentVolumeSpec{
+			StorageClassName:       "manual",
+			Capacity:               corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
+			AccessModes:            []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/tmp/" + name}},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cs.CoreV1().PersistentVolumeClaims("default").Create(ctx, &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			StorageClassName: ptrTo("manual"),
+			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestUpstreamStorageControllersDoNotRun starts `volplane up` with every
+// volplane controller disabled: whatever storage work then happens could
+// only come from upstream's controllers, and none must.
+func TestUpstreamStorageControllersDoNotRun(t *testing.T) {
+	var disable []string
+	for _, d := range all.Descriptors() {
+		disable = append(disable, d.Name)
+	}
+	var extra []string
+	if len(disable) > 0 {
+		extra = []string{"--disable-controllers=" + strings.Join(disable, ",")}
+	}
+	p := startUp(t, extra...)
+	cs := p.Client()
+	ctx := context.Background()
+
+	// persistentvolume-binder: a matching pair stays unbound.
+	staticPair(t, cs, "unbound")
+	// pvc-protection: a deleted unused claim keeps its finalizer.
+	staticPair(t, cs, "protected")
+	if err := cs.CoreV1().PersistentVolumeClaims("default").Delete(ctx, "protected", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// attachdetach: a pod on a node using a CSI volume gets no
+	// VolumeAttachment.
+	if _, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	attachRequired := true
+	if _, err := cs.StorageV1().CSIDrivers().Create(ctx, &storagev1.CSIDriver{ObjectMeta: metav1.ObjectMeta{Name: "attach.example.com"}, Spec: storagev1.CSIDriverSpec{AttachRequired: &attachRequired}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "user"},
+		Spec: corev1.PodSpec{
+			NodeName:   "n1",
+			Containers: []corev1.Container{{Name: "c", Image: "busybox"}},
+			Volumes: []corev1.Volume{
+				{Name: "inline", VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{Driver: "attach.example.com"}}},
+				// ephemeral-volume: no claim is made for this.
+				{Name: "scratch", VolumeSource: corev1.VolumeSource{Ephemeral: &corev1.EphemeralVolumeSource{VolumeClaimTemplate: &corev1.PersistentVolumeClaimTemplate{
+					Spec: corev1.PersistentVolumeClaimSpec{
+						StorageClassName: ptrTo("manual"),
+						AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+						Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+					},
+				}}}},
+			},
+		},
+	}
+	// The service account controller makes "default" shortly after start;
+	// admission refuses pods until then.
+	eventually(t, time.Minute, func() error {
+		_, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{})
+		return err
+	})
+
+	time.Sleep(quietPeriod)
+	pv, err := cs.CoreV1().PersistentVolumes().Get(ctx, "unbound", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pv.Spec.ClaimRef != nil || pv.Status.Phase == corev1.VolumeBound {
+		t.Errorf("PV bound with volplane's controllers off: claimRef=%v phase=%s", pv.Spec.ClaimRef, pv.Status.Phase)
+	}
+	pvc, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, "unbound", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pvc.Spec.VolumeName != "" || pvc.Status.Phase != corev1.ClaimPending {
+		t.Errorf("claim bound with volplane's controllers off: volumeName=%q phase=%s", pvc.Spec.VolumeName, pvc.Status.Phase)
+	}
+	protected, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, "protected", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("deleted unused claim is gone with volplane's controllers off: %v", err)
+	}
+	if protected.DeletionTimestamp == nil {
+		t.Error("claim is not Terminating")
+	}
+	vas, err := cs.StorageV1().VolumeAttachments().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vas.Items) != 0 {
+		t.Errorf("VolumeAttachments made with volplane's controllers off: %v", vas.Items)
+	}
+	if _, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, "user-scratch", metav1.GetOptions{}); err == nil {
+		t.Error("ephemeral volume claim made with volplane's controllers off")
+	}
+}
+
+// TestBindingComesFromVolplane: with volplane's controllers on, a static
+// pair binds, and the API's managedFields say volplane's controller
+// manager wrote the binding, not kube-controller-manager.
+func TestBindingComesFromVolplane(t *testing.T) {
+	p := startUp(t)
+	cs := p.Client()
+	ctx := context.Background()
+	staticPair(t, cs, "pair")
+	eventually(t, time.Minute, func() error {
+		pvc, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, "pair", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if pvc.Status.Phase != corev1.ClaimBound {
+			return fmt.Errorf("claim %s", pvc.Status.Phase)
+		}
+		return nil
+	})
+	pv, err := cs.CoreV1().PersistentVolumes().Get(ctx, "pair", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var managers []string
+	for _, mf := range pv.ManagedFields {
+		managers = append(managers, mf.Manager)
+		if strings.Contains(mf.Manager, "kube-controller-manager") {
+			t.Errorf("kube-controller-manager wrote the PV: %+v", mf)
+		}
+	}
+	found := false
+	for _, mf := range pv.ManagedFields {
+		if mf.Manager == controller.UserAgent && mf.FieldsV1 != nil && strings.Contains(string(mf.FieldsV1.Raw), `"f:claimRef"`) {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no managedFields entry of %s owns spec.claimRef; managers: %v", controller.UserAgent, managers)
+	}
+}
