@@ -20,7 +20,7 @@ type Config struct {
 	// SettleWindow: unbound claims (and newly available volumes) are
 	// matched as a batch, largest request first, once none has arrived
 	// for this long. It is the latency added to a lone claim. 0 matches
-	// whatever is pending at once.
+	// whatever is pending at once; DefaultConfig has 100ms.
 	SettleWindow time.Duration
 	// MaxSettleDelay caps how long a claim waits for a burst to settle.
 	MaxSettleDelay time.Duration
@@ -55,7 +55,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults Validate fills in.
 func DefaultConfig() Config {
-	var c Config
+	c := Config{SettleWindow: 100 * time.Millisecond}
 	c.setDefaults()
 	return c
 }
@@ -63,9 +63,6 @@ func DefaultConfig() Config {
 func (c *Config) setDefaults() {
 	if c.BindWorkers == 0 {
 		c.BindWorkers = 32
-	}
-	if c.SettleWindow == 0 {
-		c.SettleWindow = 100 * time.Millisecond
 	}
 	if c.MaxSettleDelay == 0 {
 		c.MaxSettleDelay = time.Second
@@ -88,8 +85,7 @@ func (c *Config) setDefaults() {
 	c.RecyclerPod.setDefaults()
 }
 
-// Validate fills in defaults and checks c. A negative SettleWindow means
-// no window at all (tests).
+// Validate fills in defaults and checks c.
 func (c *Config) Validate() error {
 	c.setDefaults()
 	var errs []error
@@ -100,7 +96,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("bind workers %d < 0", c.BindWorkers))
 	}
 	if c.SettleWindow < 0 {
-		c.SettleWindow = 0
+		errs = append(errs, fmt.Errorf("settle window %v < 0", c.SettleWindow))
 	}
 	if c.MaxSettleDelay < c.SettleWindow {
 		errs = append(errs, fmt.Errorf("max settle delay %v is shorter than the settle window %v", c.MaxSettleDelay, c.SettleWindow))
@@ -136,7 +132,7 @@ func (c *Config) Validate() error {
 func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	d := DefaultConfig()
 	fs.DurationVar(&c.SettleWindow, "pv-bind-settle-window", d.SettleWindow,
-		"Match unbound claims as a batch, largest request first, once none has arrived for this long; the latency added to a lone claim.")
+		"Match unbound claims as a batch, largest request first, once none has arrived for this long; the latency added to a lone claim (0: no window).")
 	fs.DurationVar(&c.MaxSettleDelay, "pv-bind-max-settle-delay", d.MaxSettleDelay,
 		"Longest a claim waits for a burst of claims and volumes to settle before it is matched.")
 	fs.IntVar(&c.BindWorkers, "pv-bind-workers", d.BindWorkers, "Binds executed in parallel.")

@@ -83,7 +83,7 @@ func (r *running) waitAllBound(t *testing.T, n int) {
 // shuffled order. Upstream strands some claims and gives others larger
 // volumes; here every claim must get its exact fit.
 func TestRunBurstExactFit(t *testing.T) {
-	r := startController(t, Config{})
+	r := startController(t, DefaultConfig())
 	const n = 50
 	type obj struct {
 		pv  *v1.PersistentVolume

@@ -1,5 +1,7 @@
 package binder
 
+import "slices"
+
 // sizeKey orders available volumes inside one bucket of the match index:
 // smallest capacity first, ties broken by name so that the choice is
 // deterministic.
@@ -15,142 +17,143 @@ func (a sizeKey) less(b sizeKey) bool {
 	return a.name < b.name
 }
 
-// orderedSet is a treap of sizeKeys with a value per key: insert, delete
-// and "ascend from the first key with size >= s" all cost O(log n)
-// expected, so that matching a claim does not grow with the number of
-// volumes.
-type orderedSet[V any] struct {
-	root *treapNode[V]
-	n    int
-	seed uint64
+func (a sizeKey) compare(b sizeKey) int {
+	switch {
+	case a.less(b):
+		return -1
+	case b.less(a):
+		return 1
+	}
+	return 0
 }
 
-type treapNode[V any] struct {
-	key         sizeKey
-	val         V
-	prio        uint64
-	left, right *treapNode[V]
+// orderedSet is a sorted set of sizeKeys with a value per key, kept as a
+// list of sorted chunks of at most chunkMax keys (a two-level B-tree):
+// finding the first key of a size is two binary searches over contiguous
+// memory (the sizes of a chunk are a plain []int64), so matching a claim
+// costs about the same with 1,000 or 50,000 volumes; inserting or deleting
+// moves at most one chunk's entries.
+type orderedSet[V any] struct {
+	chunks []*chunk[V]
+	// lasts[i] is the last (largest) key of chunks[i].
+	lasts []sizeKey
+	n     int
 }
+
+type chunk[V any] struct {
+	sizes []int64
+	names []string
+	vals  []V
+}
+
+func (c *chunk[V]) key(j int) sizeKey { return sizeKey{c.sizes[j], c.names[j]} }
+func (c *chunk[V]) last() sizeKey     { return c.key(len(c.sizes) - 1) }
+
+// search returns the position of the first key >= k, and whether it is k.
+func (c *chunk[V]) search(k sizeKey) (int, bool) {
+	j, _ := slices.BinarySearch(c.sizes, k.size)
+	for ; j < len(c.sizes) && c.sizes[j] == k.size; j++ {
+		if c.names[j] >= k.name {
+			return j, c.names[j] == k.name
+		}
+	}
+	return j, false
+}
+
+const chunkMax = 128
 
 // Len is the number of keys in the set.
 func (s *orderedSet[V]) Len() int { return s.n }
 
-// nextPrio is a xorshift generator: priorities need only be well spread,
-// and a fixed seed keeps the tree shape (and thus tests) reproducible.
-func (s *orderedSet[V]) nextPrio() uint64 {
-	if s.seed == 0 {
-		s.seed = 0x9e3779b97f4a7c15
-	}
-	s.seed ^= s.seed << 13
-	s.seed ^= s.seed >> 7
-	s.seed ^= s.seed << 17
-	return s.seed
-}
-
-// split divides t into keys < k and keys >= k.
-func split[V any](t *treapNode[V], k sizeKey) (l, r *treapNode[V]) {
-	if t == nil {
-		return nil, nil
-	}
-	if t.key.less(k) {
-		t.right, r = split(t.right, k)
-		return t, r
-	}
-	l, t.left = split(t.left, k)
-	return l, t
-}
-
-// merge joins l and r where every key of l is less than every key of r.
-func merge[V any](l, r *treapNode[V]) *treapNode[V] {
-	switch {
-	case l == nil:
-		return r
-	case r == nil:
-		return l
-	case l.prio > r.prio:
-		l.right = merge(l.right, r)
-		return l
-	default:
-		r.left = merge(l, r.left)
-		return r
-	}
+// chunkFor is the index of the first chunk whose last key is >= k, or
+// len(chunks) when k is past every key.
+func (s *orderedSet[V]) chunkFor(k sizeKey) int {
+	i, _ := slices.BinarySearchFunc(s.lasts, k, sizeKey.compare)
+	return i
 }
 
 // Set inserts k with value v, replacing the value if k is present.
 func (s *orderedSet[V]) Set(k sizeKey, v V) {
-	if n := s.find(k); n != nil {
-		n.val = v
+	if len(s.chunks) == 0 {
+		s.chunks = []*chunk[V]{{sizes: []int64{k.size}, names: []string{k.name}, vals: []V{v}}}
+		s.lasts = []sizeKey{k}
+		s.n = 1
 		return
 	}
-	l, r := split(s.root, k)
-	s.root = merge(merge(l, &treapNode[V]{key: k, val: v, prio: s.nextPrio()}), r)
-	s.n++
-}
-
-func (s *orderedSet[V]) find(k sizeKey) *treapNode[V] {
-	t := s.root
-	for t != nil {
-		switch {
-		case k.less(t.key):
-			t = t.left
-		case t.key.less(k):
-			t = t.right
-		default:
-			return t
-		}
+	i := s.chunkFor(k)
+	if i == len(s.chunks) {
+		i-- // past the end: it goes last in the last chunk
 	}
-	return nil
+	c := s.chunks[i]
+	j, found := c.search(k)
+	if found {
+		c.vals[j] = v
+		return
+	}
+	c.sizes = slices.Insert(c.sizes, j, k.size)
+	c.names = slices.Insert(c.names, j, k.name)
+	c.vals = slices.Insert(c.vals, j, v)
+	s.n++
+	if len(c.sizes) > chunkMax {
+		h := len(c.sizes) / 2
+		right := &chunk[V]{sizes: slices.Clone(c.sizes[h:]), names: slices.Clone(c.names[h:]), vals: slices.Clone(c.vals[h:])}
+		c.sizes, c.names, c.vals = slices.Clip(c.sizes[:h]), slices.Clip(c.names[:h]), slices.Clip(c.vals[:h])
+		s.chunks = slices.Insert(s.chunks, i+1, right)
+		s.lasts = slices.Insert(s.lasts, i+1, right.last())
+	}
+	s.lasts[i] = c.last()
 }
 
 // Delete removes k; it reports whether k was present.
 func (s *orderedSet[V]) Delete(k sizeKey) bool {
-	var removed bool
-	s.root = deleteNode(s.root, k, &removed)
-	if removed {
-		s.n--
+	i := s.chunkFor(k)
+	if i == len(s.chunks) {
+		return false
 	}
-	return removed
-}
-
-func deleteNode[V any](t *treapNode[V], k sizeKey, removed *bool) *treapNode[V] {
-	if t == nil {
-		return nil
+	c := s.chunks[i]
+	j, found := c.search(k)
+	if !found {
+		return false
 	}
+	// slices.Delete clears the freed element: no stale reference stays.
+	c.sizes = slices.Delete(c.sizes, j, j+1)
+	c.names = slices.Delete(c.names, j, j+1)
+	c.vals = slices.Delete(c.vals, j, j+1)
+	s.n--
 	switch {
-	case k.less(t.key):
-		t.left = deleteNode(t.left, k, removed)
-	case t.key.less(k):
-		t.right = deleteNode(t.right, k, removed)
+	case len(c.sizes) == 0:
+		s.chunks = slices.Delete(s.chunks, i, i+1)
+		s.lasts = slices.Delete(s.lasts, i, i+1)
+	case i+1 < len(s.chunks) && len(c.sizes)+len(s.chunks[i+1].sizes) <= chunkMax/2:
+		// Merge thin neighbours so that deletions do not leave a long
+		// list of near-empty chunks.
+		next := s.chunks[i+1]
+		c.sizes = append(c.sizes, next.sizes...)
+		c.names = append(c.names, next.names...)
+		c.vals = append(c.vals, next.vals...)
+		s.chunks = slices.Delete(s.chunks, i+1, i+2)
+		s.lasts = slices.Delete(s.lasts, i+1, i+2)
+		s.lasts[i] = c.last()
 	default:
-		*removed = true
-		return merge(t.left, t.right)
+		s.lasts[i] = c.last()
 	}
-	return t
+	return true
 }
 
 // AscendFrom calls fn for every key with size >= minSize in ascending
 // order until fn returns false.
 func (s *orderedSet[V]) AscendFrom(minSize int64, fn func(k sizeKey, v V) bool) {
-	// An explicit stack holds the nodes whose left part is done and whose
-	// own key and right subtree remain.
-	var stack []*treapNode[V]
-	t := s.root
-	for t != nil {
-		if t.key.size >= minSize {
-			stack = append(stack, t)
-			t = t.left
-		} else {
-			t = t.right
-		}
+	i := s.chunkFor(sizeKey{size: minSize})
+	if i == len(s.chunks) {
+		return
 	}
-	for len(stack) > 0 {
-		n := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if !fn(n.key, n.val) {
-			return
-		}
-		for c := n.right; c != nil; c = c.left {
-			stack = append(stack, c)
+	j, _ := slices.BinarySearch(s.chunks[i].sizes, minSize)
+	for ; i < len(s.chunks); i, j = i+1, 0 {
+		c := s.chunks[i]
+		for ; j < len(c.sizes); j++ {
+			if !fn(c.key(j), c.vals[j]) {
+				return
+			}
 		}
 	}
 }
