@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -200,6 +201,10 @@ func (m *Manager) Run(ctx context.Context) error {
 	restCfg := rest.CopyConfig(m.cfg.REST)
 	restCfg.UserAgent = UserAgent
 	restCfg.QPS, restCfg.Burst = m.cfg.QPS, m.cfg.Burst
+	// Protobuf, as kube-controller-manager's --kube-api-content-type
+	// default: cheaper than JSON for the API and for the controllers.
+	restCfg.ContentType = runtime.ContentTypeProtobuf
+	restCfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
 	client, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
 		return fmt.Errorf("controller manager: %w", err)
