@@ -1,0 +1,229 @@
+package binder
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes/fake"
+)
+
+func TestBatcherSettleWindow(t *testing.T) {
+	b := newBatcher()
+	t0 := time.Unix(1000, 0)
+	settle, max := 100*time.Millisecond, time.Second
+	if ready, wait := b.due(t0, settle, max); ready || wait >= 0 {
+		t.Fatalf("empty batcher: ready=%v wait=%v, want not ready and no wait", ready, wait)
+	}
+	b.addClaim("ns/a", t0)
+	if ready, wait := b.due(t0.Add(50*time.Millisecond), settle, max); ready || wait != 50*time.Millisecond {
+		t.Fatalf("50ms after the only claim: ready=%v wait=%v, want 50ms more", ready, wait)
+	}
+	// Arrivals keep the window open...
+	for i := 1; i <= 15; i++ {
+		b.addClaim("ns/b", t0.Add(time.Duration(i)*80*time.Millisecond))
+		if ready, _ := b.due(t0.Add(time.Duration(i)*80*time.Millisecond+50*time.Millisecond), settle, max); ready && i*80+50 < 1000 {
+			t.Fatalf("ready %dms into a burst that keeps arriving", i*80+50)
+		}
+	}
+	// ...but not past the maximum delay.
+	if ready, _ := b.due(t0.Add(max), settle, max); !ready {
+		t.Fatal("not ready after the maximum settle delay")
+	}
+	keys := b.take()
+	if len(keys) != 2 || keys[0] != "ns/a" || keys[1] != "ns/b" {
+		t.Fatalf("batch %v, want [ns/a ns/b]", keys)
+	}
+	if b.hasWork() {
+		t.Fatal("work left after take")
+	}
+}
+
+func TestBatcherWaitingClaimsWakeOnArrival(t *testing.T) {
+	b := newBatcher()
+	now := time.Unix(0, 0)
+	g := groupKey{class: "gold", mode: v1.PersistentVolumeFilesystem}
+	other := groupKey{class: "silver", mode: v1.PersistentVolumeFilesystem}
+	b.decide("ns/a", "")
+	b.wait("ns/a", g)
+	b.done("ns/a", now)
+	b.volumeArrived(other, now)
+	if b.hasWork() {
+		t.Fatal("a volume of another group woke a waiting claim")
+	}
+	b.volumeArrived(g, now)
+	if keys := b.take(); len(keys) != 1 || keys[0] != "ns/a" {
+		t.Fatalf("batch %v, want the waiting claim", keys)
+	}
+	// A claim due while its decision is in flight joins the batch after.
+	b.decide("ns/c", "")
+	b.addClaim("ns/c", now)
+	if keys := b.take(); len(keys) != 0 {
+		t.Fatalf("batch %v while the decision is in flight", keys)
+	}
+	b.done("ns/c", now)
+	if keys := b.take(); len(keys) != 1 || keys[0] != "ns/c" {
+		t.Fatalf("batch %v after the decision, want ns/c", keys)
+	}
+}
+
+func TestOperationsOneAtATimeWithBackoff(t *testing.T) {
+	o := newOperations(time.Second, 4*time.Second, false)
+	now := time.Unix(0, 0)
+	o.now = func() time.Time { return now }
+	release := make(chan struct{})
+	var retries []time.Duration
+	retried := make(chan struct{}, 10)
+	retry := func(d time.Duration) { retries = append(retries, d); retried <- struct{}{} }
+	fail := func(context.Context) error { <-release; return errBoom }
+	if !o.Run(context.Background(), "k", fail, retry) {
+		t.Fatal("first run refused")
+	}
+	if o.Run(context.Background(), "k", fail, retry) {
+		t.Fatal("second run of a running key started")
+	}
+	close(release)
+	<-retried
+	if o.Run(context.Background(), "k", fail, retry) {
+		t.Fatal("run during backoff started")
+	}
+	for _, want := range []time.Duration{2 * time.Second, 4 * time.Second, 4 * time.Second} {
+		now = now.Add(10 * time.Second)
+		if !o.Run(context.Background(), "k", fail, retry) {
+			t.Fatal("run after backoff refused")
+		}
+		<-retried
+		if got := retries[len(retries)-1]; got != want {
+			t.Fatalf("backoff %v, want %v (all: %v)", got, want, retries)
+		}
+	}
+	now = now.Add(10 * time.Second)
+	o.Run(context.Background(), "k", func(context.Context) error { return nil }, retry)
+	o.Wait()
+	o.Run(context.Background(), "k", fail, retry)
+	<-retried
+	if got := retries[len(retries)-1]; got != time.Second {
+		t.Fatalf("backoff after a success %v, want it reset to 1s", got)
+	}
+	o.Wait()
+}
+
+func TestHostPathProvisioner(t *testing.T) {
+	dir := t.TempDir()
+	p := NewHostPathProvisioner(dir)
+	claim := newPVC("c1", "2Gi", pvcModes(rwo, rox))
+	pv, err := p.Provision(context.Background(), ProvisionRequest{PVName: "pvc-1", Claim: claim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "pvc-1")
+	if pv.Spec.HostPath == nil || pv.Spec.HostPath.Path != path {
+		t.Fatalf("volume source %+v, want hostPath %s", pv.Spec.PersistentVolumeSource, path)
+	}
+	if st, err := os.Stat(path); err != nil || !st.IsDir() || st.Mode().Perm() != 0o777 {
+		t.Fatalf("directory %s: %v %v", path, st, err)
+	}
+	if capacityOf(pv) != requestOf(claim) || len(pv.Spec.AccessModes) != 2 {
+		t.Fatalf("capacity %d modes %v", capacityOf(pv), pv.Spec.AccessModes)
+	}
+	// Idempotent by name.
+	if _, err := p.Provision(context.Background(), ProvisionRequest{PVName: "pvc-1", Claim: claim}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(path, "data"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pv.Name = "pvc-1"
+	if !p.CanDelete(pv) {
+		t.Fatal("cannot delete its own volume")
+	}
+	if err := p.Delete(context.Background(), pv); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("directory left after delete: %v", err)
+	}
+	if err := p.Delete(context.Background(), pv); err != nil {
+		t.Fatalf("deleting a deleted volume: %v", err)
+	}
+	outside := newPV("x", "1Gi")
+	outside.Spec.HostPath.Path = filepath.Dir(dir)
+	if p.CanDelete(outside) || p.Delete(context.Background(), outside) == nil {
+		t.Fatal("would delete outside its directory")
+	}
+	if _, err := os.Stat(filepath.Dir(dir)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Provision(context.Background(), ProvisionRequest{PVName: "b", Claim: newPVC("c2", "1Gi", pvcBlock())}); err == nil {
+		t.Fatal("provisioned a Block volume")
+	}
+}
+
+func TestPodRecycler(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		phase   v1.PodPhase
+		wantErr string
+	}{
+		{"succeeded", v1.PodSucceeded, ""},
+		{"failed", v1.PodFailed, "recycler pod failed: scrub failed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			client := fake.NewClientset()
+			r := NewPodRecycler(client, RecyclerPodConfig{Namespace: "recyclers", PollInterval: 5 * time.Millisecond})
+			pv := newPV("pv-1", "1Gi")
+			pv.UID = "uid-pv-1"
+			var events []string
+			errc := make(chan error, 1)
+			go func() {
+				errc <- r.Recycle(context.Background(), pv, func(_, m string) { events = append(events, m) })
+			}()
+			pods := client.CoreV1().Pods("recyclers")
+			var pod *v1.Pod
+			err := wait.PollUntilContextTimeout(context.Background(), 5*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+				p, err := pods.Get(ctx, "recycler-for-pv-1", metav1.GetOptions{})
+				pod = p
+				return err == nil, nil
+			})
+			if err != nil {
+				t.Fatal("no recycler pod")
+			}
+			if got := pod.Spec.Volumes[0].HostPath; got == nil || got.Path != "/data/pv-1" {
+				t.Fatalf("recycler pod volume %+v", pod.Spec.Volumes[0])
+			}
+			if c := pod.Spec.Containers[0]; c.VolumeMounts[0].MountPath != "/scrub" || !strings.Contains(strings.Join(c.Args, " "), "find /scrub -mindepth 1 -delete") {
+				t.Fatalf("recycler container %+v", c)
+			}
+			pod.Status.Phase = tc.phase
+			pod.Status.Message = "scrub failed"
+			if _, err := pods.UpdateStatus(context.Background(), pod, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			err = <-errc
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr) {
+				t.Fatalf("Recycle = %v, want %q", err, tc.wantErr)
+			}
+			if _, err := pods.Get(context.Background(), "recycler-for-pv-1", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				t.Fatalf("recycler pod left behind: %v", err)
+			}
+			if len(events) == 0 {
+				t.Fatal("no recycler event")
+			}
+		})
+	}
+	csi := newPV("pv-csi", "1Gi")
+	csi.Spec.HostPath = nil
+	csi.Spec.CSI = &v1.CSIPersistentVolumeSource{Driver: "d", VolumeHandle: "h"}
+	err := NewPodRecycler(fake.NewClientset(), RecyclerPodConfig{}).Recycle(context.Background(), csi, func(string, string) {})
+	if !errors.Is(err, ErrNotRecyclable) {
+		t.Fatalf("recycling a CSI volume: %v, want ErrNotRecyclable", err)
+	}
+}
