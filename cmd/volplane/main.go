@@ -8,11 +8,16 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"volplane/internal/version"
 )
 
 func main() {
+	// Embedded upstream packages register flags of their own binaries
+	// (such as --version) on the global flag set at init; volplane's
+	// commands declare all of theirs.
+	pflag.CommandLine = pflag.NewFlagSet(os.Args[0], pflag.ExitOnError)
 	root := &cobra.Command{
 		Use:           "volplane",
 		Short:         "The Kubernetes storage system, in one binary",

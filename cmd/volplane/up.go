@@ -22,7 +22,7 @@ func newUpCommand() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
-		Short: "Run everything on this machine: etcd, the Kubernetes API, volplane's controllers, a node agent and the built-in driver",
+		Short: "Run everything on this machine: etcd, the Kubernetes API and its controllers, volplane's storage controllers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop, log := common.setup(cmd)
