@@ -198,6 +198,15 @@ func (m *Manager) Run(ctx context.Context) error {
 		defer stop()
 	}
 
+	if len(m.enabled()) == 0 {
+		// Nothing to run: do not take the Lease from a manager that has
+		// work (as when this server leaves its controllers to one run
+		// with --kubeconfig elsewhere).
+		log.Info("every controller is disabled; not taking the controller lease")
+		<-ctx.Done()
+		return nil
+	}
+
 	restCfg := rest.CopyConfig(m.cfg.REST)
 	restCfg.UserAgent = UserAgent
 	restCfg.QPS, restCfg.Burst = m.cfg.QPS, m.cfg.Burst
@@ -301,11 +310,7 @@ func (m *Manager) runControllers(ctx context.Context, client kubernetes.Interfac
 		c    Controller
 	}
 	var ctrls []running
-	for _, d := range m.cfg.Controllers {
-		if slices.Contains(m.cfg.Disabled, d.Name) {
-			log.Info("controller disabled", "controller", d.Name)
-			continue
-		}
+	for _, d := range m.enabled() {
 		c, err := d.Init(ctx, cctx)
 		if err != nil {
 			return fmt.Errorf("controller %s: %w", d.Name, err)
@@ -358,4 +363,15 @@ func (m *Manager) serveMetrics(log *slog.Logger) (stop func(), err error) {
 
 func metaObject(namespace, name string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Namespace: namespace, Name: name}
+}
+
+// enabled are the controllers to run, in order.
+func (m *Manager) enabled() []Descriptor {
+	var out []Descriptor
+	for _, d := range m.cfg.Controllers {
+		if !slices.Contains(m.cfg.Disabled, d.Name) {
+			out = append(out, d)
+		}
+	}
+	return out
 }

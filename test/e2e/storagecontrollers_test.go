@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -176,5 +177,52 @@ func TestBindingComesFromVolplane(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no managedFields entry of %s owns spec.claimRef; managers: %v", controller.UserAgent, managers)
+	}
+}
+
+// TestControllersAgainstAnotherCluster runs `volplane server --kubeconfig`
+// (volplane's controllers only) against a second `volplane server` whose
+// own volplane controllers are off: the binding is made by the outside
+// controller manager, which holds the Lease.
+func TestControllersAgainstAnotherCluster(t *testing.T) {
+	var disable []string
+	for _, d := range all.Descriptors() {
+		disable = append(disable, d.Name)
+	}
+	dir := t.TempDir()
+	listen := freeAddr(t)
+	api := startProcess(t, dir, listen, "server", "--data-dir", dir, "--listen", listen, "--disable-controllers="+strings.Join(disable, ","))
+	api.WaitReady()
+	cs := api.Client()
+	ctx := context.Background()
+
+	staticPair(t, cs, "remote")
+	time.Sleep(5 * time.Second)
+	if pvc, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, "remote", metav1.GetOptions{}); err != nil || pvc.Status.Phase == corev1.ClaimBound {
+		t.Fatalf("claim bound before any controller ran: %v %v", pvc.Status.Phase, err)
+	}
+
+	ctrlDir := t.TempDir()
+	ctrls := startProcess(t, ctrlDir, "", "server", "--data-dir", ctrlDir, "--kubeconfig", api.Kubeconfig())
+	eventually(t, time.Minute, func() error {
+		pvc, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, "remote", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if pvc.Status.Phase != corev1.ClaimBound {
+			return fmt.Errorf("claim %s", pvc.Status.Phase)
+		}
+		return nil
+	})
+	lease, err := cs.CoordinationV1().Leases("kube-system").Get(ctx, "volplane-controller-manager", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := *lease.Spec.HolderIdentity; !strings.Contains(ctrls.Output(), "identity="+id) {
+		t.Fatalf("lease held by %q, not the --kubeconfig controller manager:\n%s", id, ctrls.Output())
+	}
+	// It keeps nothing of a control plane in its data dir.
+	if entries, _ := os.ReadDir(ctrlDir); len(entries) != 0 {
+		t.Fatalf("controllers-only server wrote %v into its data dir", entries)
 	}
 }
