@@ -48,6 +48,11 @@ func startEmbeddedEtcd(ctx context.Context, dataDir, runDir string, log *slog.Lo
 		}
 	}
 	clientURL := url.URL{Scheme: "unix", Path: clientSock}
+	// etcd listens for peers on the URL's host alone: a path there makes
+	// it a socket file in runDir, where an empty host would make it an
+	// abstract socket that any local user could reach.
+	// The advertised peer URL only names the member; nobody dials it.
+	peerListen := url.URL{Scheme: "unix", Host: peerSock}
 	peerURL := url.URL{Scheme: "unix", Path: peerSock}
 
 	cfg := embed.NewConfig()
@@ -55,7 +60,7 @@ func startEmbeddedEtcd(ctx context.Context, dataDir, runDir string, log *slog.Lo
 	cfg.Dir = dataDir
 	cfg.ListenClientUrls = []url.URL{clientURL}
 	cfg.AdvertiseClientUrls = []url.URL{clientURL}
-	cfg.ListenPeerUrls = []url.URL{peerURL}
+	cfg.ListenPeerUrls = []url.URL{peerListen}
 	cfg.AdvertisePeerUrls = []url.URL{peerURL}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	cfg.ListenMetricsUrls = nil
