@@ -18,6 +18,7 @@ import (
 
 	"volplane/internal/controller"
 	"volplane/internal/controller/all"
+	"volplane/internal/controlplane"
 	"volplane/internal/logging"
 )
 
@@ -126,6 +127,44 @@ func stopWithin(log *slog.Logger, d time.Duration, stops ...func()) {
 	}
 }
 
-func printReady(cmd *cobra.Command, what, kubeconfig string) {
-	fmt.Fprintf(cmd.OutOrStdout(), "volplane %s is ready: export KUBECONFIG=%s; kubectl get pv\n", what, kubeconfig)
+// serve starts the embedded control plane and volplane's controllers,
+// prints the ready line, and runs until a signal or a component's
+// failure; then it stops everything, controllers first. prepare, if set,
+// runs once the API answers, before the controllers start.
+func serve(ctx context.Context, cmd *cobra.Command, log *slog.Logger, cp controlplane.Config, ctrl controllerFlags, identitySeed string, prepare func(context.Context, *controlplane.ControlPlane) error, readyAttrs ...any) error {
+	start := time.Now()
+	plane, err := controlplane.Start(ctx, cp)
+	if err != nil {
+		return err
+	}
+	ctrls, err := func() (*controllers, error) {
+		if prepare != nil {
+			if err := prepare(ctx, plane); err != nil {
+				return nil, err
+			}
+		}
+		rest, err := plane.RESTConfig(controlplane.VolplaneControllerIdentity)
+		if err != nil {
+			return nil, err
+		}
+		return startControllers(ctx, ctrl.config(rest, identitySeed))
+	}()
+	if err != nil {
+		plane.Stop()
+		return err
+	}
+	log.Info("ready", append([]any{"took", time.Since(start).Round(time.Millisecond), "kubeconfig", plane.KubeconfigPath()}, readyAttrs...)...)
+	fmt.Fprintf(cmd.OutOrStdout(), "volplane %s is ready: export KUBECONFIG=%s; kubectl get pv\n", cmd.Name(), plane.KubeconfigPath())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("stopping")
+	case err := <-plane.Err():
+		runErr = fmt.Errorf("control plane: %w", err)
+	case <-ctrls.Done():
+		runErr = fmt.Errorf("controllers: %w", ctrls.Err())
+	}
+	stopWithin(log, 9*time.Second, ctrls.Stop, plane.Stop)
+	return runErr
 }

@@ -48,35 +48,7 @@ func newServerCommand() *cobra.Command {
 				}
 			}
 
-			start := time.Now()
-			plane, err := controlplane.Start(ctx, cp)
-			if err != nil {
-				return err
-			}
-			ctrlREST, err := plane.RESTConfig(controlplane.VolplaneControllerIdentity)
-			if err != nil {
-				plane.Stop()
-				return err
-			}
-			ctrls, err := startControllers(ctx, ctrl.config(ctrlREST, cp.DataDir))
-			if err != nil {
-				plane.Stop()
-				return err
-			}
-			log.Info("ready", "took", time.Since(start).Round(time.Millisecond), "kubeconfig", plane.KubeconfigPath())
-			printReady(cmd, "server", plane.KubeconfigPath())
-
-			var runErr error
-			select {
-			case <-ctx.Done():
-				log.Info("stopping")
-			case err := <-plane.Err():
-				runErr = fmt.Errorf("control plane: %w", err)
-			case <-ctrls.Done():
-				runErr = fmt.Errorf("controllers: %w", ctrls.Err())
-			}
-			stopWithin(log, 9*time.Second, ctrls.Stop, plane.Stop)
-			return runErr
+			return serve(ctx, cmd, log, cp, ctrl, cp.DataDir, nil)
 		},
 	}
 	fs := cmd.Flags()

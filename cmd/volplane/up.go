@@ -1,10 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
@@ -34,48 +34,18 @@ func newUpCommand() *cobra.Command {
 				}
 				node = h
 			}
-			start := time.Now()
-			plane, err := controlplane.Start(ctx, cp)
-			if err != nil {
-				return err
+			prepare := func(ctx context.Context, plane *controlplane.ControlPlane) error {
+				admin, err := plane.RESTConfig(controlplane.AdminIdentity)
+				if err != nil {
+					return err
+				}
+				cs, err := kubernetes.NewForConfig(admin)
+				if err != nil {
+					return err
+				}
+				return bootstrap.EnsureDefaultClass(ctx, cs)
 			}
-			admin, err := plane.RESTConfig(controlplane.AdminIdentity)
-			if err != nil {
-				plane.Stop()
-				return err
-			}
-			cs, err := kubernetes.NewForConfig(admin)
-			if err == nil {
-				err = bootstrap.EnsureDefaultClass(ctx, cs)
-			}
-			if err != nil {
-				plane.Stop()
-				return err
-			}
-			ctrlREST, err := plane.RESTConfig(controlplane.VolplaneControllerIdentity)
-			if err != nil {
-				plane.Stop()
-				return err
-			}
-			ctrls, err := startControllers(ctx, ctrl.config(ctrlREST, filepath.Join(cp.DataDir, "up")))
-			if err != nil {
-				plane.Stop()
-				return err
-			}
-			log.Info("ready", "took", time.Since(start).Round(time.Millisecond), "kubeconfig", plane.KubeconfigPath(), "node", node)
-			printReady(cmd, "up", plane.KubeconfigPath())
-
-			var runErr error
-			select {
-			case <-ctx.Done():
-				log.Info("stopping")
-			case err := <-plane.Err():
-				runErr = fmt.Errorf("control plane: %w", err)
-			case <-ctrls.Done():
-				runErr = fmt.Errorf("controllers: %w", ctrls.Err())
-			}
-			stopWithin(log, 9*time.Second, ctrls.Stop, plane.Stop)
-			return runErr
+			return serve(ctx, cmd, log, cp, ctrl, filepath.Join(cp.DataDir, "up"), prepare, "node", node)
 		},
 	}
 	fs := cmd.Flags()

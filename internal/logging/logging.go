@@ -93,7 +93,7 @@ var benign = map[string]bool{
 	"Found stale data, removed previous endpoints on kubernetes service, apiserver didn't exit successfully previously": true,
 	// embedded etcd serving only on unix sockets in a 0700 directory.
 	"Running http and grpc server on single port. This is not recommended for production.": true,
-	"simple token is not cryptographically signed": true,
+	"simple token is not cryptographically signed":                                         true,
 }
 
 // Benign reports whether an upstream message is expected in volplane's
