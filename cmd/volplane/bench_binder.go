@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -16,7 +17,10 @@ import (
 
 func newBenchBinderCommand() *cobra.Command {
 	cfg := binderbench.Config{}
-	var verbosity int
+	var (
+		verbosity  int
+		cpuprofile string
+	)
 	cmd := &cobra.Command{
 		Use:   "binder",
 		Short: "PV controller throughput against the embedded API",
@@ -41,6 +45,17 @@ controller runs in a child process so that its CPU time is its own.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			if cpuprofile != "" {
+				f, err := os.Create(cpuprofile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			return binderbench.Run(logging.NewContext(ctx, log), cfg, cmd.OutOrStdout())
 		},
 	}
@@ -59,6 +74,8 @@ controller runs in a child process so that its CPU time is its own.`,
 	fs.DurationVar(&cfg.Timeout, "timeout", 15*time.Minute, "give up a scenario after this (a hang, not a target)")
 	fs.StringVar(&cfg.WorkDir, "work-dir", "", "where the temporary control planes live (default: the system's temp dir)")
 	fs.IntVarP(&verbosity, "v", "v", 0, "log verbosity")
+	fs.StringVar(&cfg.ControllerCPUProfile, "controller-cpuprofile", "", "write the controller process's CPU profile to this file")
+	fs.StringVar(&cpuprofile, "cpuprofile", "", "write this process's (API and load generator) CPU profile to this file")
 	cmd.AddCommand(newBenchBinderControllerCommand())
 	return cmd
 }
@@ -81,6 +98,7 @@ func newBenchBinderControllerCommand() *cobra.Command {
 	fs := cmd.Flags()
 	fs.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "the API")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "127.0.0.1:0", "loopback HOST:PORT for /metrics")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile to this file")
 	cfg.Binder.AddFlags(fs)
 	return cmd
 }

@@ -3,6 +3,8 @@ package binderbench
 import (
 	"context"
 	"fmt"
+	"os"
+	"runtime/pprof"
 
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -14,7 +16,9 @@ import (
 type ControllerConfig struct {
 	Kubeconfig    string
 	MetricsListen string
-	Binder        binder.Config
+	// CPUProfile, when set, is where the controller's CPU profile goes.
+	CPUProfile string
+	Binder     binder.Config
 }
 
 // RunController runs volplane's PV controller alone (no protection
@@ -32,6 +36,17 @@ func RunController(ctx context.Context, cfg ControllerConfig) error {
 	})
 	if err != nil {
 		return err
+	}
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	return m.Run(ctx)
 }

@@ -146,6 +146,9 @@ func (e *env) startController(ctx context.Context, cfg *Config, settle time.Dura
 		"--pv-bind-settle-window", settle.String(),
 		"--pv-bind-workers", fmt.Sprint(cfg.BindWorkers),
 	}
+	if cfg.ControllerCPUProfile != "" {
+		args = append(args, "--cpuprofile", cfg.ControllerCPUProfile)
+	}
 	cmd := exec.Command(self, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -258,6 +261,28 @@ func (p *ctrlProc) scrape() (sample, error) {
 		}
 	}
 	return s, nil
+}
+
+// waitBinds polls the controller's metrics until it has made binds
+// claims Bound.
+func (p *ctrlProc) waitBinds(ctx context.Context, binds float64, limit time.Duration) (sample, error) {
+	deadline := time.Now().Add(limit)
+	for {
+		s, err := p.scrape()
+		if err == nil && s.binds >= binds {
+			return s, nil
+		}
+		if time.Now().After(deadline) {
+			return s, fmt.Errorf("%.0f binds after %v, want %.0f; controller log:\n%s", s.binds, limit, binds, p.tail())
+		}
+		select {
+		case <-ctx.Done():
+			return s, ctx.Err()
+		case <-p.exited:
+			return s, fmt.Errorf("controller exited: %s", p.tail())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func parseMetrics(r io.Reader) (map[string]*dto.MetricFamily, error) {

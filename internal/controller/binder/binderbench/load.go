@@ -228,6 +228,21 @@ func (w *boundWatch) snapshot() []*v1.PersistentVolumeClaim {
 	return out
 }
 
+// countBound lists the namespace's claims and counts the Bound ones.
+func countBound(ctx context.Context, c kubernetes.Interface, ns string) (int, error) {
+	list, err := c.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for i := range list.Items {
+		if list.Items[i].Status.Phase == v1.ClaimBound {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // waitVolumes polls (once a second) until want volumes whose name starts
 // with prefix are in phase.
 func waitVolumes(ctx context.Context, c kubernetes.Interface, prefix string, phase v1.PersistentVolumePhase, want int, limit time.Duration) error {
@@ -260,7 +275,7 @@ func waitVolumes(ctx context.Context, c kubernetes.Interface, prefix string, pha
 
 // calibrate measures the API's own write rate with the writes a bind
 // makes (volume spec and status updates), from workers writers for d.
-func calibrate(ctx context.Context, c kubernetes.Interface, prefix string, workers int, d time.Duration) (createRate, writeRate float64, err error) {
+func calibrate(ctx context.Context, c kubernetes.Interface, prefix string, workers int, d time.Duration) (createRate, writeRate, cpuPerWrite float64, err error) {
 	const n = 512
 	pvs := make([]*v1.PersistentVolume, n)
 	for i := range pvs {
@@ -273,9 +288,10 @@ func calibrate(ctx context.Context, c kubernetes.Interface, prefix string, worke
 		return err
 	})
 	if err != nil {
-		return 0, 0, fmt.Errorf("calibration: %w", err)
+		return 0, 0, 0, fmt.Errorf("calibration: %w", err)
 	}
 	createRate = n / took.Seconds()
+	cpuBefore := selfCPU()
 	var writes atomic.Int64
 	wctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
@@ -310,7 +326,8 @@ func calibrate(ctx context.Context, c kubernetes.Interface, prefix string, worke
 		}
 	})
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	return createRate, float64(writes.Load()) / time.Since(start).Seconds(), nil
+	w := float64(writes.Load())
+	return createRate, w / time.Since(start).Seconds(), (selfCPU() - cpuBefore) / w, nil
 }
