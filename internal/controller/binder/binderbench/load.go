@@ -273,24 +273,35 @@ func waitVolumes(ctx context.Context, c kubernetes.Interface, prefix string, pha
 	}
 }
 
-// calibrate measures the API's own write rate with the writes a bind
-// makes (volume spec and status updates), from workers writers for d.
+// calibrate measures the API's own write rate with the four writes a
+// bind makes (volume spec and status, claim spec and status), from workers
+// writers for d, on volumes and claims of its own. The claims are deleted
+// afterwards (they stay Terminating when pvc-protection is not running,
+// and the binder leaves claims being deleted alone).
 func calibrate(ctx context.Context, c kubernetes.Interface, prefix string, workers int, d time.Duration) (createRate, writeRate, cpuPerWrite float64, err error) {
-	const n = 512
-	pvs := make([]*v1.PersistentVolume, n)
-	for i := range pvs {
-		pvs[i] = newPV(fmt.Sprintf("%s-calibrate-%04d", prefix, i), gi, "bench-calibrate", []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce}, v1.PersistentVolumeFilesystem)
+	const n = 256
+	ns := prefix + "-calibrate"
+	if err := ensureNamespace(ctx, c, ns); err != nil {
+		return 0, 0, 0, err
 	}
-	created := make([]*v1.PersistentVolume, n)
+	modes := []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce}
+	pvs := make([]*v1.PersistentVolume, n)
+	pvcs := make([]*v1.PersistentVolumeClaim, n)
 	took, err := parallel(ctx, n, workers, func(ctx context.Context, i int) error {
-		pv, err := c.CoreV1().PersistentVolumes().Create(ctx, pvs[i], metav1.CreateOptions{})
-		created[i] = pv
+		pv, err := c.CoreV1().PersistentVolumes().Create(ctx,
+			newPV(fmt.Sprintf("%s-calibrate-%04d", prefix, i), gi, "bench-calibrate", modes, v1.PersistentVolumeFilesystem), metav1.CreateOptions{})
+		if err != nil {
+			return err
+		}
+		pvc, err := c.CoreV1().PersistentVolumeClaims(ns).Create(ctx,
+			newPVC(ns, fmt.Sprintf("calibrate-%04d", i), gi, "bench-calibrate", modes, v1.PersistentVolumeFilesystem), metav1.CreateOptions{})
+		pvs[i], pvcs[i] = pv, pvc
 		return err
 	})
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("calibration: %w", err)
 	}
-	createRate = n / took.Seconds()
+	createRate = 2 * n / took.Seconds()
 	cpuBefore := selfCPU()
 	var writes atomic.Int64
 	wctx, cancel := context.WithTimeout(ctx, d)
@@ -299,20 +310,7 @@ func calibrate(ctx context.Context, c kubernetes.Interface, prefix string, worke
 	_, err = parallel(wctx, workers, workers, func(ctx context.Context, w int) error {
 		for k := 0; ; k++ {
 			for i := w; i < n; i += workers {
-				if ctx.Err() != nil {
-					return nil
-				}
-				pv := created[i].DeepCopy()
-				var out *v1.PersistentVolume
-				var err error
-				if k%2 == 0 {
-					pv.Labels = map[string]string{"round": fmt.Sprint(k)}
-					out, err = c.CoreV1().PersistentVolumes().Update(ctx, pv, metav1.UpdateOptions{})
-				} else {
-					pv.Status.Phase = []v1.PersistentVolumePhase{v1.VolumeAvailable, v1.VolumeReleased}[k/2%2]
-					out, err = c.CoreV1().PersistentVolumes().UpdateStatus(ctx, pv, metav1.UpdateOptions{})
-				}
-				if err != nil {
+				if err := calibrationWrite(ctx, c, k%4, k, &pvs[i], &pvcs[i]); err != nil {
 					// The end of the window cancels writes in flight (or the
 					// client's rate limiter refuses to wait past it).
 					if dl, _ := ctx.Deadline(); ctx.Err() != nil || time.Until(dl) < time.Second {
@@ -320,7 +318,6 @@ func calibrate(ctx context.Context, c kubernetes.Interface, prefix string, worke
 					}
 					return fmt.Errorf("calibration write: %w", err)
 				}
-				created[i] = out
 				writes.Add(1)
 			}
 		}
@@ -328,6 +325,37 @@ func calibrate(ctx context.Context, c kubernetes.Interface, prefix string, worke
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	w := float64(writes.Load())
-	return createRate, w / time.Since(start).Seconds(), (selfCPU() - cpuBefore) / w, nil
+	wr := float64(writes.Load())
+	writeRate, cpuPerWrite = wr/time.Since(start).Seconds(), (selfCPU()-cpuBefore)/wr
+	if err := c.CoreV1().PersistentVolumeClaims(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+		return 0, 0, 0, fmt.Errorf("calibration cleanup: %w", err)
+	}
+	return createRate, writeRate, cpuPerWrite, nil
+}
+
+// calibrationWrite makes write kind (0: volume spec, 1: volume status,
+// 2: claim spec, 3: claim status) and keeps the new object.
+func calibrationWrite(ctx context.Context, c kubernetes.Interface, kind, round int, pv **v1.PersistentVolume, pvc **v1.PersistentVolumeClaim) error {
+	phases := []v1.PersistentVolumePhase{v1.VolumeAvailable, v1.VolumeReleased}
+	claimPhases := []v1.PersistentVolumeClaimPhase{v1.ClaimPending, v1.ClaimLost}
+	var err error
+	switch kind {
+	case 0:
+		o := (*pv).DeepCopy()
+		o.Labels = map[string]string{"round": fmt.Sprint(round)}
+		*pv, err = c.CoreV1().PersistentVolumes().Update(ctx, o, metav1.UpdateOptions{})
+	case 1:
+		o := (*pv).DeepCopy()
+		o.Status.Phase = phases[round/4%2]
+		*pv, err = c.CoreV1().PersistentVolumes().UpdateStatus(ctx, o, metav1.UpdateOptions{})
+	case 2:
+		o := (*pvc).DeepCopy()
+		o.Annotations = map[string]string{"round": fmt.Sprint(round)}
+		*pvc, err = c.CoreV1().PersistentVolumeClaims(o.Namespace).Update(ctx, o, metav1.UpdateOptions{})
+	case 3:
+		o := (*pvc).DeepCopy()
+		o.Status.Phase = claimPhases[round/4%2]
+		*pvc, err = c.CoreV1().PersistentVolumeClaims(o.Namespace).UpdateStatus(ctx, o, metav1.UpdateOptions{})
+	}
+	return err
 }
