@@ -47,14 +47,18 @@ func defaultDataDir() string {
 	return filepath.Join(home, ".volplane")
 }
 
-// controllerFlags configure volplane's controller manager.
+// controllerFlags configure volplane's controller manager and its
+// controllers.
 type controllerFlags struct {
 	metricsListen string
 	disabled      []string
 	workers       int
+	options       all.Options
 }
 
 func (f *controllerFlags) add(fs *pflag.FlagSet) {
+	f.options = all.DefaultOptions()
+	f.options.AddFlags(fs)
 	fs.StringVar(&f.metricsListen, "controller-metrics-listen", "", "loopback HOST:PORT where volplane's controllers serve /metrics (off when empty)")
 	fs.StringSliceVar(&f.disabled, "disable-controllers", nil, "volplane controllers not to run, by name")
 	fs.IntVar(&f.workers, "controller-workers", 4, "workers per controller queue")
@@ -69,7 +73,7 @@ func (f *controllerFlags) config(restCfg *rest.Config, identitySeed string) cont
 	sum := sha256.Sum256([]byte(identitySeed))
 	return controller.Config{
 		REST:          restCfg,
-		Controllers:   all.Descriptors(),
+		Controllers:   all.DescriptorsFor(f.options),
 		Disabled:      f.disabled,
 		LeaderElect:   true,
 		Identity:      host + "_" + hex.EncodeToString(sum[:6]),
