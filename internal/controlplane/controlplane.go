@@ -72,7 +72,7 @@ func Start(ctx context.Context, cfg Config) (_ *ControlPlane, err error) {
 	endpoints := cfg.EtcdServers
 	if len(endpoints) == 0 {
 		start := time.Now()
-		if cp.etcd, err = startEmbeddedEtcd(ctx, cfg.etcdDir(), cfg.runDir(), log); err != nil {
+		if cp.etcd, err = startEmbeddedEtcd(ctx, cfg.etcdDir(), cfg.runDir()); err != nil {
 			return nil, err
 		}
 		endpoints = []string{cp.etcd.endpoint}

@@ -33,7 +33,7 @@ type embeddedEtcd struct {
 	endpoint string
 }
 
-func startEmbeddedEtcd(ctx context.Context, dataDir, runDir string, log *slog.Logger) (*embeddedEtcd, error) {
+func startEmbeddedEtcd(ctx context.Context, dataDir, runDir string) (*embeddedEtcd, error) {
 	if err := os.MkdirAll(runDir, 0o700); err != nil {
 		return nil, fmt.Errorf("etcd: %w", err)
 	}
