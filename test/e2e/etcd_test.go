@@ -18,13 +18,28 @@ import (
 )
 
 // startEtcd runs Debian's etcd on loopback for the test and returns its
-// client URL.
+// client URL. The ports are picked free, but another process may take one
+// before etcd binds it (the busy e2e run makes many connections), so a
+// start whose etcd exits is tried again on new ports.
 func startEtcd(t *testing.T) string {
 	t.Helper()
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
 		t.Fatalf("etcd is not installed (Debian package etcd-server; `make deps` installs it): %v", err)
 	}
+	for attempt := 1; ; attempt++ {
+		client, ok := tryStartEtcd(t, bin)
+		if ok {
+			return client
+		}
+		if attempt == 3 {
+			t.Fatal("etcd did not start in 3 attempts")
+		}
+	}
+}
+
+func tryStartEtcd(t *testing.T, bin string) (string, bool) {
+	t.Helper()
 	client, peer := "http://"+freeAddr(t), "http://"+freeAddr(t)
 	dir := t.TempDir()
 	cmd := exec.Command(bin,
@@ -41,24 +56,43 @@ func startEtcd(t *testing.T) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	showLog := func() {
+		out, _ := os.ReadFile(logf.Name())
+		t.Logf("etcd output:\n%s", out)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		select {
+		case <-exited:
+			logf.Close()
+			showLog()
+			return "", false
+		default:
+		}
+		if resp, err := http.Get(client + "/health"); err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(body), "true") {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			showLog()
+			t.Fatal("etcd not healthy after 1m")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
+		<-exited
 		logf.Close()
-	})
-	eventually(t, time.Minute, func() error {
-		resp, err := http.Get(client + "/health")
-		if err != nil {
-			return err
+		if t.Failed() {
+			showLog()
 		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		if !strings.Contains(string(body), "true") {
-			return fmt.Errorf("etcd not healthy: %s", body)
-		}
-		return nil
 	})
-	return client
+	return client, true
 }
 
 // TestExternalEtcdTwoServers runs two `volplane server` processes on one
