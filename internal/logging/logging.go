@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"github.com/go-logr/logr"
@@ -84,21 +85,41 @@ func Upstream() *slog.Logger {
 func Stopping() { stopping.Store(true) }
 
 // benign are upstream error messages that are expected in volplane's
-// configuration and say nothing wrong; they are logged at debug level.
-var benign = map[string]bool{
+// configuration and say nothing wrong; they are logged at debug level. A
+// message maps to the text its "err" attribute must contain to be benign,
+// or to "" when the message alone says it.
+var benign = map[string]string{
 	// component-base/metrics: no label allow-list manifest is configured.
-	"The manifest file is empty, ignoring.": true,
+	"The manifest file is empty, ignoring.": "",
 	// kube-apiserver with --endpoint-reconciler-type=none (a loopback
 	// --listen) removes the kubernetes Service's endpoints at every start.
-	"Found stale data, removed previous endpoints on kubernetes service, apiserver didn't exit successfully previously": true,
+	"Found stale data, removed previous endpoints on kubernetes service, apiserver didn't exit successfully previously": "",
 	// embedded etcd serving only on unix sockets in a 0700 directory.
-	"Running http and grpc server on single port. This is not recommended for production.": true,
-	"simple token is not cryptographically signed":                                         true,
+	"Running http and grpc server on single port. This is not recommended for production.": "",
+	"simple token is not cryptographically signed":                                         "",
+	// On a first start kube-apiserver's own lease and token-tracking
+	// controllers run before its bootstrap controller has created
+	// kube-system, and retry until it has.
+	"Failed to ensure lease exists, will retry": `namespaces "kube-system" not found`,
+	"Error while syncing ConfigMap":             `namespaces "kube-system" not found`,
 }
 
-// Benign reports whether an upstream message is expected in volplane's
-// configuration and should not be shown above debug level.
-func Benign(msg string) bool { return benign[msg] }
+// isBenign reports whether r is one of the benign upstream messages.
+func isBenign(r slog.Record) bool {
+	want, ok := benign[r.Message]
+	if !ok || want == "" {
+		return ok
+	}
+	found := false
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "err" {
+			found = strings.Contains(a.Value.String(), want)
+			return false
+		}
+		return true
+	})
+	return found
+}
 
 // upstreamHandler drops upstream info records unless verbose is set, and
 // reports the ones it lets through at debug level, as it does the benign
@@ -116,7 +137,7 @@ func (h *upstreamHandler) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (h *upstreamHandler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level < slog.LevelWarn || benign[r.Message] || stopping.Load() {
+	if r.Level < slog.LevelWarn || stopping.Load() || isBenign(r) {
 		if !h.verbose {
 			return nil
 		}

@@ -304,18 +304,17 @@ func calibrate(ctx context.Context, c kubernetes.Interface, prefix string, worke
 	createRate = 2 * n / took.Seconds()
 	cpuBefore := selfCPU()
 	var writes atomic.Int64
-	wctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
+	// Writers stop starting writes at the deadline and finish the ones in
+	// flight: cancelling them would count as handler timeouts in the API.
 	start := time.Now()
-	_, err = parallel(wctx, workers, workers, func(ctx context.Context, w int) error {
+	deadline := start.Add(d)
+	_, err = parallel(ctx, workers, workers, func(ctx context.Context, w int) error {
 		for k := 0; ; k++ {
 			for i := w; i < n; i += workers {
+				if time.Now().After(deadline) {
+					return nil
+				}
 				if err := calibrationWrite(ctx, c, k%4, k, &pvs[i], &pvcs[i]); err != nil {
-					// The end of the window cancels writes in flight (or the
-					// client's rate limiter refuses to wait past it).
-					if dl, _ := ctx.Deadline(); ctx.Err() != nil || time.Until(dl) < time.Second {
-						return nil
-					}
 					return fmt.Errorf("calibration write: %w", err)
 				}
 				writes.Add(1)
