@@ -416,8 +416,18 @@ func (d *Driver) ControllerUnpublishVolume(ctx context.Context, req *csi.Control
 
 // readyVolume returns a volume that exists and is complete.
 func (d *Driver) readyVolume(id string) (state.Volume, error) {
+	v, err := d.knownVolume(id)
+	if err == nil && v.Phase != state.Ready {
+		return v, errorf(codes.NotFound, "volume %q does not exist", id)
+	}
+	return v, err
+}
+
+// knownVolume reads volume id in whatever phase it is: NotFound when the
+// driver has no record of it.
+func (d *Driver) knownVolume(id string) (state.Volume, error) {
 	v, err := d.store.GetVolume(id)
-	if errors.Is(err, state.ErrNotFound) || (err == nil && v.Phase != state.Ready) {
+	if errors.Is(err, state.ErrNotFound) {
 		return v, errorf(codes.NotFound, "volume %q does not exist", id)
 	}
 	if err != nil {

@@ -2,7 +2,6 @@ package csidriver
 
 import (
 	"context"
-	"errors"
 	"reflect"
 	"strings"
 
@@ -227,12 +226,9 @@ func (d *Driver) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolu
 	}
 	unlock := d.locks.lock(volumeKey(id))
 	defer unlock()
-	v, err := d.store.GetVolume(id)
-	if errors.Is(err, state.ErrNotFound) {
-		return nil, errorf(codes.NotFound, "volume %q does not exist", id)
-	}
+	v, err := d.knownVolume(id)
 	if err != nil {
-		return nil, hostError(err, "read volume %s", id)
+		return nil, err
 	}
 	if v.Staged == nil || v.Staged.Path != path {
 		// A crash between mounting and recording may have left a

@@ -152,12 +152,9 @@ func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublish
 	}
 	unlock := d.locks.lock(volumeKey(id))
 	defer unlock()
-	v, err := d.store.GetVolume(id)
-	if errors.Is(err, state.ErrNotFound) {
-		return nil, errorf(codes.NotFound, "volume %q does not exist", id)
-	}
+	v, err := d.knownVolume(id)
 	if err != nil {
-		return nil, hostError(err, "read volume %s", id)
+		return nil, err
 	}
 	if err := d.unmountAll(ctx, target, &v); err != nil {
 		return nil, err
