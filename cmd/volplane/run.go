@@ -117,6 +117,9 @@ func (c *controllers) Stop() {
 // stopWithin waits for the stop functions in order, giving up after d so
 // that SIGTERM always ends the process in time.
 func stopWithin(log *slog.Logger, d time.Duration, stops ...func()) {
+	// From here upstream components complain about what goes away on
+	// purpose; see logging.Stopping.
+	logging.Stopping()
 	done := make(chan struct{})
 	go func() {
 		for _, s := range stops {

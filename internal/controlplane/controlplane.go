@@ -44,6 +44,9 @@ func Start(ctx context.Context, cfg Config) (_ *ControlPlane, err error) {
 	}
 	log := logging.FromContext(ctx).With("component", "controlplane")
 	cp := &ControlPlane{cfg: cfg, errc: make(chan error, 2)}
+	// An embedded component's klog.Fatal ends the process; stop etcd and
+	// drop the kubeconfig first.
+	logging.AtFatal(cp.Stop)
 	defer func() {
 		if err != nil {
 			cp.Stop()

@@ -1,10 +1,12 @@
 package logging
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"io"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -55,14 +57,67 @@ func Setup(w io.Writer, opts Options) *slog.Logger {
 	// klog: info messages from upstream are demoted below volplane's own
 	// info unless -v asks for them; errors keep their level.
 	upstreamLogger.Store(slog.New(&upstreamHandler{inner: h, verbose: opts.Verbosity > 0}))
-	klog.SetLogger(logr.FromSlogHandler(Upstream().With("component", "upstream").Handler()))
+	klog.SetLoggerWithOptions(logr.FromSlogHandler(Upstream().With("component", "upstream").Handler()),
+		klog.WriteKlogBuffer(klogBuffer))
 	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
 	klog.InitFlags(fs)
 	_ = fs.Set("v", strconv.Itoa(opts.Verbosity))
-	_ = fs.Set("logtostderr", "false")
+	// Everything goes through the logger; logtostderr also keeps klog.Fatal
+	// from dumping every goroutine's stack before it exits.
+	_ = fs.Set("logtostderr", "true")
 	_ = fs.Set("alsologtostderr", "false")
-	_ = fs.Set("stderrthreshold", "FATAL")
+	klog.OsExit = upstreamExit
 	return logger
+}
+
+// klogBuffer logs one of klog's printf-style messages (Infof, Warning,
+// Errorf, Fatal, ...), which klog hands over formatted behind its header
+// "Lmmdd hh:mm:ss.uuuuuu threadid file:line] ", at the level its severity
+// letter L names. Passed through logr instead, warnings would become info
+// and drop out of the default output, and a Fatal's reason with them.
+func klogBuffer(data []byte) {
+	if len(data) == 0 {
+		return
+	}
+	level := slog.LevelInfo
+	switch data[0] {
+	case 'W':
+		level = slog.LevelWarn
+	case 'E', 'F':
+		level = slog.LevelError
+	}
+	msg := data
+	if i := bytes.Index(data, []byte("] ")); i >= 0 {
+		msg = data[i+2:]
+	}
+	msg = bytes.TrimSuffix(msg, []byte("\n"))
+	var args []any
+	if data[0] == 'F' {
+		args = []any{"fatal", true}
+	}
+	Upstream().Log(context.Background(), level, string(msg), append(args, "component", "upstream")...)
+}
+
+// atFatal is what runs before an upstream klog.Fatal ends the process.
+var atFatal atomic.Pointer[func()]
+
+// AtFatal sets what runs before an upstream component's klog.Fatal ends
+// the process, such as stopping the control plane so that etcd closes
+// cleanly and the kubeconfig of a server that no longer answers is gone.
+func AtFatal(fn func()) { atFatal.Store(&fn) }
+
+// upstreamExit is klog's exit. A component that gives up because the
+// process is stopping it (its API went away first) does not end the
+// process: the goroutine waits while the orderly stop goes on and decides
+// the exit code. Any other fatal runs the AtFatal hook, then exits.
+func upstreamExit(code int) {
+	if stopping.Load() {
+		select {}
+	}
+	if fn := atFatal.Load(); fn != nil {
+		(*fn)()
+	}
+	os.Exit(code)
 }
 
 var (
@@ -84,41 +139,70 @@ func Upstream() *slog.Logger {
 // purpose, so their messages are shown only with -v.
 func Stopping() { stopping.Store(true) }
 
-// benign are upstream error messages that are expected in volplane's
+// benign are upstream warnings and errors that are expected in volplane's
 // configuration and say nothing wrong; they are logged at debug level. A
-// message maps to the text its "err" attribute must contain to be benign,
-// or to "" when the message alone says it.
-var benign = map[string]string{
+// message may hold * for any text; err, when set, is text the record's
+// "err" attribute must contain for the message to be benign.
+var benign = []struct{ msg, err string }{
 	// component-base/metrics: no label allow-list manifest is configured.
-	"The manifest file is empty, ignoring.": "",
+	{msg: "The manifest file is empty, ignoring."},
 	// kube-apiserver with --endpoint-reconciler-type=none (a loopback
 	// --listen) removes the kubernetes Service's endpoints at every start.
-	"Found stale data, removed previous endpoints on kubernetes service, apiserver didn't exit successfully previously": "",
+	{msg: "Found stale data, removed previous endpoints on kubernetes service, apiserver didn't exit successfully previously"},
 	// embedded etcd serving only on unix sockets in a 0700 directory.
-	"Running http and grpc server on single port. This is not recommended for production.": "",
-	"simple token is not cryptographically signed":                                         "",
+	{msg: "Running http and grpc server on single port. This is not recommended for production."},
+	{msg: "simple token is not cryptographically signed"},
+	// kube-apiserver at every start, for each beta and alpha API version
+	// that is off by default, as upstream's are.
+	{msg: "Skipping API * because it has no resources."},
 	// On a first start kube-apiserver's own lease and token-tracking
 	// controllers run before its bootstrap controller has created
 	// kube-system, and retry until it has.
-	"Failed to ensure lease exists, will retry": `namespaces "kube-system" not found`,
-	"Error while syncing ConfigMap":             `namespaces "kube-system" not found`,
+	{msg: "Failed to ensure lease exists, will retry", err: `namespaces "kube-system" not found`},
+	{msg: "Error while syncing ConfigMap", err: `namespaces "kube-system" not found`},
 }
 
 // isBenign reports whether r is one of the benign upstream messages.
 func isBenign(r slog.Record) bool {
-	want, ok := benign[r.Message]
-	if !ok || want == "" {
-		return ok
+	for _, b := range benign {
+		if !wildcardMatch(b.msg, r.Message) {
+			continue
+		}
+		if b.err == "" {
+			return true
+		}
+		found := false
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "err" {
+				found = strings.Contains(a.Value.String(), b.err)
+				return false
+			}
+			return true
+		})
+		return found
 	}
-	found := false
-	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == "err" {
-			found = strings.Contains(a.Value.String(), want)
+	return false
+}
+
+// wildcardMatch reports whether s matches pattern, in which * stands for
+// any text (slashes too, unlike path.Match).
+func wildcardMatch(pattern, s string) bool {
+	parts := strings.Split(pattern, "*")
+	if len(parts) == 1 {
+		return pattern == s
+	}
+	if !strings.HasPrefix(s, parts[0]) {
+		return false
+	}
+	s = s[len(parts[0]):]
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(s, p)
+		if i < 0 {
 			return false
 		}
-		return true
-	})
-	return found
+		s = s[i+len(p):]
+	}
+	return strings.HasSuffix(s, parts[len(parts)-1])
 }
 
 // upstreamHandler drops upstream info records unless verbose is set, and

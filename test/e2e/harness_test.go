@@ -90,14 +90,15 @@ type Process struct {
 func (p *Process) Kubeconfig() string { return filepath.Join(p.DataDir, "kubeconfig") }
 
 // startProcess starts `volplane <args>` and stops it at the end of the
-// test. Its output is kept and printed if the test fails.
+// test. Its output is kept and printed if the test fails, or always when
+// VOLPLANE_E2E_OUTPUT is set.
 func startProcess(t testing.TB, dataDir, listen string, args ...string) *Process {
 	t.Helper()
 	p := &Process{t: t, Args: args, DataDir: dataDir, Listen: listen}
 	p.start()
 	t.Cleanup(func() {
 		p.Stop()
-		if t.Failed() {
+		if t.Failed() || os.Getenv("VOLPLANE_E2E_OUTPUT") != "" {
 			t.Logf("volplane %s output:\n%s", strings.Join(args, " "), p.Output())
 		}
 	})
