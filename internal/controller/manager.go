@@ -223,7 +223,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 
 	lock := &resourcelock.LeaseLock{
-		LeaseMeta:  metaObject(LeaseNamespace, LeaseName),
+		LeaseMeta:  metav1.ObjectMeta{Namespace: LeaseNamespace, Name: LeaseName},
 		Client:     client.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: m.cfg.Identity},
 	}
@@ -359,10 +359,6 @@ func (m *Manager) serveMetrics(log *slog.Logger) (stop func(), err error) {
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	}, nil
-}
-
-func metaObject(namespace, name string) metav1.ObjectMeta {
-	return metav1.ObjectMeta{Namespace: namespace, Name: name}
 }
 
 // enabled are the controllers to run, in order.

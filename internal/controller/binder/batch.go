@@ -8,6 +8,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	storagehelpers "k8s.io/component-helpers/storage/volume"
 
 	"volplane/internal/logging"
@@ -333,10 +334,5 @@ func (c *Controller) matchRound(ctx context.Context) {
 // bound, not naming a volume, not being deleted.
 func needsMatch(claim *v1.PersistentVolumeClaim) bool {
 	return claim.Spec.VolumeName == "" && claim.DeletionTimestamp == nil &&
-		!hasAnnotation(claim.Annotations, storagehelpers.AnnBindCompleted)
-}
-
-func hasAnnotation(a map[string]string, key string) bool {
-	_, ok := a[key]
-	return ok
+		!metav1.HasAnnotation(claim.ObjectMeta, storagehelpers.AnnBindCompleted)
 }

@@ -6,7 +6,6 @@ import (
 	"reflect"
 
 	v1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	storagehelpers "k8s.io/component-helpers/storage/volume"
@@ -17,8 +16,6 @@ import (
 // annPreResizeCapacity is set by the resizer on a PV whose filesystem
 // still has to grow; a claim becoming Bound reports that capacity.
 const annPreResizeCapacity = "volume.alpha.kubernetes.io/pre-resize-capacity"
-
-func isConflict(err error) bool { return apierrors.IsConflict(err) }
 
 // Every write goes through these helpers: they count the write and store
 // the API's answer, so that the next sync sees what was written even
@@ -130,12 +127,12 @@ func (c *Controller) bindClaimToVolume(ctx context.Context, claim *v1.Persistent
 	clone := claim.DeepCopy()
 	if clone.Spec.VolumeName != volume.Name {
 		clone.Spec.VolumeName = volume.Name
-		if !hasAnnotation(clone.Annotations, storagehelpers.AnnBoundByController) {
+		if !metav1.HasAnnotation(clone.ObjectMeta, storagehelpers.AnnBoundByController) {
 			metav1.SetMetaDataAnnotation(&clone.ObjectMeta, storagehelpers.AnnBoundByController, "yes")
 		}
 		dirty = true
 	}
-	if !hasAnnotation(clone.Annotations, storagehelpers.AnnBindCompleted) {
+	if !metav1.HasAnnotation(clone.ObjectMeta, storagehelpers.AnnBindCompleted) {
 		metav1.SetMetaDataAnnotation(&clone.ObjectMeta, storagehelpers.AnnBindCompleted, "yes")
 		dirty = true
 	}
@@ -245,7 +242,7 @@ func (c *Controller) updateClaimStatusWithEvent(ctx context.Context, claim *v1.P
 // (the UID goes, the reservation stays). The volume becomes Available.
 func (c *Controller) unbindVolume(ctx context.Context, volume *v1.PersistentVolume) error {
 	clone := volume.DeepCopy()
-	if hasAnnotation(volume.Annotations, storagehelpers.AnnBoundByController) {
+	if metav1.HasAnnotation(volume.ObjectMeta, storagehelpers.AnnBoundByController) {
 		clone.Spec.ClaimRef = nil
 		delete(clone.Annotations, storagehelpers.AnnBoundByController)
 		if len(clone.Annotations) == 0 {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	storagelisters "k8s.io/client-go/listers/storage/v1"
@@ -212,7 +213,7 @@ func (c *Controller) process(ctx context.Context, q keyQueue, kind, key string, 
 		return
 	}
 	log := logging.FromContext(ctx)
-	if isConflict(err) {
+	if apierrors.IsConflict(err) {
 		log.Debug("sync conflicted, retrying", "kind", kind, "key", key, "err", err)
 	} else {
 		log.Warn("sync failed, retrying", "kind", kind, "key", key, "err", err)

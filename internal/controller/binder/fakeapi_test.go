@@ -555,7 +555,7 @@ func (f *fakeAPI) invariantViolations() []string {
 	byClaim := map[types.UID][]string{}
 	for _, pv := range f.pvs {
 		ref := pv.Spec.ClaimRef
-		if ref == nil || ref.UID == "" || hasAnnotation(pv.Annotations, storagehelpers.AnnDynamicallyProvisioned) {
+		if ref == nil || ref.UID == "" || metav1.HasAnnotation(pv.ObjectMeta, storagehelpers.AnnDynamicallyProvisioned) {
 			continue
 		}
 		byClaim[ref.UID] = append(byClaim[ref.UID], pv.Name)
@@ -568,7 +568,7 @@ func (f *fakeAPI) invariantViolations() []string {
 	}
 	byVolume := map[string][]string{}
 	for k, pvc := range f.pvcs {
-		if pvc.Spec.VolumeName != "" && hasAnnotation(pvc.Annotations, storagehelpers.AnnBoundByController) {
+		if pvc.Spec.VolumeName != "" && metav1.HasAnnotation(pvc.ObjectMeta, storagehelpers.AnnBoundByController) {
 			byVolume[pvc.Spec.VolumeName] = append(byVolume[pvc.Spec.VolumeName], k)
 		}
 	}

@@ -39,26 +39,18 @@ func (g groupKey) String() string {
 }
 
 func volumeGroup(pv *v1.PersistentVolume) groupKey {
-	mode := v1.PersistentVolumeFilesystem
-	if pv.Spec.VolumeMode != nil {
-		mode = *pv.Spec.VolumeMode
-	}
 	return groupKey{
 		class: storagehelpers.GetPersistentVolumeClass(pv),
 		vac:   ptr.Deref(pv.Spec.VolumeAttributesClassName, ""),
-		mode:  mode,
+		mode:  ptr.Deref(pv.Spec.VolumeMode, v1.PersistentVolumeFilesystem),
 	}
 }
 
 func claimGroup(claim *v1.PersistentVolumeClaim) groupKey {
-	mode := v1.PersistentVolumeFilesystem
-	if claim.Spec.VolumeMode != nil {
-		mode = *claim.Spec.VolumeMode
-	}
 	return groupKey{
 		class: storagehelpers.GetPersistentVolumeClaimClass(claim),
 		vac:   ptr.Deref(claim.Spec.VolumeAttributesClassName, ""),
-		mode:  mode,
+		mode:  ptr.Deref(claim.Spec.VolumeMode, v1.PersistentVolumeFilesystem),
 	}
 }
 

@@ -40,15 +40,7 @@ func TestOrderedSetAgainstSortedSlice(t *testing.T) {
 				want = append(want, k)
 			}
 		}
-		slices.SortFunc(want, func(a, b sizeKey) int {
-			switch {
-			case a.less(b):
-				return -1
-			case b.less(a):
-				return 1
-			}
-			return 0
-		})
+		slices.SortFunc(want, sizeKey.compare)
 		var got []sizeKey
 		s.AscendFrom(from, func(k sizeKey, v int) bool {
 			if ref[k] != v {

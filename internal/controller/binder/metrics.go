@@ -48,7 +48,7 @@ func newMetrics(c *Controller, reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(1e-7, 4, 10),
 		}),
 	}
-	depth := func(name, help string, f func() float64) prometheus.Collector {
+	depth := func(name string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "volplane_pv_controller_queue_depth",
 			Help:        "Items waiting in each of the controller's queues.",
@@ -57,10 +57,10 @@ func newMetrics(c *Controller, reg prometheus.Registerer) (*metrics, error) {
 	}
 	collectors := []prometheus.Collector{
 		m.bindDuration, m.binds, m.syncs, m.writes, m.batchSize, m.matchSeconds,
-		depth("claims", "", func() float64 { return float64(c.claimQueue.Len()) }),
-		depth("volumes", "", func() float64 { return float64(c.volumeQueue.Len()) }),
-		depth("binds", "", func() float64 { return float64(c.bindQueue.Len()) }),
-		depth("match", "", func() float64 { return float64(c.batcher.pendingLen()) }),
+		depth("claims", func() float64 { return float64(c.claimQueue.Len()) }),
+		depth("volumes", func() float64 { return float64(c.volumeQueue.Len()) }),
+		depth("binds", func() float64 { return float64(c.bindQueue.Len()) }),
+		depth("match", func() float64 { return float64(c.batcher.pendingLen()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "volplane_pv_controller_available_volumes",
 			Help: "Volumes in the match index (unbound, bindable).",

@@ -86,12 +86,5 @@ func (o *operations) Run(ctx context.Context, key string, fn func(context.Contex
 	return true
 }
 
-// IsRunning reports whether an operation with key is in flight.
-func (o *operations) IsRunning(key string) bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.running[key]
-}
-
 // Wait blocks until every started operation has returned.
 func (o *operations) Wait() { o.wg.Wait() }

@@ -1,6 +1,10 @@
 package binder
 
-import "slices"
+import (
+	"cmp"
+	"slices"
+	"strings"
+)
 
 // sizeKey orders available volumes inside one bucket of the match index:
 // smallest capacity first, ties broken by name so that the choice is
@@ -18,13 +22,7 @@ func (a sizeKey) less(b sizeKey) bool {
 }
 
 func (a sizeKey) compare(b sizeKey) int {
-	switch {
-	case a.less(b):
-		return -1
-	case b.less(a):
-		return 1
-	}
-	return 0
+	return cmp.Or(cmp.Compare(a.size, b.size), strings.Compare(a.name, b.name))
 }
 
 // orderedSet is a sorted set of sizeKeys with a value per key, kept as a

@@ -236,7 +236,7 @@ func (c *Controller) provisionOperation(ctx context.Context, key string, uid typ
 // rescheduleProvisioning removes the selected-node annotation after a
 // failed provisioning, so that the scheduler picks a node again.
 func (c *Controller) rescheduleProvisioning(ctx context.Context, claim *v1.PersistentVolumeClaim) {
-	if !hasAnnotation(claim.Annotations, storagehelpers.AnnSelectedNode) {
+	if !metav1.HasAnnotation(claim.ObjectMeta, storagehelpers.AnnSelectedNode) {
 		return
 	}
 	clone := claim.DeepCopy()

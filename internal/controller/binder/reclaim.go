@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -92,10 +93,8 @@ func (c *Controller) releasedVolume(ctx context.Context, name string) (*v1.Persi
 // failVolume marks a volume Failed with reason and message, and emits
 // the event every time (the event recorder counts repeats).
 func (c *Controller) failVolume(ctx context.Context, volume *v1.PersistentVolume, reason, message string) error {
-	if volume.Status.Phase != v1.VolumeFailed {
-		if _, err := c.updateVolumePhase(ctx, volume, v1.VolumeFailed, reason, message); err != nil {
-			return err
-		}
+	if _, err := c.updateVolumePhase(ctx, volume, v1.VolumeFailed, reason, message); err != nil {
+		return err
 	}
 	c.recorder.Event(volume, v1.EventTypeWarning, reason, message)
 	return nil
@@ -114,12 +113,7 @@ func (c *Controller) deleterFor(volume *v1.PersistentVolume) (Provisioner, error
 		}
 		return nil, fmt.Errorf("no volume plugin matched name: %s", name)
 	}
-	names := make([]string, 0, len(c.provisioners))
-	for n := range c.provisioners {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(c.provisioners)) {
 		if sd, ok := c.provisioners[n].(SpecDeleter); ok && sd.CanDelete(volume) {
 			return c.provisioners[n], nil
 		}

@@ -1,6 +1,7 @@
 package binder
 
 import (
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -208,11 +209,7 @@ func (s *store) preboundLocked(claim *v1.PersistentVolumeClaim) *v1.PersistentVo
 	if len(m) == 0 {
 		return nil
 	}
-	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
-	}
-	slices.Sort(names)
+	names := slices.Sorted(maps.Keys(m))
 	// A volume that already carries this claim's UID wins over one that
 	// only names it: it is a bind this controller (or the scheduler)
 	// started.

@@ -7,6 +7,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	storagehelpers "k8s.io/component-helpers/storage/volume"
 
@@ -35,7 +37,7 @@ func (c *Controller) syncClaimKey(ctx context.Context, key string) error {
 	if claim == nil {
 		return nil
 	}
-	if !hasAnnotation(claim.Annotations, storagehelpers.AnnBindCompleted) {
+	if !metav1.HasAnnotation(claim.ObjectMeta, storagehelpers.AnnBindCompleted) {
 		return c.syncUnboundClaim(ctx, key)
 	}
 	return c.syncBoundClaim(ctx, key)
@@ -93,7 +95,7 @@ func (c *Controller) syncUnboundClaim(ctx context.Context, key string) error {
 	}
 	claim, volume, unlock := c.lockClaimWithVolume(key, pick)
 	defer unlock()
-	if claim == nil || hasAnnotation(claim.Annotations, storagehelpers.AnnBindCompleted) {
+	if claim == nil || metav1.HasAnnotation(claim.ObjectMeta, storagehelpers.AnnBindCompleted) {
 		// Gone, or bound meanwhile: the update queued it again.
 		return nil
 	}
@@ -132,7 +134,7 @@ func (c *Controller) syncUnboundClaim(ctx context.Context, key string) error {
 	default:
 		c.recorder.Event(claim, v1.EventTypeWarning, reasonFailedBinding,
 			fmt.Sprintf("volume %q already bound to a different claim.", name))
-		if hasAnnotation(claim.Annotations, storagehelpers.AnnBoundByController) {
+		if metav1.HasAnnotation(claim.ObjectMeta, storagehelpers.AnnBoundByController) {
 			// Only a removed bind-completed annotation leads here.
 			return fmt.Errorf("invalid binding of claim %s to volume %s: volume already claimed by %s",
 				key, name, claimRefKey(volume.Spec.ClaimRef))
@@ -194,7 +196,7 @@ func (c *Controller) processDecision(ctx context.Context, key string) error {
 	c.batcher.done(key, c.now())
 	if err != nil {
 		logging.FromContext(ctx).Debug("decision failed, claim retried", "claim", key, "volume", volume, "err", err)
-		if volume != "" && isConflict(err) {
+		if volume != "" && apierrors.IsConflict(err) {
 			// An object changed under the decision: match the claim
 			// again in the next batch, against the newer objects, rather
 			// than after a backoff that lets smaller claims go first. The

@@ -58,12 +58,7 @@ func (c *Controller) syncVolume(ctx context.Context, volume *v1.PersistentVolume
 	}
 	switch {
 	case claim == nil:
-		if volume.Status.Phase != v1.VolumeReleased && volume.Status.Phase != v1.VolumeFailed {
-			if volume, err = c.updateVolumePhase(ctx, volume, v1.VolumeReleased, "", ""); err != nil {
-				return err
-			}
-		}
-		return c.reclaimVolume(ctx, volume)
+		return c.releaseAndReclaim(ctx, volume)
 	case claim.Spec.VolumeName == "":
 		if storagehelpers.CheckVolumeModeMismatches(&claim.Spec, &volume.Spec) {
 			c.recorder.Event(volume, v1.EventTypeWarning, reasonVolumeMismatch,
@@ -83,18 +78,25 @@ func (c *Controller) syncVolume(ctx context.Context, volume *v1.PersistentVolume
 		}
 		_, err := c.updateVolumePhase(ctx, volume, v1.VolumeBound, "", "")
 		return err
-	case hasAnnotation(volume.Annotations, storagehelpers.AnnDynamicallyProvisioned) &&
+	case metav1.HasAnnotation(volume.ObjectMeta, storagehelpers.AnnDynamicallyProvisioned) &&
 		volume.Spec.PersistentVolumeReclaimPolicy == v1.PersistentVolumeReclaimDelete:
 		// Provisioned for a claim that got another volume: not needed.
-		if volume.Status.Phase != v1.VolumeReleased && volume.Status.Phase != v1.VolumeFailed {
-			if volume, err = c.updateVolumePhase(ctx, volume, v1.VolumeReleased, "", ""); err != nil {
-				return err
-			}
-		}
-		return c.reclaimVolume(ctx, volume)
+		return c.releaseAndReclaim(ctx, volume)
 	default:
 		return c.unbindVolume(ctx, volume)
 	}
+}
+
+// releaseAndReclaim marks a volume whose claim is gone Released (a Failed
+// one stays Failed) and applies its reclaim policy.
+func (c *Controller) releaseAndReclaim(ctx context.Context, volume *v1.PersistentVolume) error {
+	if volume.Status.Phase != v1.VolumeFailed {
+		var err error
+		if volume, err = c.updateVolumePhase(ctx, volume, v1.VolumeReleased, "", ""); err != nil {
+			return err
+		}
+	}
+	return c.reclaimVolume(ctx, volume)
 }
 
 // claimOfVolume returns the claim a volume's claimRef names, nil when it

@@ -89,23 +89,12 @@ func Uses(pod *v1.Pod, claim *v1.PersistentVolumeClaim) bool {
 	}
 	for i := range pod.Spec.Volumes {
 		vol := &pod.Spec.Volumes[i]
-		switch {
-		case vol.PersistentVolumeClaim != nil:
-			if vol.PersistentVolumeClaim.ClaimName == claim.Name {
-				return true
-			}
-		case vol.Ephemeral != nil:
-			if pod.Name+"-"+vol.Name == claim.Name && ownedBy(claim, pod) {
-				return true
-			}
+		if name := ClaimName(pod, vol); name != "" && name == claim.Name &&
+			(vol.PersistentVolumeClaim != nil || metav1.IsControlledBy(claim, pod)) {
+			return true
 		}
 	}
 	return false
-}
-
-func ownedBy(claim *v1.PersistentVolumeClaim, pod *v1.Pod) bool {
-	ref := metav1.GetControllerOf(claim)
-	return ref != nil && ref.UID == pod.UID
 }
 
 // IsTerminated reports whether the pod will not run (again): Succeeded or

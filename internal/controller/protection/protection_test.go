@@ -157,7 +157,7 @@ func TestPVCProtection(t *testing.T) {
 func TestPVCProtectionQueuesClaimsOfPods(t *testing.T) {
 	c, _ := newPVCTest(t, Config{}, nil, nil)
 	eph := pod("job", "node-1", v1.PodSucceeded, ephemeralVol("scratch"), pvcVol("data"))
-	c.onPod(nil, eph, false)
+	c.onPod(nil, eph)
 	var got []string
 	for c.queue.Len() > 0 {
 		k, _ := c.queue.Get()

@@ -75,9 +75,9 @@ func NewPVC(cfg Config, client kubernetes.Interface, factory informers.SharedInf
 		return nil, fmt.Errorf("%s: %w", PVCName, err)
 	}
 	podReg, err := podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { c.onPod(nil, obj, false) },
-		UpdateFunc: func(old, obj any) { c.onPod(old, obj, false) },
-		DeleteFunc: func(obj any) { c.onPod(nil, obj, true) },
+		AddFunc:    func(obj any) { c.onPod(nil, obj) },
+		UpdateFunc: func(old, obj any) { c.onPod(old, obj) },
+		DeleteFunc: func(obj any) { c.onPod(nil, obj) },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", PVCName, err)
@@ -105,13 +105,18 @@ func (c *PVCController) onClaim(obj any) {
 	}
 }
 
-// unusedStale is whether a bound claim still lacks its Unused condition.
-func (c *PVCController) unusedStale(pvc *v1.PersistentVolumeClaim) bool {
-	return !c.cfg.DisableUnusedCondition && pvc.DeletionTimestamp == nil &&
-		pvc.Status.Phase == v1.ClaimBound && findCondition(pvc.Status.Conditions) == nil
+// tracksUnused is whether the claim's Unused condition is kept: it is
+// bound and not being deleted, and the condition is not turned off.
+func (c *PVCController) tracksUnused(pvc *v1.PersistentVolumeClaim) bool {
+	return !c.cfg.DisableUnusedCondition && pvc.DeletionTimestamp == nil && pvc.Status.Phase == v1.ClaimBound
 }
 
-func (c *PVCController) onPod(old, obj any, deleted bool) {
+// unusedStale is whether a bound claim still lacks its Unused condition.
+func (c *PVCController) unusedStale(pvc *v1.PersistentVolumeClaim) bool {
+	return c.tracksUnused(pvc) && findCondition(pvc.Status.Conditions) == nil
+}
+
+func (c *PVCController) onPod(old, obj any) {
 	pod := asPod(obj)
 	if pod == nil {
 		return
@@ -170,7 +175,7 @@ func (c *PVCController) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if !c.cfg.DisableUnusedCondition && pvc.DeletionTimestamp == nil && pvc.Status.Phase == v1.ClaimBound {
+	if c.tracksUnused(pvc) {
 		used, err := c.inUse(ctx, pvc, refersTo, false)
 		if err != nil {
 			return err

@@ -154,7 +154,7 @@ func runBurst(ctx context.Context, e *env, cfg *Config, out io.Writer, released 
 	// The API's write rate, with the objects of the burst already in it
 	// (an API's writes get dearer as it holds more), before the
 	// controller starts.
-	_, writeRate, calCPU, err := calibrate(ctx, c, name, cfg.Writers, cfg.Calibration)
+	writeRate, calCPU, err := calibrate(ctx, c, name, cfg.Writers, cfg.Calibration)
 	if err != nil {
 		return err
 	}

@@ -204,8 +204,6 @@ type sample struct {
 	conflicts float64
 	writeErrs float64
 	binds     float64
-	available float64
-	queued    float64
 }
 
 func (p *ctrlProc) scrape() (sample, error) {
@@ -244,10 +242,6 @@ func (p *ctrlProc) scrape() (sample, error) {
 				s.cpu += v
 			case "volplane_pv_controller_binds_total":
 				s.binds += v
-			case "volplane_pv_controller_available_volumes":
-				s.available += v
-			case "volplane_pv_controller_queue_depth":
-				s.queued += v
 			case "volplane_pv_controller_api_writes_total":
 				switch label("result") {
 				case "ok":

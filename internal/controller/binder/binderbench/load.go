@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -255,7 +256,7 @@ func waitVolumes(ctx context.Context, c kubernetes.Interface, prefix string, pha
 		n := 0
 		for i := range list.Items {
 			pv := &list.Items[i]
-			if len(pv.Name) >= len(prefix) && pv.Name[:len(prefix)] == prefix && pv.Status.Phase == phase {
+			if strings.HasPrefix(pv.Name, prefix) && pv.Status.Phase == phase {
 				n++
 			}
 		}
@@ -278,16 +279,16 @@ func waitVolumes(ctx context.Context, c kubernetes.Interface, prefix string, pha
 // writers for d, on volumes and claims of its own. The claims are deleted
 // afterwards (they stay Terminating when pvc-protection is not running,
 // and the binder leaves claims being deleted alone).
-func calibrate(ctx context.Context, c kubernetes.Interface, prefix string, workers int, d time.Duration) (createRate, writeRate, cpuPerWrite float64, err error) {
+func calibrate(ctx context.Context, c kubernetes.Interface, prefix string, workers int, d time.Duration) (writeRate, cpuPerWrite float64, err error) {
 	const n = 256
 	ns := prefix + "-calibrate"
 	if err := ensureNamespace(ctx, c, ns); err != nil {
-		return 0, 0, 0, err
+		return 0, 0, err
 	}
 	modes := []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce}
 	pvs := make([]*v1.PersistentVolume, n)
 	pvcs := make([]*v1.PersistentVolumeClaim, n)
-	took, err := parallel(ctx, n, workers, func(ctx context.Context, i int) error {
+	_, err = parallel(ctx, n, workers, func(ctx context.Context, i int) error {
 		pv, err := c.CoreV1().PersistentVolumes().Create(ctx,
 			newPV(fmt.Sprintf("%s-calibrate-%04d", prefix, i), gi, "bench-calibrate", modes, v1.PersistentVolumeFilesystem), metav1.CreateOptions{})
 		if err != nil {
@@ -299,9 +300,8 @@ func calibrate(ctx context.Context, c kubernetes.Interface, prefix string, worke
 		return err
 	})
 	if err != nil {
-		return 0, 0, 0, fmt.Errorf("calibration: %w", err)
+		return 0, 0, fmt.Errorf("calibration: %w", err)
 	}
-	createRate = 2 * n / took.Seconds()
 	cpuBefore := selfCPU()
 	var writes atomic.Int64
 	// Writers stop starting writes at the deadline and finish the ones in
@@ -322,14 +322,14 @@ func calibrate(ctx context.Context, c kubernetes.Interface, prefix string, worke
 		}
 	})
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, err
 	}
 	wr := float64(writes.Load())
 	writeRate, cpuPerWrite = wr/time.Since(start).Seconds(), (selfCPU()-cpuBefore)/wr
 	if err := c.CoreV1().PersistentVolumeClaims(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
-		return 0, 0, 0, fmt.Errorf("calibration cleanup: %w", err)
+		return 0, 0, fmt.Errorf("calibration cleanup: %w", err)
 	}
-	return createRate, writeRate, cpuPerWrite, nil
+	return writeRate, cpuPerWrite, nil
 }
 
 // calibrationWrite makes write kind (0: volume spec, 1: volume status,
