@@ -45,17 +45,11 @@ controller runs in a child process so that its CPU time is its own.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			if cpuprofile != "" {
-				f, err := os.Create(cpuprofile)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return err
-				}
-				defer pprof.StopCPUProfile()
+			stopProfile, err := startCPUProfile(cpuprofile)
+			if err != nil {
+				return err
 			}
+			defer stopProfile()
 			return binderbench.Run(logging.NewContext(ctx, log), cfg, cmd.OutOrStdout())
 		},
 	}
@@ -83,6 +77,7 @@ controller runs in a child process so that its CPU time is its own.`,
 // newBenchBinderControllerCommand is the bench's controller process.
 func newBenchBinderControllerCommand() *cobra.Command {
 	cfg := binderbench.ControllerConfig{Binder: binder.DefaultConfig()}
+	var cpuprofile string
 	cmd := &cobra.Command{
 		Use:    "controller",
 		Short:  "Run the PV controller alone for bench binder (internal)",
@@ -92,13 +87,38 @@ func newBenchBinderControllerCommand() *cobra.Command {
 			log := logging.Setup(os.Stderr, logging.Options{})
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			stopProfile, err := startCPUProfile(cpuprofile)
+			if err != nil {
+				return err
+			}
+			defer stopProfile()
 			return binderbench.RunController(logging.NewContext(ctx, log), cfg)
 		},
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "the API")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "127.0.0.1:0", "loopback HOST:PORT for /metrics")
-	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile to this file")
+	fs.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile to this file")
 	cfg.Binder.AddFlags(fs)
 	return cmd
+}
+
+// startCPUProfile writes this process's CPU profile to path until the
+// returned stop is called; with an empty path it does nothing.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

@@ -3,8 +3,6 @@ package binderbench
 import (
 	"context"
 	"fmt"
-	"os"
-	"runtime/pprof"
 
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -16,9 +14,7 @@ import (
 type ControllerConfig struct {
 	Kubeconfig    string
 	MetricsListen string
-	// CPUProfile, when set, is where the controller's CPU profile goes.
-	CPUProfile string
-	Binder     binder.Config
+	Binder        binder.Config
 }
 
 // RunController runs volplane's PV controller alone (no protection
@@ -36,17 +32,6 @@ func RunController(ctx context.Context, cfg ControllerConfig) error {
 	})
 	if err != nil {
 		return err
-	}
-	if cfg.CPUProfile != "" {
-		f, err := os.Create(cfg.CPUProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
 	}
 	return m.Run(ctx)
 }
