@@ -59,7 +59,7 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	}
 
 	keys := []string{volumeNameKey(name)}
-	unlockName := d.locks.lock(keys...)
+	unlockName := d.locks.Lock(keys...)
 	defer unlockName()
 
 	if v, err := d.store.VolumeByName(name); err == nil {
@@ -70,9 +70,9 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	var unlockSrc func()
 	switch {
 	case srcSnap != "":
-		unlockSrc = d.locks.lock(snapshotKey(srcSnap))
+		unlockSrc = d.locks.Lock(snapshotKey(srcSnap))
 	case srcVol != "":
-		unlockSrc = d.locks.lock(volumeKey(srcVol))
+		unlockSrc = d.locks.Lock(volumeKey(srcVol))
 	default:
 		unlockSrc = func() {}
 	}
@@ -289,7 +289,7 @@ func (d *Driver) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest)
 	if id == "" {
 		return nil, errorf(codes.InvalidArgument, "volume ID is required")
 	}
-	unlock := d.locks.lock(volumeKey(id))
+	unlock := d.locks.Lock(volumeKey(id))
 	defer unlock()
 	v, err := d.store.GetVolume(id)
 	if errors.Is(err, state.ErrNotFound) {
@@ -343,7 +343,7 @@ func (d *Driver) ControllerPublishVolume(ctx context.Context, req *csi.Controlle
 	if err := checkCapability(c); err != nil {
 		return nil, err
 	}
-	unlock := d.locks.lock(volumeKey(id))
+	unlock := d.locks.Lock(volumeKey(id))
 	defer unlock()
 	v, err := d.readyVolume(id)
 	if err != nil {
@@ -390,7 +390,7 @@ func (d *Driver) ControllerUnpublishVolume(ctx context.Context, req *csi.Control
 	if id == "" {
 		return nil, errorf(codes.InvalidArgument, "volume ID is required")
 	}
-	unlock := d.locks.lock(volumeKey(id))
+	unlock := d.locks.Lock(volumeKey(id))
 	defer unlock()
 	v, err := d.store.GetVolume(id)
 	if errors.Is(err, state.ErrNotFound) {

@@ -15,6 +15,7 @@ import (
 	"volplane/internal/csidriver/pool"
 	"volplane/internal/csidriver/state"
 	"volplane/internal/hostops"
+	"volplane/internal/keylock"
 	"volplane/internal/logging"
 	"volplane/internal/version"
 )
@@ -92,7 +93,7 @@ type Driver struct {
 	host  hostops.Host
 	pool  *pool.Pool
 	store state.Store
-	locks *keyLocks
+	locks *keylock.Locks
 
 	// spaceMu makes "check free capacity, then record the volume" one
 	// step, so concurrent creates cannot both take the last bytes (nor
@@ -121,7 +122,7 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open driver state: %w", err)
 	}
-	d := &Driver{cfg: cfg, host: cfg.Host, pool: p, store: store, locks: newKeyLocks(), space: p.Space}
+	d := &Driver{cfg: cfg, host: cfg.Host, pool: p, store: store, locks: keylock.New(), space: p.Space}
 	d.metrics = newMetrics(d)
 	d.recover(ctx)
 	d.ready.Store(true)

@@ -47,7 +47,7 @@ func (d *Driver) CreateVolumeGroupSnapshot(ctx context.Context, req *csi.CreateV
 	if err := checkSnapshotParameters(req.GetParameters()); err != nil {
 		return nil, err
 	}
-	unlock := d.locks.lock(groupNameKey(name))
+	unlock := d.locks.Lock(groupNameKey(name))
 	defer unlock()
 	if g, err := d.store.GroupByName(name); err == nil {
 		if !sameStrings(g.SourceVolumeIDs, srcs) {
@@ -65,7 +65,7 @@ func (d *Driver) CreateVolumeGroupSnapshot(ctx context.Context, req *csi.CreateV
 	for i, id := range srcs {
 		keys[i] = volumeKey(id)
 	}
-	unlockVols := d.locks.lock(keys...)
+	unlockVols := d.locks.Lock(keys...)
 	defer unlockVols()
 	vols := make([]*state.Volume, len(srcs))
 	for i, id := range srcs {
@@ -202,7 +202,7 @@ func (d *Driver) DeleteVolumeGroupSnapshot(ctx context.Context, req *csi.DeleteV
 	if id == "" {
 		return nil, errorf(codes.InvalidArgument, "group snapshot ID is required")
 	}
-	unlock := d.locks.lock(groupKey(id))
+	unlock := d.locks.Lock(groupKey(id))
 	defer unlock()
 	g, err := d.store.GetGroup(id)
 	if errors.Is(err, state.ErrNotFound) {
@@ -218,7 +218,7 @@ func (d *Driver) DeleteVolumeGroupSnapshot(ctx context.Context, req *csi.DeleteV
 	for i, sid := range g.SnapshotIDs {
 		keys[i] = snapshotKey(sid)
 	}
-	unlockSnaps := d.locks.lock(keys...)
+	unlockSnaps := d.locks.Lock(keys...)
 	defer unlockSnaps()
 	if err := d.deleteGroup(ctx, &g); err != nil {
 		return nil, err

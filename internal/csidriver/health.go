@@ -109,7 +109,7 @@ func (d *Driver) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolume
 	if id == "" {
 		return nil, errorf(codes.InvalidArgument, "volume ID is required")
 	}
-	unlock := d.locks.lock(volumeKey(id))
+	unlock := d.locks.Lock(volumeKey(id))
 	defer unlock()
 	v, err := d.readyVolume(id)
 	if err != nil {

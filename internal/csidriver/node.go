@@ -56,7 +56,7 @@ func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 	if err := checkCapability(c); err != nil {
 		return nil, err
 	}
-	unlock := d.locks.lock(volumeKey(id))
+	unlock := d.locks.Lock(volumeKey(id))
 	defer unlock()
 	v, err := d.readyVolume(id)
 	if err != nil {
@@ -224,7 +224,7 @@ func (d *Driver) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolu
 	case path == "":
 		return nil, errorf(codes.InvalidArgument, "staging target path is required")
 	}
-	unlock := d.locks.lock(volumeKey(id))
+	unlock := d.locks.Lock(volumeKey(id))
 	defer unlock()
 	v, err := d.knownVolume(id)
 	if err != nil {

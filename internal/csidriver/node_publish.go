@@ -33,7 +33,7 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 	if staging == "" {
 		return nil, errorf(codes.FailedPrecondition, "staging target path is required: the volume must be staged first")
 	}
-	unlock := d.locks.lock(volumeKey(id))
+	unlock := d.locks.Lock(volumeKey(id))
 	defer unlock()
 	v, err := d.readyVolume(id)
 	if err != nil {
@@ -150,7 +150,7 @@ func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublish
 	case target == "":
 		return nil, errorf(codes.InvalidArgument, "target path is required")
 	}
-	unlock := d.locks.lock(volumeKey(id))
+	unlock := d.locks.Lock(volumeKey(id))
 	defer unlock()
 	v, err := d.knownVolume(id)
 	if err != nil {

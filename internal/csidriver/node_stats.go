@@ -44,7 +44,7 @@ func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeS
 	case path == "":
 		return nil, errorf(codes.InvalidArgument, "volume path is required")
 	}
-	unlock := d.locks.lock(volumeKey(id))
+	unlock := d.locks.Lock(volumeKey(id))
 	defer unlock()
 	v, err := d.readyVolume(id)
 	if err != nil {
@@ -110,7 +110,7 @@ func (d *Driver) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolume
 			return nil, err
 		}
 	}
-	unlock := d.locks.lock(volumeKey(id))
+	unlock := d.locks.Lock(volumeKey(id))
 	defer unlock()
 	v, err := d.readyVolume(id)
 	if err != nil {

@@ -41,7 +41,7 @@ func (d *Driver) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequ
 	if !topologyAccepts(req.GetAccessibilityRequirements(), d.cfg.NodeID) {
 		return nil, errorf(codes.ResourceExhausted, "snapshots can only be kept on node %q", d.cfg.NodeID)
 	}
-	unlock := d.locks.lock(snapshotNameKey(name))
+	unlock := d.locks.Lock(snapshotNameKey(name))
 	defer unlock()
 	if s, err := d.store.SnapshotByName(name); err == nil {
 		if s.SourceVolumeID != src {
@@ -56,7 +56,7 @@ func (d *Driver) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequ
 			return nil, err
 		}
 	}
-	unlockVol := d.locks.lock(volumeKey(src))
+	unlockVol := d.locks.Lock(volumeKey(src))
 	defer unlockVol()
 	v, err := d.readyVolume(src)
 	if err != nil {
@@ -169,7 +169,7 @@ func (d *Driver) DeleteSnapshot(ctx context.Context, req *csi.DeleteSnapshotRequ
 	if id == "" {
 		return nil, errorf(codes.InvalidArgument, "snapshot ID is required")
 	}
-	unlock := d.locks.lock(snapshotKey(id))
+	unlock := d.locks.Lock(snapshotKey(id))
 	defer unlock()
 	s, err := d.store.GetSnapshot(id)
 	if errors.Is(err, state.ErrNotFound) {

@@ -17,6 +17,7 @@ import (
 
 	"volplane/internal/controller"
 	"volplane/internal/controller/podindex"
+	"volplane/internal/keylock"
 	"volplane/internal/logging"
 )
 
@@ -50,7 +51,7 @@ type Controller struct {
 	volumeQueue  keyQueue
 	bindQueue    keyQueue
 	batcher      *batcher
-	locks        *keyLocks
+	locks        *keylock.Locks
 	ops          *operations
 	provisioners map[string]Provisioner
 	recycler     Recycler
@@ -138,7 +139,7 @@ func newController(cfg Config, d deps) (*Controller, error) {
 		volumeQueue:  d.queues("volumes"),
 		bindQueue:    d.queues("binds"),
 		batcher:      newBatcher(),
-		locks:        newKeyLocks(),
+		locks:        keylock.New(),
 		ops:          newOperations(cfg.OperationBackoff, cfg.OperationMaxBackoff, d.inline),
 		provisioners: map[string]Provisioner{},
 		recycler:     cfg.Recycler,

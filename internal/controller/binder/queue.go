@@ -1,10 +1,11 @@
 package binder
 
 import (
-	"sync"
 	"time"
 
 	"k8s.io/client-go/util/workqueue"
+
+	"volplane/internal/keylock"
 )
 
 // keyQueue is the part of client-go's rate-limiting work queue the
@@ -29,57 +30,15 @@ func newWorkQueue(name string) keyQueue {
 	)
 }
 
-// keyLocks serialises the work on one object: a bind, a sync and an
-// unbind of the same volume or claim never interleave. Whoever needs both
-// takes the volume's lock before the claim's, so two of them never wait
-// on each other.
-type keyLocks struct {
-	mu sync.Mutex
-	m  map[string]*keyLock
-}
-
-type keyLock struct {
-	mu   sync.Mutex
-	refs int
-}
-
-func newKeyLocks() *keyLocks { return &keyLocks{m: map[string]*keyLock{}} }
-
-func (l *keyLocks) lock(key string) (unlock func()) {
-	l.mu.Lock()
-	kl := l.m[key]
-	if kl == nil {
-		kl = &keyLock{}
-		l.m[key] = kl
-	}
-	kl.refs++
-	l.mu.Unlock()
-	kl.mu.Lock()
-	return func() {
-		kl.mu.Unlock()
-		l.mu.Lock()
-		kl.refs--
-		if kl.refs == 0 {
-			delete(l.m, key)
-		}
-		l.mu.Unlock()
-	}
-}
-
 func volumeLockKey(name string) string { return "pv/" + name }
 func claimLockKey(key string) string   { return "pvc/" + key }
 
-// lockPair locks a volume (if named) and then a claim.
-func (l *keyLocks) lockPair(volume, claim string) (unlock func()) {
-	var uv func()
-	if volume != "" {
-		uv = l.lock(volumeLockKey(volume))
+// lockPair locks a volume (if named) and a claim: a bind, a sync and an
+// unbind of the same volume or claim never interleave. The volume's key
+// sorts first, so its lock is taken before the claim's.
+func lockPair(l *keylock.Locks, volume, claim string) (unlock func()) {
+	if volume == "" {
+		return l.Lock(claimLockKey(claim))
 	}
-	uc := l.lock(claimLockKey(claim))
-	return func() {
-		uc()
-		if uv != nil {
-			uv()
-		}
-	}
+	return l.Lock(volumeLockKey(volume), claimLockKey(claim))
 }

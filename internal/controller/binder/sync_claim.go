@@ -54,7 +54,7 @@ func (c *Controller) lockClaimWithVolume(key string, pick func(*v1.PersistentVol
 			return nil, nil, func() {}
 		}
 		name := pick(claim)
-		unlock = c.locks.lockPair(name, key)
+		unlock = lockPair(c.locks, name, key)
 		claim = c.store.claim(key)
 		if claim == nil {
 			return nil, nil, unlock
@@ -213,7 +213,7 @@ func (c *Controller) processDecision(ctx context.Context, key string) error {
 // bindDecided binds claim key to the volume the matcher chose, after
 // checking the choice against the newest objects.
 func (c *Controller) bindDecided(ctx context.Context, key, volumeName string) error {
-	unlock := c.locks.lockPair(volumeName, key)
+	unlock := lockPair(c.locks, volumeName, key)
 	defer unlock()
 	claim := c.store.claim(key)
 	volume := c.store.volume(volumeName)
@@ -243,7 +243,7 @@ func (c *Controller) bindDecided(ctx context.Context, key, volumeName string) er
 // delayed-binding claim waits for its pod; a claim with a class is
 // provisioned; otherwise it waits, with a FailedBinding event.
 func (c *Controller) syncNoMatch(ctx context.Context, key string) error {
-	unlock := c.locks.lock(claimLockKey(key))
+	unlock := c.locks.Lock(claimLockKey(key))
 	defer unlock()
 	claim := c.store.claim(key)
 	if claim == nil || !needsMatch(claim) {

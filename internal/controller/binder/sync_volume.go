@@ -12,7 +12,7 @@ import (
 
 // syncVolumeKey syncs one volume from the volume queue, under its lock.
 func (c *Controller) syncVolumeKey(ctx context.Context, name string) error {
-	unlock := c.locks.lock(volumeLockKey(name))
+	unlock := c.locks.Lock(volumeLockKey(name))
 	defer unlock()
 	volume := c.store.volume(name)
 	if volume == nil {
