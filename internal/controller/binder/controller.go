@@ -8,7 +8,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	v1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	storagelisters "k8s.io/client-go/listers/storage/v1"
@@ -195,6 +194,7 @@ func (c *Controller) Run(ctx context.Context) {
 }
 
 func (c *Controller) runWorker(ctx context.Context, q keyQueue, kind string, sync func(context.Context, string) error) {
+	ctx = logging.NewContext(ctx, logging.FromContext(ctx).With("kind", kind))
 	for {
 		key, quit := q.Get()
 		if quit {
@@ -205,21 +205,11 @@ func (c *Controller) runWorker(ctx context.Context, q keyQueue, kind string, syn
 	}
 }
 
-// process runs one sync and requeues the key with backoff when it fails.
+// process runs one sync, requeueing the key with backoff when it fails,
+// and counts it.
 func (c *Controller) process(ctx context.Context, q keyQueue, kind, key string, sync func(context.Context, string) error) {
-	err := sync(ctx, key)
+	err := controller.Process(ctx, q, key, sync)
 	c.metrics.syncs.WithLabelValues(kind, result(err)).Inc()
-	if err == nil {
-		q.Forget(key)
-		return
-	}
-	log := logging.FromContext(ctx)
-	if apierrors.IsConflict(err) {
-		log.Debug("sync conflicted, retrying", "kind", kind, "key", key, "err", err)
-	} else {
-		log.Warn("sync failed, retrying", "kind", kind, "key", key, "err", err)
-	}
-	q.AddRateLimited(key)
 }
 
 func (c *Controller) runResync(ctx context.Context) {

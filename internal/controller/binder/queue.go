@@ -5,6 +5,7 @@ import (
 
 	"k8s.io/client-go/util/workqueue"
 
+	"volplane/internal/controller"
 	"volplane/internal/keylock"
 )
 
@@ -23,12 +24,7 @@ type keyQueue interface {
 
 var _ keyQueue = workqueue.TypedRateLimitingInterface[string](nil)
 
-func newWorkQueue(name string) keyQueue {
-	return workqueue.NewTypedRateLimitingQueueWithConfig(
-		workqueue.DefaultTypedControllerRateLimiter[string](),
-		workqueue.TypedRateLimitingQueueConfig[string]{Name: name},
-	)
-}
+func newWorkQueue(name string) keyQueue { return controller.NewQueue(name) }
 
 func volumeLockKey(name string) string { return "pv/" + name }
 func claimLockKey(key string) string   { return "pvc/" + key }

@@ -7,11 +7,10 @@ import (
 	"sync"
 
 	"github.com/spf13/pflag"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/workqueue"
 
-	"volplane/internal/logging"
+	"volplane/internal/controller"
 )
 
 const (
@@ -62,7 +61,6 @@ func withoutFinalizer(finalizers []string, finalizer string) []string {
 
 // runQueue runs workers on q until ctx is done.
 func runQueue(ctx context.Context, q workqueue.TypedRateLimitingInterface[string], workers int, syncFn func(context.Context, string) error) {
-	log := logging.FromContext(ctx)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
@@ -71,16 +69,7 @@ func runQueue(ctx context.Context, q workqueue.TypedRateLimitingInterface[string
 				if quit {
 					return
 				}
-				if err := syncFn(ctx, key); err != nil {
-					if apierrors.IsConflict(err) {
-						log.Debug("sync conflicted, retrying", "key", key, "err", err)
-					} else {
-						log.Warn("sync failed, retrying", "key", key, "err", err)
-					}
-					q.AddRateLimited(key)
-				} else {
-					q.Forget(key)
-				}
+				_ = controller.Process(ctx, q, key, syncFn)
 				q.Done(key)
 			}
 		})
@@ -88,11 +77,4 @@ func runQueue(ctx context.Context, q workqueue.TypedRateLimitingInterface[string
 	<-ctx.Done()
 	q.ShutDown()
 	wg.Wait()
-}
-
-func newQueue(name string) workqueue.TypedRateLimitingInterface[string] {
-	return workqueue.NewTypedRateLimitingQueueWithConfig(
-		workqueue.DefaultTypedControllerRateLimiter[string](),
-		workqueue.TypedRateLimitingQueueConfig[string]{Name: name},
-	)
 }

@@ -52,7 +52,7 @@ func NewPV(cfg Config, client kubernetes.Interface, factory informers.SharedInfo
 		cfg.Workers = 1
 	}
 	inf := factory.Core().V1().PersistentVolumes()
-	c := &PVController{cfg: cfg, client: client, volumes: inf.Lister(), queue: newQueue(PVName)}
+	c := &PVController{cfg: cfg, client: client, volumes: inf.Lister(), queue: controller.NewQueue(PVName)}
 	reg, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.onVolume,
 		UpdateFunc: func(_, obj any) { c.onVolume(obj) },

@@ -64,7 +64,7 @@ func NewPVC(cfg Config, client kubernetes.Interface, factory informers.SharedInf
 		client: client,
 		claims: pvcInformer.Lister(),
 		pods:   podInformer.GetIndexer(),
-		queue:  newQueue(PVCName),
+		queue:  controller.NewQueue(PVCName),
 		now:    metav1.Now,
 	}
 	pvcReg, err := pvcInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{

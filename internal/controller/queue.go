@@ -1,0 +1,46 @@
+package controller
+
+import (
+	"context"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/util/workqueue"
+
+	"volplane/internal/logging"
+)
+
+// NewQueue returns a controller's rate-limited queue of object keys, with
+// client-go's default controller backoff, named for its metrics.
+func NewQueue(name string) workqueue.TypedRateLimitingInterface[string] {
+	return workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.DefaultTypedControllerRateLimiter[string](),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: name},
+	)
+}
+
+// Requeuer is the part of a rate-limited work queue Process uses.
+type Requeuer interface {
+	AddRateLimited(key string)
+	Forget(key string)
+}
+
+// Process runs one sync of key. When it succeeds the key's backoff is
+// forgotten; when it fails the key goes back with backoff, and the error is
+// logged: at debug level for a conflict (another writer came first, the
+// retry sees its write), as a warning otherwise. It returns the sync's
+// error. The caller still marks the key Done.
+func Process(ctx context.Context, q Requeuer, key string, sync func(context.Context, string) error) error {
+	err := sync(ctx, key)
+	if err == nil {
+		q.Forget(key)
+		return nil
+	}
+	log := logging.FromContext(ctx)
+	if apierrors.IsConflict(err) {
+		log.Debug("sync conflicted, retrying", "key", key, "err", err)
+	} else {
+		log.Warn("sync failed, retrying", "key", key, "err", err)
+	}
+	q.AddRateLimited(key)
+	return err
+}
