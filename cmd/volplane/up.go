@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/kubernetes"
 
 	"volplane/internal/bootstrap"
 	"volplane/internal/controlplane"
@@ -35,15 +34,7 @@ func newUpCommand() *cobra.Command {
 				node = h
 			}
 			prepare := func(ctx context.Context, plane *controlplane.ControlPlane) error {
-				admin, err := plane.RESTConfig(controlplane.AdminIdentity)
-				if err != nil {
-					return err
-				}
-				cs, err := kubernetes.NewForConfig(admin)
-				if err != nil {
-					return err
-				}
-				return bootstrap.EnsureDefaultClass(ctx, cs)
+				return bootstrap.EnsureDefaultClass(ctx, plane.AdminClient())
 			}
 			return serve(ctx, cmd, log, cp, ctrl, filepath.Join(cp.DataDir, "up"), prepare, "node", node)
 		},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -16,10 +15,10 @@ import (
 // apiserverArgs derives kube-apiserver's flags from the config: the
 // upstream component runs from its own options, exactly as its binary
 // would with these flags.
-func (c *Config) apiserverArgs(p *PKI, etcdServers []string, host string, port int) []string {
+func (c *Config) apiserverArgs(p *PKI, etcdServers []string, host, port string) []string {
 	args := []string{
 		"--bind-address=" + host,
-		"--secure-port=" + strconv.Itoa(port),
+		"--secure-port=" + port,
 		"--etcd-servers=" + strings.Join(etcdServers, ","),
 		"--tls-cert-file=" + p.Path(servingCert),
 		"--tls-private-key-file=" + p.Path(servingKey),

@@ -7,13 +7,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	netutils "k8s.io/utils/net"
 
 	"volplane/internal/logging"
 )
@@ -25,6 +25,8 @@ type ControlPlane struct {
 	pki  *PKI
 	lock *DirLock
 	etcd *embeddedEtcd
+	// admin is the API client as the admin identity.
+	admin kubernetes.Interface
 
 	// Components stop in reverse order of start: the controller manager
 	// while the API still answers, then the API, then etcd.
@@ -82,8 +84,7 @@ func Start(ctx context.Context, cfg Config) (_ *ControlPlane, err error) {
 		log.Debug("etcd ready", "took", time.Since(start))
 	}
 
-	host, portStr, _ := net.SplitHostPort(cfg.Listen)
-	port, _ := strconv.Atoi(portStr)
+	host, port, _ := net.SplitHostPort(cfg.Listen)
 	hostname, _ := os.Hostname()
 	cp.pki, err = LoadOrCreatePKI(cfg.pkiDir(), []string{host, "127.0.0.1", hostname, firstServiceIP(cfg.ServiceCIDR)}, func(p *PKI) error {
 		return checkEtcd(ctx, endpoints, p.CAFingerprint())
@@ -100,14 +101,13 @@ func Start(ctx context.Context, cfg Config) (_ *ControlPlane, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := cp.waitReady(ctx, admin); err != nil {
+	if cp.admin, err = kubernetes.NewForConfig(admin); err != nil {
 		return nil, err
 	}
-	cs, err := kubernetes.NewForConfig(admin)
-	if err != nil {
+	if err := cp.waitReady(ctx); err != nil {
 		return nil, err
 	}
-	if err := reconcileRBAC(ctx, cs); err != nil {
+	if err := reconcileRBAC(ctx, cp.admin); err != nil {
 		return nil, err
 	}
 
@@ -145,19 +145,15 @@ func (cp *ControlPlane) goRun(run func() error) chan struct{} {
 
 // waitReady polls /readyz until it passes, a component fails, or the
 // ready timeout runs out.
-func (cp *ControlPlane) waitReady(ctx context.Context, cfg *rest.Config) error {
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
+func (cp *ControlPlane) waitReady(ctx context.Context) error {
 	var last error
-	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, cp.cfg.ReadyTimeout, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, cp.cfg.ReadyTimeout, true, func(ctx context.Context) (bool, error) {
 		select {
 		case err := <-cp.errc:
 			return false, fmt.Errorf("kube-apiserver: %w", err)
 		default:
 		}
-		body, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		body, err := cp.admin.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		if err != nil {
 			last = fmt.Errorf("%w: %s", err, body)
 			return false, nil
@@ -190,6 +186,9 @@ func (cp *ControlPlane) RESTConfig(id Identity) (*rest.Config, error) {
 	}
 	return restConfigFor(cp.cfg.serverURL(), cp.pki.CAPEM, tok), nil
 }
+
+// AdminClient is an API client as the admin identity.
+func (cp *ControlPlane) AdminClient() kubernetes.Interface { return cp.admin }
 
 // KubeconfigPath is the admin kubeconfig's path.
 func (cp *ControlPlane) KubeconfigPath() string { return cp.cfg.KubeconfigPath() }
@@ -232,9 +231,9 @@ func firstServiceIP(cidr string) string {
 	if err != nil {
 		return ""
 	}
-	ip := n.IP.To16()
-	out := make(net.IP, len(ip))
-	copy(out, ip)
-	out[len(out)-1]++
-	return out.String()
+	ip, err := netutils.GetIndexedIP(n, 1)
+	if err != nil {
+		return ""
+	}
+	return ip.String()
 }

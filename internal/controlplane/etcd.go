@@ -116,7 +116,7 @@ func checkEtcd(ctx context.Context, endpoints []string, fingerprint string) erro
 	}
 	if len(resp.Kvs) > 0 {
 		if got := string(resp.Kvs[0].Value); got != fingerprint {
-			return fmt.Errorf("data dir PKI does not match its etcd: pki CA sha256 %.16s…, etcd was made with CA sha256 %.16s…", fingerprint, got)
+			return caMismatch(fingerprint, got)
 		}
 		return nil
 	}
@@ -140,10 +140,16 @@ func checkEtcd(ctx context.Context, endpoints []string, fingerprint string) erro
 	if !txn.Succeeded {
 		kvs := txn.Responses[0].GetResponseRange().Kvs
 		if len(kvs) > 0 && string(kvs[0].Value) != fingerprint {
-			return fmt.Errorf("data dir PKI does not match its etcd: pki CA sha256 %.16s…, etcd was made with CA sha256 %.16s…", fingerprint, string(kvs[0].Value))
+			return caMismatch(fingerprint, string(kvs[0].Value))
 		}
 	}
 	return nil
+}
+
+// caMismatch is the error for an etcd made with another CA than the data
+// dir's.
+func caMismatch(fingerprint, etcdFingerprint string) error {
+	return fmt.Errorf("data dir PKI does not match its etcd: pki CA sha256 %.16s…, etcd was made with CA sha256 %.16s…", fingerprint, etcdFingerprint)
 }
 
 // zapToSlog is a zap core that writes into slog, so etcd's logs join

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	certutil "k8s.io/client-go/util/cert"
@@ -94,38 +95,35 @@ func (p *PKI) Path(name string) string { return filepath.Join(p.Dir, name) }
 // accept vets the PKI (against etcd) before a new one is put in place:
 // if it fails, nothing is written.
 func LoadOrCreatePKI(dir string, hosts []string, accept func(*PKI) error) (*PKI, error) {
-	var p *PKI
+	// A new PKI is made in a temporary dir, vetted there and only then
+	// renamed into place.
+	src := dir
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		tmp, err := os.MkdirTemp(filepath.Dir(dir), ".pki-")
-		if err != nil {
+		if src, err = os.MkdirTemp(filepath.Dir(dir), ".pki-"); err != nil {
 			return nil, fmt.Errorf("pki: %w", err)
 		}
-		defer os.RemoveAll(tmp)
-		if err := createPKI(tmp); err != nil {
+		defer os.RemoveAll(src)
+		if err := createPKI(src); err != nil {
 			return nil, err
 		}
-		if p, err = loadPKI(tmp); err != nil {
-			return nil, err
-		}
-		if err := accept(p); err != nil {
-			return nil, err
-		}
-		if err := os.Rename(tmp, dir); err != nil {
+	} else if err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	p, err := loadPKI(src)
+	if err != nil {
+		return nil, err
+	}
+	if err := accept(p); err != nil {
+		return nil, err
+	}
+	if src != dir {
+		if err := os.Rename(src, dir); err != nil {
 			return nil, fmt.Errorf("pki: %w", err)
 		}
 		if err := syncDir(filepath.Dir(dir)); err != nil {
 			return nil, err
 		}
 		p.Dir = dir
-	} else if err != nil {
-		return nil, fmt.Errorf("pki: %w", err)
-	} else {
-		if p, err = loadPKI(dir); err != nil {
-			return nil, err
-		}
-		if err := accept(p); err != nil {
-			return nil, err
-		}
 	}
 	if err := p.ensureServingCert(hosts); err != nil {
 		return nil, err
@@ -188,7 +186,7 @@ func createPKI(tmp string) error {
 		// token,user,uid,"group1,group2" as --token-auth-file reads it.
 		rec := []string{hex.EncodeToString(tok), id.User, fmt.Sprintf("volplane-%d", i)}
 		if len(id.Groups) > 0 {
-			rec = append(rec, joinComma(id.Groups))
+			rec = append(rec, strings.Join(id.Groups, ","))
 		}
 		if err := w.Write(rec); err != nil {
 			return fmt.Errorf("pki: %w", err)
@@ -262,10 +260,8 @@ func (p *PKI) ensureServingCert(hosts []string) error {
 			dns = append(dns, h)
 		}
 	}
-	if data, err := os.ReadFile(p.Path(servingCert)); err == nil {
-		if certs, err := certutil.ParseCertsPEM(data); err == nil && p.covers(certs[0], ips, dns) {
-			return nil
-		}
+	if certs, err := certutil.CertsFromFile(p.Path(servingCert)); err == nil && p.covers(certs[0], ips, dns) {
+		return nil
 	}
 	cert, key, err := issue(p.CA, p.caKey, pkix.Name{CommonName: "kube-apiserver"}, &sans{ips: ips, dns: dns}, x509.ExtKeyUsageServerAuth)
 	if err != nil {
@@ -338,15 +334,4 @@ func writeCertKey(dir, certName, keyName string, cert *x509.Certificate, key cry
 		return err
 	}
 	return writeFile(filepath.Join(dir, certName), pemBlock(certutil.CertificateBlockType, cert.Raw))
-}
-
-func joinComma(s []string) string {
-	var b bytes.Buffer
-	for i, x := range s {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(x)
-	}
-	return b.String()
 }
