@@ -3,9 +3,7 @@ package main
 import (
 	"log/slog"
 	"os"
-	"os/signal"
 	"runtime/pprof"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -39,12 +37,11 @@ controller runs in a child process so that its CPU time is its own.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// The embedded API logs a lot; keep warnings, print figures.
-			log := logging.Setup(os.Stderr, logging.Options{Verbosity: verbosity})
+			ctx, stop, log := signalContext(cmd.Context(), verbosity)
+			defer stop()
 			if verbosity == 0 {
 				log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
-			defer stop()
 			stopProfile, err := startCPUProfile(cpuprofile)
 			if err != nil {
 				return err
@@ -84,15 +81,14 @@ func newBenchBinderControllerCommand() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log := logging.Setup(os.Stderr, logging.Options{})
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+			ctx, stop, _ := signalContext(cmd.Context(), 0)
 			defer stop()
 			stopProfile, err := startCPUProfile(cpuprofile)
 			if err != nil {
 				return err
 			}
 			defer stopProfile()
-			return binderbench.RunController(logging.NewContext(ctx, log), cfg)
+			return binderbench.RunController(ctx, cfg)
 		},
 	}
 	fs := cmd.Flags()

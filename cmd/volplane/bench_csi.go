@@ -40,7 +40,7 @@ Without --endpoint the built-in driver is started on a temporary pool. With
 or add --builtin, to measure several drivers in one run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := csiContext(cmd.Context(), 0)
+			ctx, stop, _ := signalContext(cmd.Context(), 0)
 			defer stop()
 			dirBytes, err := resource.ParseQuantity(dirSize)
 			if err != nil {

@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -80,7 +77,7 @@ becomes a sparse btrfs image of --pool-size mounted under the pool.`,
 			if err != nil {
 				return err
 			}
-			ctx, stop := csiContext(cmd.Context(), f.verbosity)
+			ctx, stop, _ := signalContext(cmd.Context(), f.verbosity)
 			defer stop()
 			d, err := csidriver.New(ctx, cfg)
 			if err != nil {
@@ -96,14 +93,6 @@ becomes a sparse btrfs image of --pool-size mounted under the pool.`,
 	}
 	f.add(cmd.Flags())
 	return cmd
-}
-
-// csiContext installs the logger and returns a context cancelled on
-// SIGTERM or SIGINT.
-func csiContext(parent context.Context, verbosity int) (context.Context, context.CancelFunc) {
-	log := logging.Setup(os.Stderr, logging.Options{Verbosity: verbosity})
-	ctx, stop := signal.NotifyContext(parent, syscall.SIGTERM, syscall.SIGINT)
-	return logging.NewContext(ctx, log), stop
 }
 
 // serveMetrics serves handler at /metrics on addr until ctx is done.

@@ -34,8 +34,14 @@ func (f *commonFlags) add(fs *pflag.FlagSet) {
 // setup installs the logger and returns a context that is cancelled on
 // SIGTERM or SIGINT.
 func (f *commonFlags) setup(cmd *cobra.Command) (context.Context, context.CancelFunc, *slog.Logger) {
-	log := logging.Setup(os.Stderr, logging.Options{Verbosity: f.verbosity})
-	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+	return signalContext(cmd.Context(), f.verbosity)
+}
+
+// signalContext installs the logger at verbosity and returns a context
+// that carries it and is cancelled on SIGTERM or SIGINT.
+func signalContext(parent context.Context, verbosity int) (context.Context, context.CancelFunc, *slog.Logger) {
+	log := logging.Setup(os.Stderr, logging.Options{Verbosity: verbosity})
+	ctx, stop := signal.NotifyContext(parent, syscall.SIGTERM, syscall.SIGINT)
 	return logging.NewContext(ctx, log), stop, log
 }
 
