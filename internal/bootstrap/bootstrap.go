@@ -13,11 +13,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+
+	"volplane/internal/csidriver"
 )
 
 const (
-	// DriverName is the built-in CSI driver.
-	DriverName = "local.csi.volplane.io"
 	// DefaultStorageClass is the class `volplane up` creates.
 	DefaultStorageClass = "volplane-local"
 	// DefaultClassAnnotation marks the cluster's default StorageClass.
@@ -31,7 +31,7 @@ func DefaultClass() *storagev1.StorageClass {
 			Name:        DefaultStorageClass,
 			Annotations: map[string]string{DefaultClassAnnotation: "true"},
 		},
-		Provisioner:          DriverName,
+		Provisioner:          csidriver.DriverName,
 		ReclaimPolicy:        ptr.To(corev1.PersistentVolumeReclaimDelete),
 		VolumeBindingMode:    ptr.To(storagev1.VolumeBindingWaitForFirstConsumer),
 		AllowVolumeExpansion: ptr.To(true),
