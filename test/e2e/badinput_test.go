@@ -69,7 +69,7 @@ func TestBadInput(t *testing.T) {
 			t.Fatalf("message %q does not say the data dir is in use", msg)
 		}
 		// The running server and its kubeconfig are untouched.
-		p.MustKubectl("get", "namespaces")
+		p.MustKubectl(t, "get", "namespaces")
 	})
 
 	t.Run("unreachable-etcd", func(t *testing.T) {

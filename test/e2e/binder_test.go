@@ -31,11 +31,7 @@ type binderE2E struct{ p *Process }
 // get returns kubectl get's jsonpath output for one object.
 func (b *binderE2E) get(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := b.p.Kubectl(args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(out)
+	return strings.TrimSpace(b.p.MustKubectl(t, args...))
 }
 
 // waitFor waits until `kubectl get <obj> -o jsonpath=<path>` prints want.
@@ -105,7 +101,7 @@ spec:
 
 func (b *binderE2E) namespace(t *testing.T, ns string) {
 	t.Helper()
-	b.p.MustKubectl("create", "namespace", ns)
+	b.p.MustKubectl(t, "create", "namespace", ns)
 }
 
 func (b *binderE2E) testMatching(t *testing.T) {
@@ -113,7 +109,7 @@ func (b *binderE2E) testMatching(t *testing.T) {
 	b.namespace(t, ns)
 	// The volumes a rule must skip are the smaller or better-placed
 	// ones, so that a wrong rule shows up as a wrong volume.
-	b.p.Apply(strings.Join([]string{
+	b.p.Apply(t, strings.Join([]string{
 		pvYAML("m-size-1g", "1Gi", "", "ReadWriteOnce", ""),
 		pvYAML("m-size-5g", "5Gi", "", "ReadWriteOnce", ""),
 		pvYAML("m-size-9g", "9Gi", "", "ReadWriteOnce", ""),
@@ -128,7 +124,7 @@ func (b *binderE2E) testMatching(t *testing.T) {
 	for _, pv := range []string{"m-size-1g", "m-size-5g", "m-size-9g", "m-gold-2g", "m-rwx-3g", "m-rwo-1g", "m-label-4g", "m-nolabel-1g", "m-block-2g", "m-fs-1g"} {
 		b.waitFor(t, "Available", "get", "pv", pv, "-o", "jsonpath={.status.phase}")
 	}
-	b.p.Apply(strings.Join([]string{
+	b.p.Apply(t, strings.Join([]string{
 		pvcYAML(ns, "size", "3Gi", "", "ReadWriteOnce", ""),
 		pvcYAML(ns, "gold", "1Gi", "m-gold", "ReadWriteOnce", ""),
 		pvcYAML(ns, "rwx", "1Gi", "m-modes", "ReadWriteMany", ""),
@@ -162,13 +158,13 @@ func (b *binderE2E) testPrebinding(t *testing.T) {
 	// A volume reserved for claim "wants-volume", and a bigger free one
 	// that matching would otherwise not choose anyway; a claim that names
 	// its volume, smaller than another that fits.
-	b.p.Apply(strings.Join([]string{
+	b.p.Apply(t, strings.Join([]string{
 		pvYAML("pb-reserved", "2Gi", "", "ReadWriteOnce", "") + "  claimRef: {namespace: " + ns + ", name: reserved-for-me}\n",
 		pvYAML("pb-named-8g", "8Gi", "", "ReadWriteOnce", ""),
 		pvYAML("pb-other-2g", "2Gi", "", "ReadWriteOnce", ""),
 	}, "---\n"))
 	b.waitFor(t, "Available", "get", "pv", "pb-reserved", "-o", "jsonpath={.status.phase}")
-	b.p.Apply(strings.Join([]string{
+	b.p.Apply(t, strings.Join([]string{
 		pvcYAML(ns, "someone-else", "2Gi", "", "ReadWriteOnce", ""),
 		pvcYAML(ns, "reserved-for-me", "1Gi", "", "ReadWriteOnce", ""),
 		pvcYAML(ns, "names-its-volume", "1Gi", "", "ReadWriteOnce", "  volumeName: pb-named-8g"),
@@ -189,8 +185,8 @@ func (b *binderE2E) testPrebinding(t *testing.T) {
 	}
 	// A volume reserved for a claim in a namespace that does not exist is
 	// never given to anyone else.
-	b.p.Apply(pvYAML("pb-ghost", "1Gi", "pb-ghost", "ReadWriteOnce", "") + "  claimRef: {namespace: no-such-ns, name: ghost}\n")
-	b.p.Apply(pvcYAML(ns, "ghost", "1Gi", "pb-ghost", "ReadWriteOnce", ""))
+	b.p.Apply(t, pvYAML("pb-ghost", "1Gi", "pb-ghost", "ReadWriteOnce", "")+"  claimRef: {namespace: no-such-ns, name: ghost}\n")
+	b.p.Apply(t, pvcYAML(ns, "ghost", "1Gi", "pb-ghost", "ReadWriteOnce", ""))
 	b.waitDescribe(t, ns, "pvc/ghost", "Pending", "ProvisioningFailed", `storageclass.storage.k8s.io "pb-ghost" not found`)
 	b.waitFor(t, "Available no-such-ns/ghost", "get", "pv", "pb-ghost", "-o", "jsonpath={.status.phase} {.spec.claimRef.namespace}/{.spec.claimRef.name}")
 }
@@ -198,20 +194,20 @@ func (b *binderE2E) testPrebinding(t *testing.T) {
 func (b *binderE2E) testRetain(t *testing.T) {
 	const ns = "retain"
 	b.namespace(t, ns)
-	b.p.Apply(pvYAML("r-vol", "1Gi", "r-class", "ReadWriteOnce", ""))
-	b.p.Apply(pvcYAML(ns, "first", "1Gi", "r-class", "ReadWriteOnce", ""))
+	b.p.Apply(t, pvYAML("r-vol", "1Gi", "r-class", "ReadWriteOnce", ""))
+	b.p.Apply(t, pvcYAML(ns, "first", "1Gi", "r-class", "ReadWriteOnce", ""))
 	b.waitFor(t, "Bound r-vol", "-n", ns, "get", "pvc", "first", "-o", "jsonpath={.status.phase} {.spec.volumeName}")
-	b.p.MustKubectl("-n", ns, "delete", "pvc", "first")
+	b.p.MustKubectl(t, "-n", ns, "delete", "pvc", "first")
 	b.waitFor(t, "Released", "get", "pv", "r-vol", "-o", "jsonpath={.status.phase}")
 	// A new claim does not get a Released volume.
-	b.p.Apply(pvcYAML(ns, "second", "1Gi", "r-class", "ReadWriteOnce", ""))
+	b.p.Apply(t, pvcYAML(ns, "second", "1Gi", "r-class", "ReadWriteOnce", ""))
 	b.waitDescribe(t, ns, "pvc/second", "Pending")
 	if got := b.get(t, "get", "pv", "r-vol", "-o", "jsonpath={.status.phase}"); got != "Released" {
 		t.Fatalf("Retain volume is %s before its claimRef is removed", got)
 	}
 	// The admin removes the claimRef: Available, and the waiting claim
 	// gets it.
-	b.p.MustKubectl("patch", "pv", "r-vol", "--type", "json", "-p", `[{"op":"remove","path":"/spec/claimRef"}]`)
+	b.p.MustKubectl(t, "patch", "pv", "r-vol", "--type", "json", "-p", `[{"op":"remove","path":"/spec/claimRef"}]`)
 	b.waitFor(t, "Bound r-vol", "-n", ns, "get", "pvc", "second", "-o", "jsonpath={.status.phase} {.spec.volumeName}")
 	b.waitFor(t, "Bound", "get", "pv", "r-vol", "-o", "jsonpath={.status.phase}")
 	if lt := b.get(t, "get", "pv", "r-vol", "-o", "jsonpath={.status.lastPhaseTransitionTime}"); lt == "" {
@@ -224,14 +220,14 @@ func (b *binderE2E) testDelete(t *testing.T) {
 	b.namespace(t, ns)
 	// No in-process provisioner knows how to delete this static volume:
 	// it becomes Failed with a VolumeFailedDelete event, and stays.
-	b.p.Apply(strings.Replace(pvYAML("d-static", "1Gi", "d-class", "ReadWriteOnce", ""), "Retain", "Delete", 1))
+	b.p.Apply(t, strings.Replace(pvYAML("d-static", "1Gi", "d-class", "ReadWriteOnce", ""), "Retain", "Delete", 1))
 	// A volume of an external provisioner is left for it to delete.
-	b.p.Apply(strings.Replace(pvYAML("d-external", "1Gi", "d-ext", "ReadWriteOnce",
+	b.p.Apply(t, strings.Replace(pvYAML("d-external", "1Gi", "d-ext", "ReadWriteOnce",
 		"  annotations: {pv.kubernetes.io/provisioned-by: csi.example.com}"), "Retain", "Delete", 1))
-	b.p.Apply(pvcYAML(ns, "c-static", "1Gi", "d-class", "ReadWriteOnce", "") + "---\n" + pvcYAML(ns, "c-external", "1Gi", "d-ext", "ReadWriteOnce", ""))
+	b.p.Apply(t, pvcYAML(ns, "c-static", "1Gi", "d-class", "ReadWriteOnce", "")+"---\n"+pvcYAML(ns, "c-external", "1Gi", "d-ext", "ReadWriteOnce", ""))
 	b.waitFor(t, "Bound", "-n", ns, "get", "pvc", "c-static", "-o", "jsonpath={.status.phase}")
 	b.waitFor(t, "Bound", "-n", ns, "get", "pvc", "c-external", "-o", "jsonpath={.status.phase}")
-	b.p.MustKubectl("-n", ns, "delete", "pvc", "c-static", "c-external")
+	b.p.MustKubectl(t, "-n", ns, "delete", "pvc", "c-static", "c-external")
 	b.waitFor(t, "Failed", "get", "pv", "d-static", "-o", "jsonpath={.status.phase}")
 	b.waitDescribe(t, "", "pv/d-static", "VolumeFailedDelete", `error getting deleter volume plugin for volume "d-static": no deletable volume plugin matched`)
 	b.waitFor(t, "Released", "get", "pv", "d-external", "-o", "jsonpath={.status.phase}")
@@ -242,22 +238,22 @@ func (b *binderE2E) testDelete(t *testing.T) {
 func (b *binderE2E) testLost(t *testing.T) {
 	const ns = "lost"
 	b.namespace(t, ns)
-	b.p.Apply(pvYAML("l-vol", "1Gi", "l-class", "ReadWriteOnce", ""))
-	b.p.Apply(pvcYAML(ns, "c", "1Gi", "l-class", "ReadWriteOnce", ""))
+	b.p.Apply(t, pvYAML("l-vol", "1Gi", "l-class", "ReadWriteOnce", ""))
+	b.p.Apply(t, pvcYAML(ns, "c", "1Gi", "l-class", "ReadWriteOnce", ""))
 	b.waitFor(t, "Bound l-vol", "-n", ns, "get", "pvc", "c", "-o", "jsonpath={.status.phase} {.spec.volumeName}")
 	uid := b.get(t, "-n", ns, "get", "pvc", "c", "-o", "jsonpath={.metadata.uid}")
 	// pv-protection keeps a Bound volume: deleting it leaves it Terminating.
-	b.p.MustKubectl("delete", "pv", "l-vol", "--wait=false")
+	b.p.MustKubectl(t, "delete", "pv", "l-vol", "--wait=false")
 	b.waitFor(t, "Bound", "get", "pv", "l-vol", "-o", "jsonpath={.status.phase}")
 	if dt := b.get(t, "get", "pv", "l-vol", "-o", "jsonpath={.metadata.deletionTimestamp}"); dt == "" {
 		t.Fatal("volume not being deleted")
 	}
 	// Force it out: the claim is Lost.
-	b.p.MustKubectl("patch", "pv", "l-vol", "--type", "merge", "-p", `{"metadata":{"finalizers":null}}`)
+	b.p.MustKubectl(t, "patch", "pv", "l-vol", "--type", "merge", "-p", `{"metadata":{"finalizers":null}}`)
 	b.waitFor(t, "Lost", "-n", ns, "get", "pvc", "c", "-o", "jsonpath={.status.phase}")
 	b.waitDescribe(t, ns, "pvc/c", "ClaimLost", "Bound claim has lost its PersistentVolume. Data on the volume is lost!")
 	// The volume comes back with the claim's reference: Bound again.
-	b.p.Apply(pvYAML("l-vol", "1Gi", "l-class", "ReadWriteOnce", "") +
+	b.p.Apply(t, pvYAML("l-vol", "1Gi", "l-class", "ReadWriteOnce", "")+
 		fmt.Sprintf("  claimRef: {namespace: %s, name: c, uid: %s}\n", ns, uid))
 	b.waitFor(t, "Bound", "-n", ns, "get", "pvc", "c", "-o", "jsonpath={.status.phase}")
 	b.waitFor(t, "Bound", "get", "pv", "l-vol", "-o", "jsonpath={.status.phase}")
@@ -266,11 +262,11 @@ func (b *binderE2E) testLost(t *testing.T) {
 func (b *binderE2E) testTerminatingInUse(t *testing.T) {
 	const ns = "inuse"
 	b.namespace(t, ns)
-	b.p.Apply(pvYAML("u-vol", "1Gi", "u-class", "ReadWriteOnce", ""))
-	b.p.Apply(pvcYAML(ns, "data", "1Gi", "u-class", "ReadWriteOnce", ""))
+	b.p.Apply(t, pvYAML("u-vol", "1Gi", "u-class", "ReadWriteOnce", ""))
+	b.p.Apply(t, pvcYAML(ns, "data", "1Gi", "u-class", "ReadWriteOnce", ""))
 	b.waitFor(t, "Bound", "-n", ns, "get", "pvc", "data", "-o", "jsonpath={.status.phase}")
 	// A pod placed on a node (spec.nodeName: scheduled) uses the claim.
-	b.p.Apply(fmt.Sprintf(`apiVersion: v1
+	b.p.Apply(t, fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata: {name: user, namespace: %s}
 spec:
@@ -279,7 +275,7 @@ spec:
   volumes: [{name: d, persistentVolumeClaim: {claimName: data}}]
 `, ns))
 	b.waitFor(t, "False PodUsingPVC", "-n", ns, "get", "pvc", "data", "-o", `jsonpath={.status.conditions[?(@.type=="Unused")].status} {.status.conditions[?(@.type=="Unused")].reason}`)
-	b.p.MustKubectl("-n", ns, "delete", "pvc", "data", "--wait=false")
+	b.p.MustKubectl(t, "-n", ns, "delete", "pvc", "data", "--wait=false")
 	b.waitDescribe(t, ns, "pvc/data", "Terminating")
 	// Still there a while later: the pod uses it.
 	time.Sleep(2 * time.Second)
@@ -288,7 +284,7 @@ spec:
 		t.Fatalf("in-use claim lost its finalizer: %s", fin)
 	}
 	// The pod goes: so does the claim, and its volume is Released.
-	b.p.MustKubectl("-n", ns, "delete", "pod", "user", "--grace-period=0", "--force")
+	b.p.MustKubectl(t, "-n", ns, "delete", "pod", "user", "--grace-period=0", "--force")
 	eventually(t, time.Minute, func() error {
 		out, err := b.p.Kubectl("-n", ns, "get", "pvc", "data", "--ignore-not-found", "-o", "name")
 		if err != nil {
@@ -305,7 +301,7 @@ spec:
 func (b *binderE2E) testMissingClass(t *testing.T) {
 	const ns = "noclass"
 	b.namespace(t, ns)
-	b.p.Apply(pvcYAML(ns, "c", "1Gi", "does-not-exist", "ReadWriteOnce", ""))
+	b.p.Apply(t, pvcYAML(ns, "c", "1Gi", "does-not-exist", "ReadWriteOnce", ""))
 	b.waitDescribe(t, ns, "pvc/c", "Pending", "ProvisioningFailed", `storageclass.storage.k8s.io "does-not-exist" not found`)
 	// The event is deduplicated: the resync repeats it as a count.
 	eventually(t, 90*time.Second, func() error {
@@ -330,8 +326,8 @@ func (b *binderE2E) testMissingClass(t *testing.T) {
 func (b *binderE2E) testFieldManager(t *testing.T) {
 	const ns = "manager"
 	b.namespace(t, ns)
-	b.p.Apply(pvYAML("f-vol", "1Gi", "f-class", "ReadWriteOnce", ""))
-	b.p.Apply(pvcYAML(ns, "c", "1Gi", "f-class", "ReadWriteOnce", ""))
+	b.p.Apply(t, pvYAML("f-vol", "1Gi", "f-class", "ReadWriteOnce", ""))
+	b.p.Apply(t, pvcYAML(ns, "c", "1Gi", "f-class", "ReadWriteOnce", ""))
 	b.waitFor(t, "Bound", "-n", ns, "get", "pvc", "c", "-o", "jsonpath={.status.phase}")
 	for _, obj := range [][]string{{"get", "pv", "f-vol"}, {"-n", ns, "get", "pvc", "c"}} {
 		managers := b.get(t, append(obj, "--show-managed-fields", "-o", "jsonpath={.metadata.managedFields[*].manager}")...)

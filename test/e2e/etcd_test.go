@@ -124,7 +124,7 @@ func TestExternalEtcdTwoServers(t *testing.T) {
 		t.Fatalf("server B reads %v, %v; want server A's object", got, err)
 	}
 	// Both servers' kubectl see one cluster.
-	if out := b.MustKubectl("get", "configmap", "shared", "-o", "jsonpath={.data.from}"); out != "a" {
+	if out := b.MustKubectl(t, "get", "configmap", "shared", "-o", "jsonpath={.data.from}"); out != "a" {
 		t.Fatalf("kubectl via B: %q", out)
 	}
 

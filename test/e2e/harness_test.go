@@ -259,22 +259,24 @@ func (p *Process) KubectlWith(bin, stdin string, args ...string) (string, error)
 	return out.String(), nil
 }
 
-// MustKubectl runs kubectl and fails the test on error.
-func (p *Process) MustKubectl(args ...string) string {
-	p.t.Helper()
+// MustKubectl runs kubectl and fails t on error. t is the running
+// (sub)test: FailNow may only be called from its goroutine.
+func (p *Process) MustKubectl(t testing.TB, args ...string) string {
+	t.Helper()
 	out, err := p.Kubectl(args...)
 	if err != nil {
-		p.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return out
 }
 
-// Apply applies a manifest with the dispatcher kubectl.
-func (p *Process) Apply(manifest string, args ...string) string {
-	p.t.Helper()
+// Apply applies a manifest with the dispatcher kubectl and fails t on
+// error.
+func (p *Process) Apply(t testing.TB, manifest string, args ...string) string {
+	t.Helper()
 	out, err := p.KubectlWith(kubectlBin(), manifest, append([]string{"apply", "-f", "-"}, args...)...)
 	if err != nil {
-		p.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return out
 }

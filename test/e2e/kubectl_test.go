@@ -27,8 +27,8 @@ func TestKubectl(t *testing.T) {
 			if _, err := exec.LookPath(c.bin); err != nil {
 				t.Fatalf("kubectl %s is not installed at %s: %v", c.name, c.bin, err)
 			}
-			k := &kubectl{t: t, p: p, bin: c.bin, ns: "kc-" + strings.ReplaceAll(c.name, ".", "-")}
-			k.must("create", "namespace", k.ns)
+			k := &kubectl{p: p, bin: c.bin, ns: "kc-" + strings.ReplaceAll(c.name, ".", "-")}
+			k.must(t, "create", "namespace", k.ns)
 			t.Run("apply", k.testApply)
 			t.Run("get", k.testGet)
 			t.Run("watch", k.testWatch)
@@ -46,7 +46,6 @@ func TestKubectl(t *testing.T) {
 }
 
 type kubectl struct {
-	t   *testing.T
 	p   *Process
 	bin string
 	ns  string
@@ -56,13 +55,9 @@ func (k *kubectl) run(stdin string, args ...string) (string, error) {
 	return k.p.KubectlWith(k.bin, stdin, args...)
 }
 
-func (k *kubectl) must(args ...string) string {
-	k.t.Helper()
-	out, err := k.run("", args...)
-	if err != nil {
-		k.t.Fatal(err)
-	}
-	return out
+func (k *kubectl) must(t *testing.T, args ...string) string {
+	t.Helper()
+	return k.mustIn(t, "", args...)
 }
 
 func (k *kubectl) mustIn(t *testing.T, stdin string, args ...string) string {
@@ -103,7 +98,7 @@ func (k *kubectl) testApply(t *testing.T) {
 	contains(t, out, "persistentvolumeclaim/csa created")
 	out = k.mustIn(t, fmt.Sprintf(claimManifest, "csa"), k.n("apply", "-f", "-")...)
 	contains(t, out, "persistentvolumeclaim/csa unchanged")
-	contains(t, k.must(k.n("get", "pvc", "csa", "-o", "jsonpath={.metadata.annotations}")...), "kubectl.kubernetes.io/last-applied-configuration")
+	contains(t, k.must(t, k.n("get", "pvc", "csa", "-o", "jsonpath={.metadata.annotations}")...), "kubectl.kubernetes.io/last-applied-configuration")
 
 	// Validation rejects an unknown field with the API's own message.
 	bad := strings.Replace(fmt.Sprintf(claimManifest, "bad"), "accessModes", "accessModez", 1)
@@ -114,13 +109,13 @@ func (k *kubectl) testApply(t *testing.T) {
 	// Server-side apply records the field manager.
 	out = k.mustIn(t, fmt.Sprintf(claimManifest, "ssa"), k.n("apply", "--server-side", "--field-manager=e2e", "-f", "-")...)
 	contains(t, out, "persistentvolumeclaim/ssa serverside-applied")
-	contains(t, k.must(k.n("get", "pvc", "ssa", "--show-managed-fields", "-o", "jsonpath={.metadata.managedFields[*].manager}")...), "e2e")
+	contains(t, k.must(t, k.n("get", "pvc", "ssa", "--show-managed-fields", "-o", "jsonpath={.metadata.managedFields[*].manager}")...), "e2e")
 }
 
 func (k *kubectl) testGet(t *testing.T) {
-	out := k.must(k.n("get", "pvc", "-o", "wide")...)
+	out := k.must(t, k.n("get", "pvc", "-o", "wide")...)
 	contains(t, out, "NAME", "STATUS", "VOLUMEMODE", "csa", "Pending")
-	out = k.must(k.n("get", "pvc", "csa", "-o", "yaml")...)
+	out = k.must(t, k.n("get", "pvc", "csa", "-o", "yaml")...)
 	contains(t, out, "kind: PersistentVolumeClaim", "name: csa", "namespace: "+k.ns, "storage: 1Gi", "phase: Pending")
 	// The admission plugins of the storage system run: the claim carries
 	// the pvc-protection finalizer.
@@ -128,7 +123,7 @@ func (k *kubectl) testGet(t *testing.T) {
 }
 
 func (k *kubectl) testWatch(t *testing.T) {
-	k.must(k.n("create", "configmap", "watched", "--from-literal=v=1")...)
+	k.must(t, k.n("create", "configmap", "watched", "--from-literal=v=1")...)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, k.bin, k.n("get", "configmap", "watched", "-w", "-o", "jsonpath={.data.v}{\"\\n\"}")...)
@@ -145,19 +140,19 @@ func (k *kubectl) testWatch(t *testing.T) {
 	if !lines.Scan() || lines.Text() != "1" {
 		t.Fatalf("watch: first line %q, want 1", lines.Text())
 	}
-	k.must(k.n("patch", "configmap", "watched", "-p", `{"data":{"v":"2"}}`)...)
+	k.must(t, k.n("patch", "configmap", "watched", "-p", `{"data":{"v":"2"}}`)...)
 	if !lines.Scan() || lines.Text() != "2" {
 		t.Fatalf("watch: second line %q, want 2 (err %v)", lines.Text(), lines.Err())
 	}
 }
 
 func (k *kubectl) testDescribe(t *testing.T) {
-	out := k.must(k.n("describe", "pvc", "csa")...)
+	out := k.must(t, k.n("describe", "pvc", "csa")...)
 	contains(t, out, "Name:", "csa", "Namespace:", k.ns, "Status:", "Pending", "Access Modes:", "Finalizers:", "kubernetes.io/pvc-protection")
 }
 
 func (k *kubectl) testEdit(t *testing.T) {
-	k.must(k.n("create", "configmap", "edited", "--from-literal=color=red")...)
+	k.must(t, k.n("create", "configmap", "edited", "--from-literal=color=red")...)
 	editor := filepath.Join(t.TempDir(), "editor.sh")
 	if err := os.WriteFile(editor, []byte("#!/bin/sh\nsed -i 's/color: red/color: blue/' \"$1\"\n"), 0o755); err != nil {
 		t.Fatal(err)
@@ -167,17 +162,17 @@ func (k *kubectl) testEdit(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("kubectl edit: %v\n%s", err, out)
 	}
-	if got := k.must(k.n("get", "configmap", "edited", "-o", "jsonpath={.data.color}")...); got != "blue" {
+	if got := k.must(t, k.n("get", "configmap", "edited", "-o", "jsonpath={.data.color}")...); got != "blue" {
 		t.Fatalf("after edit color=%q, want blue", got)
 	}
 }
 
 func (k *kubectl) testPatch(t *testing.T) {
-	k.must(k.n("create", "configmap", "patched", "--from-literal=a=1")...)
-	k.must(k.n("patch", "configmap", "patched", "--type=strategic", "-p", `{"data":{"b":"2"}}`)...)
-	k.must(k.n("patch", "configmap", "patched", "--type=merge", "-p", `{"data":{"c":"3"}}`)...)
-	k.must(k.n("patch", "configmap", "patched", "--type=json", "-p", `[{"op":"remove","path":"/data/a"}]`)...)
-	got := k.must(k.n("get", "configmap", "patched", "-o", "jsonpath={.data}")...)
+	k.must(t, k.n("create", "configmap", "patched", "--from-literal=a=1")...)
+	k.must(t, k.n("patch", "configmap", "patched", "--type=strategic", "-p", `{"data":{"b":"2"}}`)...)
+	k.must(t, k.n("patch", "configmap", "patched", "--type=merge", "-p", `{"data":{"c":"3"}}`)...)
+	k.must(t, k.n("patch", "configmap", "patched", "--type=json", "-p", `[{"op":"remove","path":"/data/a"}]`)...)
+	got := k.must(t, k.n("get", "configmap", "patched", "-o", "jsonpath={.data}")...)
 	if got != `{"b":"2","c":"3"}` {
 		t.Fatalf("after patches data=%s", got)
 	}
@@ -185,16 +180,16 @@ func (k *kubectl) testPatch(t *testing.T) {
 	if _, err := k.run("", k.n("patch", "configmap", "patched", "--type=json", "-p", `[{"op":"remove","path":"/data/zzz"}]`)...); err == nil {
 		t.Fatal("json patch removing a missing path succeeded")
 	}
-	if got2 := k.must(k.n("get", "configmap", "patched", "-o", "jsonpath={.data}")...); got2 != got {
+	if got2 := k.must(t, k.n("get", "configmap", "patched", "-o", "jsonpath={.data}")...); got2 != got {
 		t.Fatalf("failed patch changed data: %s", got2)
 	}
 }
 
 func (k *kubectl) testWaitDelete(t *testing.T) {
-	k.must(k.n("create", "configmap", "waited", "--from-literal=state=ready")...)
-	out := k.must(k.n("wait", "configmap/waited", "--for=jsonpath={.data.state}=ready", "--timeout=60s")...)
+	k.must(t, k.n("create", "configmap", "waited", "--from-literal=state=ready")...)
+	out := k.must(t, k.n("wait", "configmap/waited", "--for=jsonpath={.data.state}=ready", "--timeout=60s")...)
 	contains(t, out, "condition met")
-	out = k.must(k.n("delete", "configmap", "waited", "--wait=true")...)
+	out = k.must(t, k.n("delete", "configmap", "waited", "--wait=true")...)
 	contains(t, out, `configmap "waited" deleted`)
 	if _, err := k.run("", k.n("get", "configmap", "waited")...); err == nil || !strings.Contains(err.Error(), "NotFound") {
 		t.Fatalf("get after delete --wait: %v", err)
@@ -202,25 +197,25 @@ func (k *kubectl) testWaitDelete(t *testing.T) {
 }
 
 func (k *kubectl) testExplain(t *testing.T) {
-	out := k.must("explain", "pvc.spec")
+	out := k.must(t, "explain", "pvc.spec")
 	contains(t, out, "PersistentVolumeClaimSpec", "accessModes", "storageClassName", "volumeName")
-	out = k.must("api-resources")
+	out = k.must(t, "api-resources")
 	for _, r := range []string{"persistentvolumes", "persistentvolumeclaims", "storageclasses", "volumeattachments", "csidrivers", "csinodes", "csistoragecapacities", "volumeattributesclasses"} {
 		contains(t, out, r)
 	}
 }
 
 func (k *kubectl) testLabelAnnotate(t *testing.T) {
-	k.must(k.n("label", "pvc", "csa", "tier=gold")...)
-	k.must(k.n("annotate", "pvc", "csa", "owner=e2e")...)
-	if got := k.must(k.n("get", "pvc", "-l", "tier=gold", "-o", "name")...); strings.TrimSpace(got) != "persistentvolumeclaim/csa" {
+	k.must(t, k.n("label", "pvc", "csa", "tier=gold")...)
+	k.must(t, k.n("annotate", "pvc", "csa", "owner=e2e")...)
+	if got := k.must(t, k.n("get", "pvc", "-l", "tier=gold", "-o", "name")...); strings.TrimSpace(got) != "persistentvolumeclaim/csa" {
 		t.Fatalf("label selector found %q", got)
 	}
-	if got := k.must(k.n("get", "pvc", "csa", "-o", "jsonpath={.metadata.annotations.owner}")...); got != "e2e" {
+	if got := k.must(t, k.n("get", "pvc", "csa", "-o", "jsonpath={.metadata.annotations.owner}")...); got != "e2e" {
 		t.Fatalf("annotation owner=%q", got)
 	}
-	k.must(k.n("label", "pvc", "csa", "tier-")...)
-	if got := k.must(k.n("get", "pvc", "-l", "tier=gold", "-o", "name")...); got != "" {
+	k.must(t, k.n("label", "pvc", "csa", "tier-")...)
+	if got := k.must(t, k.n("get", "pvc", "-l", "tier=gold", "-o", "name")...); got != "" {
 		t.Fatalf("label still selects %q", got)
 	}
 }
@@ -299,18 +294,18 @@ func (k *kubectl) testWorkloadsPending(t *testing.T) {
 		}
 		return nil
 	})
-	contains(t, k.must(k.n("get", "replicasets", "-o", "name")...), "replicaset.apps/web-")
+	contains(t, k.must(t, k.n("get", "replicasets", "-o", "name")...), "replicaset.apps/web-")
 	// The StatefulSet's claim comes from its template, in the default
 	// class (admission's DefaultStorageClass).
-	out := k.must(k.n("get", "pvc", "data-db-0", "-o", "jsonpath={.spec.storageClassName}")...)
+	out := k.must(t, k.n("get", "pvc", "data-db-0", "-o", "jsonpath={.spec.storageClassName}")...)
 	if out != "volplane-local" {
 		t.Fatalf("data-db-0 storageClassName=%q, want the default class volplane-local", out)
 	}
 }
 
 func (k *kubectl) testGarbageCollection(t *testing.T) {
-	k.must(k.n("create", "configmap", "owner")...)
-	uid := k.must(k.n("get", "configmap", "owner", "-o", "jsonpath={.metadata.uid}")...)
+	k.must(t, k.n("create", "configmap", "owner")...)
+	uid := k.must(t, k.n("get", "configmap", "owner", "-o", "jsonpath={.metadata.uid}")...)
 	dependent := fmt.Sprintf(`apiVersion: v1
 kind: ConfigMap
 metadata:
@@ -322,7 +317,7 @@ metadata:
     uid: %s
 `, uid)
 	k.mustIn(t, dependent, k.n("apply", "-f", "-")...)
-	k.must(k.n("delete", "configmap", "owner")...)
+	k.must(t, k.n("delete", "configmap", "owner")...)
 	eventually(t, 2*time.Minute, func() error {
 		if _, err := k.run("", k.n("get", "configmap", "dependent")...); err == nil {
 			return fmt.Errorf("dependent still exists")
@@ -335,10 +330,10 @@ metadata:
 
 func (k *kubectl) testNamespaceDeletion(t *testing.T) {
 	ns := k.ns + "-gone"
-	k.must("create", "namespace", ns)
-	k.must("-n", ns, "create", "configmap", "inside")
+	k.must(t, "create", "namespace", ns)
+	k.must(t, "-n", ns, "create", "configmap", "inside")
 	k.mustIn(t, fmt.Sprintf(claimManifest, "inside"), "-n", ns, "apply", "-f", "-")
-	k.must("delete", "namespace", ns, "--wait=false")
+	k.must(t, "delete", "namespace", ns, "--wait=false")
 	eventually(t, 3*time.Minute, func() error {
 		out, err := k.run("", "get", "namespace", ns, "-o", "jsonpath={.status.phase}")
 		if err == nil {
@@ -349,7 +344,7 @@ func (k *kubectl) testNamespaceDeletion(t *testing.T) {
 		}
 		return nil
 	})
-	if out := k.must("get", "configmaps,pvc", "-A", "--field-selector", "metadata.namespace="+ns, "-o", "name"); out != "" {
+	if out := k.must(t, "get", "configmaps,pvc", "-A", "--field-selector", "metadata.namespace="+ns, "-o", "name"); out != "" {
 		t.Fatalf("objects of the deleted namespace remain: %s", out)
 	}
 }

@@ -15,7 +15,7 @@ import (
 func TestProvisionAndDelete(t *testing.T) {
 	root := t.TempDir()
 	p := startUp(t, "--enable-hostpath-provisioner-dir", root)
-	p.Apply(`apiVersion: storage.k8s.io/v1
+	p.Apply(t, `apiVersion: storage.k8s.io/v1
 kind: StorageClass
 metadata: {name: hostpath}
 provisioner: kubernetes.io/host-path
@@ -42,15 +42,15 @@ spec:
 		pv = name
 		return nil
 	})
-	if out := p.MustKubectl("get", "pv", pv, "-o", "jsonpath={.metadata.annotations.pv\\.kubernetes\\.io/provisioned-by} {.spec.persistentVolumeReclaimPolicy} {.spec.hostPath.path}"); out != "kubernetes.io/host-path Delete "+filepath.Join(root, pv) {
+	if out := p.MustKubectl(t, "get", "pv", pv, "-o", "jsonpath={.metadata.annotations.pv\\.kubernetes\\.io/provisioned-by} {.spec.persistentVolumeReclaimPolicy} {.spec.hostPath.path}"); out != "kubernetes.io/host-path Delete "+filepath.Join(root, pv) {
 		t.Fatalf("provisioned volume: %q", out)
 	}
 	if _, err := os.Stat(filepath.Join(root, pv)); err != nil {
 		t.Fatalf("backend directory: %v", err)
 	}
-	contains(t, p.MustKubectl("describe", "pvc", "dyn"), "ProvisioningSucceeded", "Successfully provisioned volume "+pv)
+	contains(t, p.MustKubectl(t, "describe", "pvc", "dyn"), "ProvisioningSucceeded", "Successfully provisioned volume "+pv)
 
-	p.MustKubectl("delete", "pvc", "dyn")
+	p.MustKubectl(t, "delete", "pvc", "dyn")
 	eventually(t, time.Minute, func() error {
 		if _, err := p.Kubectl("get", "pv", pv); err == nil {
 			return fmt.Errorf("volume %s still exists", pv)

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 )
 
 // TestRestartKeepsEveryObject creates 1,000 mixed objects, stops `volplane
@@ -69,7 +70,7 @@ func TestRestartKeepsEveryObject(t *testing.T) {
 			_, err := cs.CoreV1().PersistentVolumeClaims(ns).Create(ctx, &corev1.PersistentVolumeClaim{
 				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("c-%d", i)},
 				Spec: corev1.PersistentVolumeClaimSpec{
-					StorageClassName: ptrTo("restart-claims"),
+					StorageClassName: ptr.To("restart-claims"),
 					AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 					Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
 				},

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 
 	"volplane/internal/controller"
 	"volplane/internal/controller/all"
@@ -39,7 +40,7 @@ func staticPair(t *testing.T, cs kubernetes.Interface, name string) {
 	_, err = cs.CoreV1().PersistentVolumeClaims("default").Create(ctx, &corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: corev1.PersistentVolumeClaimSpec{
-			StorageClassName: ptrTo("manual"),
+			StorageClassName: ptr.To("manual"),
 			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
 		},
@@ -53,15 +54,7 @@ func staticPair(t *testing.T, cs kubernetes.Interface, name string) {
 // volplane controller disabled: whatever storage work then happens could
 // only come from upstream's controllers, and none must.
 func TestUpstreamStorageControllersDoNotRun(t *testing.T) {
-	var disable []string
-	for _, d := range all.Descriptors() {
-		disable = append(disable, d.Name)
-	}
-	var extra []string
-	if len(disable) > 0 {
-		extra = []string{"--disable-controllers=" + strings.Join(disable, ",")}
-	}
-	p := startUp(t, extra...)
+	p := startUp(t, disableAllControllers())
 	cs := p.Client()
 	ctx := context.Background()
 
@@ -77,8 +70,7 @@ func TestUpstreamStorageControllersDoNotRun(t *testing.T) {
 	if _, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	attachRequired := true
-	if _, err := cs.StorageV1().CSIDrivers().Create(ctx, &storagev1.CSIDriver{ObjectMeta: metav1.ObjectMeta{Name: "attach.example.com"}, Spec: storagev1.CSIDriverSpec{AttachRequired: &attachRequired}}, metav1.CreateOptions{}); err != nil {
+	if _, err := cs.StorageV1().CSIDrivers().Create(ctx, &storagev1.CSIDriver{ObjectMeta: metav1.ObjectMeta{Name: "attach.example.com"}, Spec: storagev1.CSIDriverSpec{AttachRequired: ptr.To(true)}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	pod := &corev1.Pod{
@@ -91,7 +83,7 @@ func TestUpstreamStorageControllersDoNotRun(t *testing.T) {
 				// ephemeral-volume: no claim is made for this.
 				{Name: "scratch", VolumeSource: corev1.VolumeSource{Ephemeral: &corev1.EphemeralVolumeSource{VolumeClaimTemplate: &corev1.PersistentVolumeClaimTemplate{
 					Spec: corev1.PersistentVolumeClaimSpec{
-						StorageClassName: ptrTo("manual"),
+						StorageClassName: ptr.To("manual"),
 						AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 						Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
 					},
@@ -148,16 +140,7 @@ func TestBindingComesFromVolplane(t *testing.T) {
 	cs := p.Client()
 	ctx := context.Background()
 	staticPair(t, cs, "pair")
-	eventually(t, time.Minute, func() error {
-		pvc, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, "pair", metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if pvc.Status.Phase != corev1.ClaimBound {
-			return fmt.Errorf("claim %s", pvc.Status.Phase)
-		}
-		return nil
-	})
+	waitClaimBound(t, cs, "pair")
 	pv, err := cs.CoreV1().PersistentVolumes().Get(ctx, "pair", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -185,13 +168,9 @@ func TestBindingComesFromVolplane(t *testing.T) {
 // own volplane controllers are off: the binding is made by the outside
 // controller manager, which holds the Lease.
 func TestControllersAgainstAnotherCluster(t *testing.T) {
-	var disable []string
-	for _, d := range all.Descriptors() {
-		disable = append(disable, d.Name)
-	}
 	dir := t.TempDir()
 	listen := freeAddr(t)
-	api := startProcess(t, dir, listen, "server", "--data-dir", dir, "--listen", listen, "--disable-controllers="+strings.Join(disable, ","))
+	api := startProcess(t, dir, listen, "server", "--data-dir", dir, "--listen", listen, disableAllControllers())
 	api.WaitReady()
 	cs := api.Client()
 	ctx := context.Background()
@@ -204,16 +183,7 @@ func TestControllersAgainstAnotherCluster(t *testing.T) {
 
 	ctrlDir := t.TempDir()
 	ctrls := startProcess(t, ctrlDir, "", "server", "--data-dir", ctrlDir, "--kubeconfig", api.Kubeconfig())
-	eventually(t, time.Minute, func() error {
-		pvc, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, "remote", metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if pvc.Status.Phase != corev1.ClaimBound {
-			return fmt.Errorf("claim %s", pvc.Status.Phase)
-		}
-		return nil
-	})
+	waitClaimBound(t, cs, "remote")
 	lease, err := cs.CoordinationV1().Leases("kube-system").Get(ctx, "volplane-controller-manager", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -225,4 +195,29 @@ func TestControllersAgainstAnotherCluster(t *testing.T) {
 	if entries, _ := os.ReadDir(ctrlDir); len(entries) != 0 {
 		t.Fatalf("controllers-only server wrote %v into its data dir", entries)
 	}
+}
+
+// disableAllControllers is the flag that turns every volplane controller
+// off.
+func disableAllControllers() string {
+	var names []string
+	for _, d := range all.Descriptors() {
+		names = append(names, d.Name)
+	}
+	return "--disable-controllers=" + strings.Join(names, ",")
+}
+
+// waitClaimBound waits until claim default/name is Bound.
+func waitClaimBound(t *testing.T, cs kubernetes.Interface, name string) {
+	t.Helper()
+	eventually(t, time.Minute, func() error {
+		pvc, err := cs.CoreV1().PersistentVolumeClaims("default").Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if pvc.Status.Phase != corev1.ClaimBound {
+			return fmt.Errorf("claim %s", pvc.Status.Phase)
+		}
+		return nil
+	})
 }
