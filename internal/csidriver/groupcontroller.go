@@ -100,12 +100,10 @@ func (d *Driver) CreateVolumeGroupSnapshot(ctx context.Context, req *csi.CreateV
 		errs := make([]error, len(vols))
 		var wg sync.WaitGroup
 		for i := range vols {
-			wg.Add(1)
-			go func(i int) {
-				defer wg.Done()
+			wg.Go(func() {
 				snaps[i].CreatedAt = at
 				errs[i] = d.takeSnapshot(ctx, vols[i], &snaps[i])
-			}(i)
+			})
 		}
 		wg.Wait()
 		return errors.Join(errs...)

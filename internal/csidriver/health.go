@@ -18,10 +18,10 @@ func problem(s csi.VolumeHealthErrorType, reason, msg string) *healthEntry {
 }
 
 // backingHealth checks a volume's data in the pool: there, whole, and
-// reachable.
-func (d *Driver) backingHealth(ctx context.Context, v *state.Volume) []*healthEntry {
-	if err := d.pool.Healthy(); err != nil {
-		return []*healthEntry{problem(csi.VolumeHealthErrorType_INACCESSIBLE, "PoolUnavailable", err.Error())}
+// reachable. poolErr is what d.pool.Healthy said, checked once per request.
+func (d *Driver) backingHealth(ctx context.Context, v *state.Volume, poolErr error) []*healthEntry {
+	if poolErr != nil {
+		return []*healthEntry{problem(csi.VolumeHealthErrorType_INACCESSIBLE, "PoolUnavailable", poolErr.Error())}
 	}
 	var out []*healthEntry
 	if v.Kind == state.KindDir {
@@ -47,7 +47,7 @@ func (d *Driver) backingHealth(ctx context.Context, v *state.Volume) []*healthEn
 // nodeHealth adds what this node sees: the loop device still backed by
 // the volume's file, the staging and publish mounts still in place.
 func (d *Driver) nodeHealth(ctx context.Context, v *state.Volume) []*healthEntry {
-	out := d.backingHealth(ctx, v)
+	out := d.backingHealth(ctx, v, d.pool.Healthy())
 	if v.Staged != nil {
 		if v.Kind == state.KindBlock {
 			dev, err := d.host.LoopFind(d.pool.BlockPath(v.ID))
@@ -79,7 +79,7 @@ func (d *Driver) ControllerGetVolumeHealth(ctx context.Context, req *csi.Control
 		return nil, err
 	}
 	return &csi.ControllerGetVolumeHealthResponse{VolumeHealth: &csi.VolumeHealth{
-		VolumeId: v.ID, HealthStatuses: d.backingHealth(ctx, &v)}}, nil
+		VolumeId: v.ID, HealthStatuses: d.backingHealth(ctx, &v, d.pool.Healthy())}}, nil
 }
 
 // ControllerListVolumeHealth implements csi.ControllerServer: the volumes
@@ -87,11 +87,12 @@ func (d *Driver) ControllerGetVolumeHealth(ctx context.Context, req *csi.Control
 func (d *Driver) ControllerListVolumeHealth(ctx context.Context, req *csi.ControllerListVolumeHealthRequest) (*csi.ControllerListVolumeHealthResponse, error) {
 	var ids []string
 	var health []*csi.VolumeHealth
+	poolErr := d.pool.Healthy()
 	for _, v := range d.store.ListVolumes() {
 		if v.Phase != state.Ready {
 			continue
 		}
-		if entries := d.backingHealth(ctx, &v); len(entries) > 0 {
+		if entries := d.backingHealth(ctx, &v, poolErr); len(entries) > 0 {
 			ids = append(ids, v.ID)
 			health = append(health, &csi.VolumeHealth{VolumeId: v.ID, HealthStatuses: entries})
 		}

@@ -77,15 +77,11 @@ func (d *Driver) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRe
 	}
 	fresh := v.Staged == nil
 	if !fresh {
-		have := *v.Staged
-		if have.Path != path {
-			return nil, errorf(codes.FailedPrecondition, "volume %s is staged at %s", id, have.Path)
+		if v.Staged.Path != path {
+			return nil, errorf(codes.FailedPrecondition, "volume %s is staged at %s", id, v.Staged.Path)
 		}
-		want.Device = have.Device
-		have.Device = ""
-		cmp := want
-		cmp.Device = ""
-		if !reflect.DeepEqual(have, cmp) {
+		want.Device = v.Staged.Device
+		if !reflect.DeepEqual(*v.Staged, want) {
 			return nil, errorf(codes.AlreadyExists, "volume %s is staged at %s with another capability", id, path)
 		}
 	} else if n := d.countVolumes(func(o *state.Volume) bool { return o.ID != id && o.Staged != nil }); int64(n) >= d.cfg.MaxVolumesPerNode {
@@ -249,14 +245,8 @@ func (d *Driver) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolu
 		return nil, err
 	}
 	if v.Kind == state.KindBlock {
-		dev, err := d.host.LoopFind(d.pool.BlockPath(id))
-		if err != nil {
-			return nil, hostError(err, "find loop device of volume %s", id)
-		}
-		if dev != "" {
-			if err := d.host.LoopDetach(ctx, dev); err != nil {
-				return nil, hostError(err, "detach volume %s", id)
-			}
+		if err := hostops.DetachFile(ctx, d.host, d.pool.BlockPath(id)); err != nil {
+			return nil, hostError(err, "detach volume %s", id)
 		}
 	}
 	v.Staged = nil

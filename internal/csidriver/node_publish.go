@@ -73,8 +73,10 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 				return nil, errorf(codes.FailedPrecondition, "volume %s is already published at %s and its access mode allows one target", id, other)
 			}
 		}
-		if n := d.countVolumes(func(o *state.Volume) bool { return o.ID != id && len(o.Targets) > 0 }); len(v.Targets) == 0 && int64(n) >= d.cfg.MaxVolumesPerNode {
-			return nil, errorf(codes.ResourceExhausted, "%d volumes are published on this node, the maximum", n)
+		if len(v.Targets) == 0 {
+			if n := d.countVolumes(func(o *state.Volume) bool { return o.ID != id && len(o.Targets) > 0 }); int64(n) >= d.cfg.MaxVolumesPerNode {
+				return nil, errorf(codes.ResourceExhausted, "%d volumes are published on this node, the maximum", n)
+			}
 		}
 	}
 	if err := d.publish(ctx, &v, target, &t); err != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"volplane/internal/csidriver/state"
+	"volplane/internal/hostops"
 )
 
 // recover settles what a previous run left behind, before the driver
@@ -74,9 +75,7 @@ func (d *Driver) reattach(ctx context.Context, v *state.Volume) error {
 			// volume unstaged.
 			log.Info("staging path is gone; forgetting the staging", "volume", v.ID, "path", v.Staged.Path)
 			if v.Kind == state.KindBlock {
-				if dev, err := d.host.LoopFind(d.pool.BlockPath(v.ID)); err == nil && dev != "" {
-					_ = d.host.LoopDetach(ctx, dev)
-				}
+				_ = hostops.DetachFile(ctx, d.host, d.pool.BlockPath(v.ID))
 			}
 			v.Staged = nil
 		} else {

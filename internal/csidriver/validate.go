@@ -2,7 +2,7 @@ package csidriver
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -287,16 +287,5 @@ func topologyAccepts(req *csi.TopologyRequirement, node string) bool {
 
 // sameStrings reports whether a and b hold the same strings, in any order.
 func sameStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	a, b = append([]string(nil), a...), append([]string(nil), b...)
-	sort.Strings(a)
-	sort.Strings(b)
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	return slices.Equal(slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b)))
 }

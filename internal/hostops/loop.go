@@ -13,6 +13,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// DetachFile detaches the loop device backed by file, if one is.
+func DetachFile(ctx context.Context, h Host, file string) error {
+	dev, err := h.LoopFind(file)
+	if err != nil || dev == "" {
+		return err
+	}
+	return h.LoopDetach(ctx, dev)
+}
+
 // LoopAttach implements Host with the loop driver's ioctls: a free device
 // from /dev/loop-control, then LOOP_CONFIGURE with the file descriptor.
 // It does not set autoclear: a raw block device bind-mounted into a pod

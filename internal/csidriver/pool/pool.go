@@ -263,11 +263,7 @@ func (p *Pool) Unmount(ctx context.Context) error {
 	if err := p.host.Unmount(ctx, p.data); err != nil {
 		return err
 	}
-	dev, err := p.host.LoopFind(p.ImagePath())
-	if err != nil || dev == "" {
-		return err
-	}
-	return p.host.LoopDetach(ctx, dev)
+	return hostops.DetachFile(ctx, p.host, p.ImagePath())
 }
 
 // Mode returns how the pool enforces capacity.

@@ -1,6 +1,9 @@
 package state
 
-import "time"
+import (
+	"maps"
+	"time"
+)
 
 // Kind is what backs a volume.
 type Kind string
@@ -123,17 +126,6 @@ type Group struct {
 	CreatedAt       time.Time `json:"createdAt"`
 }
 
-func cloneMap[K comparable, V any](m map[K]V) map[K]V {
-	if m == nil {
-		return nil
-	}
-	out := make(map[K]V, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
 func cloneTarget(t Target) Target {
 	t.MountFlags = append([]string(nil), t.MountFlags...)
 	return t
@@ -141,9 +133,9 @@ func cloneTarget(t Target) Target {
 
 // Clone returns a deep copy of v.
 func (v Volume) Clone() Volume {
-	v.Parameters = cloneMap(v.Parameters)
-	v.MutableParameters = cloneMap(v.MutableParameters)
-	v.Published = cloneMap(v.Published)
+	v.Parameters = maps.Clone(v.Parameters)
+	v.MutableParameters = maps.Clone(v.MutableParameters)
+	v.Published = maps.Clone(v.Published)
 	if v.Staged != nil {
 		s := *v.Staged
 		s.MountFlags = append([]string(nil), s.MountFlags...)
