@@ -11,6 +11,7 @@ import (
 
 	"volplane/internal/csidriver/pool"
 	"volplane/internal/csidriver/state"
+	"volplane/internal/hostops"
 )
 
 var _ csi.ControllerServer = (*Driver)(nil)
@@ -185,21 +186,34 @@ func (d *Driver) checkSource(v *state.Volume) error {
 func (d *Driver) reserve(v *state.Volume) error {
 	d.spaceMu.Lock()
 	defer d.spaceMu.Unlock()
-	total, avail, err := d.available()
-	if err != nil {
-		return hostError(err, "pool capacity")
-	}
-	if v.CapacityBytes > total {
-		return errorf(codes.OutOfRange, "%d bytes exceed the pool's size of %d bytes", v.CapacityBytes, total)
-	}
-	if v.CapacityBytes > avail {
-		return errorf(codes.ResourceExhausted, "%d bytes requested, %d bytes available in the pool", v.CapacityBytes, avail)
+	if err := d.fitsPool(v.CapacityBytes, v.CapacityBytes); err != nil {
+		return err
 	}
 	if d.pool.Mode() == pool.ModeProjectQuota && v.Kind == state.KindDir {
 		v.ProjectID = d.nextProjectID()
 	}
 	if err := d.store.PutVolume(*v); err != nil {
 		return hostError(err, "record volume %s", v.ID)
+	}
+	return nil
+}
+
+// fitsPool checks, with spaceMu held, that the pool can hold a volume of
+// size bytes that takes delta bytes more than it does now (all of them for
+// a new volume).
+func (d *Driver) fitsPool(size, delta int64) error {
+	total, avail, err := d.available()
+	if err != nil {
+		return hostError(err, "pool capacity")
+	}
+	if size > total {
+		return errorf(codes.OutOfRange, "%d bytes exceed the pool's size of %d bytes", size, total)
+	}
+	if delta > avail {
+		if delta == size {
+			return errorf(codes.ResourceExhausted, "%d bytes requested, %d bytes available in the pool", size, avail)
+		}
+		return errorf(codes.ResourceExhausted, "%d more bytes requested, %d bytes available in the pool", delta, avail)
 	}
 	return nil
 }
@@ -266,16 +280,9 @@ func (d *Driver) deleteBacking(ctx context.Context, v *state.Volume) error {
 	if v.Kind == state.KindDir {
 		return d.pool.DeleteDir(ctx, v.ID)
 	}
-	path := d.pool.BlockPath(v.ID)
 	if _, err := d.pool.BlockSize(v.ID); err == nil {
-		dev, err := d.host.LoopFind(path)
-		if err != nil {
+		if err := hostops.DetachFile(ctx, d.host, d.pool.BlockPath(v.ID)); err != nil {
 			return err
-		}
-		if dev != "" {
-			if err := d.host.LoopDetach(ctx, dev); err != nil {
-				return err
-			}
 		}
 	}
 	return d.pool.DeleteBlock(ctx, v.ID)

@@ -3,6 +3,8 @@ package csidriver
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"sort"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -12,8 +14,6 @@ import (
 	"volplane/internal/csidriver/state"
 	"volplane/internal/hostops"
 )
-
-var errNotSupported = hostops.ErrNotSupported
 
 // ControllerGetCapabilities implements csi.ControllerServer.
 func (d *Driver) ControllerGetCapabilities(ctx context.Context, _ *csi.ControllerGetCapabilitiesRequest) (*csi.ControllerGetCapabilitiesResponse, error) {
@@ -134,12 +134,7 @@ func (d *Driver) ListVolumes(ctx context.Context, req *csi.ListVolumesRequest) (
 }
 
 func publishedNodes(v *state.Volume) []string {
-	var nodes []string
-	for n := range v.Published {
-		nodes = append(nodes, n)
-	}
-	sort.Strings(nodes)
-	return nodes
+	return slices.Sorted(maps.Keys(v.Published))
 }
 
 // ControllerGetVolume implements csi.ControllerServer.
@@ -224,39 +219,34 @@ func (d *Driver) ControllerExpandVolume(ctx context.Context, req *csi.Controller
 		return &csi.ControllerExpandVolumeResponse{CapacityBytes: v.CapacityBytes,
 			NodeExpansionRequired: nodeExpand && v.FilesystemBytes < v.CapacityBytes && v.Formatted != ""}, nil
 	}
-	if err := d.checkGrowth(size, size-v.CapacityBytes); err != nil {
+	if err := d.grow(ctx, &v, size); err != nil {
 		return nil, err
-	}
-	if v.Kind == state.KindDir {
-		err = d.pool.SetDirLimit(ctx, id, size, v.ProjectID)
-	} else {
-		err = d.pool.ResizeBlock(ctx, id, size)
-	}
-	if err != nil {
-		return nil, hostError(err, "expand volume %s", id)
-	}
-	v.CapacityBytes = size
-	if err := d.store.PutVolume(v); err != nil {
-		return nil, hostError(err, "record expansion of volume %s", id)
 	}
 	d.logger(ctx).Info("volume expanded", "volume", id, "bytes", size)
 	return &csi.ControllerExpandVolumeResponse{CapacityBytes: size, NodeExpansionRequired: nodeExpand}, nil
 }
 
-// checkGrowth checks that the pool can hold a volume grown to size, delta
-// bytes more than now.
-func (d *Driver) checkGrowth(size, delta int64) error {
+// grow checks that the pool can hold v grown to size, grows its backing
+// and records the new size, all under spaceMu: a create or another expand
+// cannot promise the same free bytes in between.
+func (d *Driver) grow(ctx context.Context, v *state.Volume, size int64) error {
 	d.spaceMu.Lock()
 	defer d.spaceMu.Unlock()
-	total, avail, err := d.available()
+	if err := d.fitsPool(size, size-v.CapacityBytes); err != nil {
+		return err
+	}
+	var err error
+	if v.Kind == state.KindDir {
+		err = d.pool.SetDirLimit(ctx, v.ID, size, v.ProjectID)
+	} else {
+		err = d.pool.ResizeBlock(ctx, v.ID, size)
+	}
 	if err != nil {
-		return hostError(err, "pool capacity")
+		return hostError(err, "expand volume %s", v.ID)
 	}
-	if size > total {
-		return errorf(codes.OutOfRange, "%d bytes exceed the pool's size of %d bytes", size, total)
-	}
-	if delta > avail {
-		return errorf(codes.ResourceExhausted, "%d more bytes requested, %d bytes available in the pool", delta, avail)
+	v.CapacityBytes = size
+	if err := d.store.PutVolume(*v); err != nil {
+		return hostError(err, "record expansion of volume %s", v.ID)
 	}
 	return nil
 }
@@ -279,7 +269,7 @@ func (d *Driver) ControllerModifyVolume(ctx context.Context, req *csi.Controller
 	}
 	if algo, ok := req.GetMutableParameters()[MutableCompression]; ok {
 		if err := d.pool.SetCompression(ctx, d.volumePath(&v), algo); err != nil {
-			if errors.Is(err, errNotSupported) {
+			if errors.Is(err, hostops.ErrNotSupported) {
 				return nil, errorf(codes.InvalidArgument, "volume %s: %w", id, err)
 			}
 			return nil, hostError(err, "set compression on volume %s", id)
