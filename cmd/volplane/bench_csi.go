@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -121,8 +119,13 @@ func benchBuiltin(ctx context.Context, base csibench.Config, tmp, poolDir, poolS
 	}()
 	srvCtx, stopSrv := context.WithCancel(ctx)
 	endpoint := "unix://" + filepath.Join(tmp, "builtin.sock")
+	l, err := csidriver.Listen(endpoint)
+	if err != nil {
+		stopSrv()
+		return nil, err
+	}
 	served := make(chan error, 1)
-	go func() { served <- d.Serve(srvCtx, endpoint) }()
+	go func() { served <- d.ServeOn(srvCtx, l) }()
 	defer func() {
 		stopSrv()
 		<-served
@@ -134,23 +137,5 @@ func benchBuiltin(ctx context.Context, base csibench.Config, tmp, poolDir, poolS
 		return nil, err
 	}
 	cfg.MetadataSize = d.Store().DiskUsage
-	for i := 0; ; i++ {
-		if fi, err := os.Stat(filepath.Join(tmp, "builtin.sock")); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			break
-		}
-		if i > 500 {
-			return nil, errors.New("driver socket did not appear")
-		}
-		select {
-		case err := <-served:
-			return nil, fmt.Errorf("driver stopped: %w", err)
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		default:
-		}
-		sleepBrief()
-	}
 	return csibench.Run(ctx, cfg)
 }
-
-func sleepBrief() { time.Sleep(10 * time.Millisecond) }

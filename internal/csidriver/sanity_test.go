@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/kubernetes-csi/csi-test/v5/pkg/sanity"
 	"github.com/onsi/ginkgo/v2/types"
@@ -149,8 +148,12 @@ func TestSanityChild(t *testing.T) {
 	if d.Pool().Mode() != p.mode {
 		t.Fatalf("pool on %s chose mode %s, want %s", p.fstype, d.Pool().Mode(), p.mode)
 	}
+	l, err := csidriver.Listen(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
 	served := make(chan error, 1)
-	go func() { served <- d.Serve(ctx, endpoint) }()
+	go func() { served <- d.ServeOn(ctx, l) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-served; err != nil {
@@ -191,7 +194,6 @@ func TestSanityChild(t *testing.T) {
 	cfg.TestSnapshotParameters = map[string]string{"csi.storage.k8s.io/volumesnapshot/name": "sanity"}
 	cfg.TestNodeVolumeAttachLimit = true
 	cfg.IdempotentCount = 5
-	waitForSocket(t, endpoint)
 	sanity.Test(t, cfg)
 }
 
@@ -212,18 +214,3 @@ ControllerModifyVolumeSecret: {password: s3cret-modify}
 ListSnapshotsSecret: {password: s3cret-list}
 GetSnapshotSecret: {password: s3cret-get}
 `
-
-func waitForSocket(t *testing.T, endpoint string) {
-	t.Helper()
-	path, err := csidriver.SocketPath(endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 200; i++ {
-		if fi, err := os.Stat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("driver socket %s did not appear", path)
-}

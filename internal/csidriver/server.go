@@ -86,6 +86,12 @@ func (d *Driver) Serve(ctx context.Context, endpoint string) error {
 	if err != nil {
 		return err
 	}
+	return d.ServeOn(ctx, l)
+}
+
+// ServeOn is Serve on a socket already opened with Listen, for callers
+// that must know the socket exists before the driver serves on it.
+func (d *Driver) ServeOn(ctx context.Context, l net.Listener) error {
 	path := l.Addr().String()
 	srv := d.NewServer(ctx)
 	stop, cancel := context.WithCancel(ctx)
@@ -103,7 +109,7 @@ func (d *Driver) Serve(ctx context.Context, endpoint string) error {
 		}
 	}()
 	logging.FromContext(ctx).Info("serving CSI", "endpoint", "unix://"+path)
-	err = srv.Serve(l)
+	err := srv.Serve(l)
 	cancel()
 	<-done
 	_ = os.Remove(path)
