@@ -152,8 +152,9 @@ func (p *Pool) copyDir(ctx context.Context, src, volID string, limit int64, proj
 	return p.SetDirLimit(ctx, volID, limit, projectID)
 }
 
-// buildTree runs build on a temporary sibling of dst and renames it into
-// place, so dst appears complete or not at all.
+// buildTree runs build on a temporary sibling of dst (a directory tree or
+// a file) and renames it into place, so dst appears complete or not at
+// all.
 func (p *Pool) buildTree(dst string, build func(tmp string) error) error {
 	tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp")
 	if err := os.RemoveAll(tmp); err != nil {
@@ -176,16 +177,12 @@ func (p *Pool) CreateBlock(ctx context.Context, id string, size int64) error {
 	if ok, err := exists(path); err != nil || ok {
 		return err
 	}
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	_ = os.Remove(tmp)
-	if err := createSparse(tmp, size); err != nil {
-		return fmt.Errorf("create block volume: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
+	return p.buildTree(path, func(tmp string) error {
+		if err := createSparse(tmp, size); err != nil {
+			return fmt.Errorf("create block volume: %w", err)
+		}
+		return nil
+	})
 }
 
 // ResizeBlock grows a block volume's file to size bytes (never shrinks).
@@ -261,22 +258,15 @@ func (p *Pool) cloneFile(ctx context.Context, src, dst string, size int64) error
 	if ok, err := exists(dst); err != nil || ok {
 		return err
 	}
-	tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp")
-	_ = os.Remove(tmp)
-	if err := p.host.CloneFile(ctx, src, tmp); err != nil {
-		return err
-	}
-	if size > 0 {
-		if err := os.Truncate(tmp, size); err != nil {
-			_ = os.Remove(tmp)
+	return p.buildTree(dst, func(tmp string) error {
+		if err := p.host.CloneFile(ctx, src, tmp); err != nil {
 			return err
 		}
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(dst))
+		if size > 0 {
+			return os.Truncate(tmp, size)
+		}
+		return nil
+	})
 }
 
 // SetCompression sets the btrfs compression of a volume's directory or
