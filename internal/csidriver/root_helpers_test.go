@@ -120,29 +120,6 @@ func (r *rig) detach(t *testing.T, id string, deleteToo bool) {
 	}
 }
 
-// fill writes up to n bytes to path in 1 MiB steps, syncing each, and
-// returns how many bytes landed and the error that stopped it.
-func fill(path string, n int64) (int64, error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	chunk := make([]byte, 1<<20)
-	rand.Read(chunk)
-	var written int64
-	for written < n {
-		m, err := f.Write(chunk)
-		written += int64(m)
-		if err == nil {
-			err = f.Sync()
-		}
-		if err != nil {
-			return written, err
-		}
-	}
-	return written, nil
-}
 
 // writeTree writes a few files of random content under dir.
 func writeTree(t *testing.T, dir string) {

@@ -31,7 +31,7 @@ func TestDirVolumeCapacityIsEnforced(t *testing.T) {
 			ctx := context.Background()
 			id := r.create(t, "ten", 10<<20, nil, false, nil)
 			_, target := r.attach(t, id, false)
-			written, err := fill(filepath.Join(target, "data"), 11<<20)
+			written, err := hostopstest.Fill(filepath.Join(target, "data"), 11<<20)
 			if !errors.Is(err, unix.EDQUOT) && !errors.Is(err, unix.ENOSPC) {
 				t.Fatalf("wrote %d bytes into a 10 MiB volume: %v, want EDQUOT or ENOSPC", written, err)
 			}
@@ -50,7 +50,7 @@ func TestDirVolumeCapacityIsEnforced(t *testing.T) {
 				CapacityRange: &csi.CapacityRange{RequiredBytes: 20 << 20}}); err != nil {
 				t.Fatal(err)
 			}
-			if n, err := fill(filepath.Join(target, "more"), 5<<20); err != nil {
+			if n, err := hostopstest.Fill(filepath.Join(target, "more"), 5<<20); err != nil {
 				t.Fatalf("after expansion to 20 MiB only %d more bytes fit: %v", n, err)
 			}
 			r.detach(t, id, true)
@@ -95,14 +95,6 @@ func TestBlockVolumeIsABlockDevice(t *testing.T) {
 	}
 }
 
-func statfsTotal(t *testing.T, path string) int64 {
-	t.Helper()
-	var st unix.Statfs_t
-	if err := unix.Statfs(path, &st); err != nil {
-		t.Fatal(err)
-	}
-	return int64(st.Blocks) * st.Bsize
-}
 
 // Expansion shows inside the mounted filesystem: XFS grows online; ext4
 // grows when staged again (online ext4 growth needs CAP_SYS_RESOURCE).
@@ -120,13 +112,13 @@ func TestExpansionIsVisibleInTheFilesystem(t *testing.T) {
 	t.Run("xfs online", func(t *testing.T) {
 		id := r.create(t, "xfs", 300<<20, map[string]string{csidriver.ParamFSType: "xfs"}, false, nil)
 		_, target := r.attach(t, id, false)
-		before := statfsTotal(t, target)
+		before := hostopstest.StatfsTotal(t, target)
 		expand(id, 400<<20)
 		resp, err := r.d.NodeExpandVolume(ctx, &csi.NodeExpandVolumeRequest{VolumeId: id, VolumePath: target})
 		if err != nil || resp.GetCapacityBytes() != 400<<20 {
 			t.Fatalf("node expand: %v, %v", resp, err)
 		}
-		if after := statfsTotal(t, target); after < before+90<<20 {
+		if after := hostopstest.StatfsTotal(t, target); after < before+90<<20 {
 			t.Fatalf("filesystem size %d -> %d, want about 100 MiB more", before, after)
 		}
 		r.detach(t, id, true)
@@ -134,14 +126,14 @@ func TestExpansionIsVisibleInTheFilesystem(t *testing.T) {
 	t.Run("ext4 offline", func(t *testing.T) {
 		id := r.create(t, "ext4", 16<<20, map[string]string{csidriver.ParamFSType: "ext4"}, false, nil)
 		_, target := r.attach(t, id, false)
-		before := statfsTotal(t, target)
+		before := hostopstest.StatfsTotal(t, target)
 		if err := os.WriteFile(filepath.Join(target, "keep"), []byte("kept"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		r.detach(t, id, false)
 		expand(id, 48<<20)
 		_, target = r.attach(t, id, false)
-		if after := statfsTotal(t, target); after < before+28<<20 {
+		if after := hostopstest.StatfsTotal(t, target); after < before+28<<20 {
 			t.Fatalf("filesystem size %d -> %d, want about 32 MiB more", before, after)
 		}
 		if b, err := os.ReadFile(filepath.Join(target, "keep")); err != nil || string(b) != "kept" {

@@ -139,7 +139,7 @@ func TestFilesystems(t *testing.T) {
 			if ok, err := h.IsMountPoint(mnt); err != nil || !ok {
 				t.Fatalf("IsMountPoint: %v, %v", ok, err)
 			}
-			before := statfsTotal(t, mnt)
+			before := hostopstest.StatfsTotal(t, mnt)
 			if err := os.Truncate(file, 400<<20); err != nil {
 				t.Fatal(err)
 			}
@@ -167,7 +167,7 @@ func TestFilesystems(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if after := statfsTotal(t, mnt); after < before+90<<20 {
+			if after := hostopstest.StatfsTotal(t, mnt); after < before+90<<20 {
 				t.Fatalf("filesystem grew from %d to %d bytes, want about 100 MiB more", before, after)
 			}
 			if err := h.Freeze(ctx, mnt); err != nil {
@@ -195,14 +195,6 @@ func TestFilesystems(t *testing.T) {
 	}
 }
 
-func statfsTotal(t *testing.T, path string) int64 {
-	t.Helper()
-	var st unix.Statfs_t
-	if err := unix.Statfs(path, &st); err != nil {
-		t.Fatal(err)
-	}
-	return int64(st.Blocks) * st.Bsize
-}
 
 func TestBindMountReadOnly(t *testing.T) {
 	hostopstest.RequireRoot(t)
@@ -246,7 +238,7 @@ func TestBtrfsQgroupEnforcesLimit(t *testing.T) {
 	if err := h.BtrfsSetProperty(ctx, sub, "compression", "zstd"); err != nil {
 		t.Fatal(err)
 	}
-	written, err := fill(filepath.Join(sub, "data"), 11<<20)
+	written, err := hostopstest.Fill(filepath.Join(sub, "data"), 11<<20)
 	if !errors.Is(err, unix.EDQUOT) && !errors.Is(err, unix.ENOSPC) {
 		t.Fatalf("wrote %d bytes into a 10 MiB qgroup: %v, want EDQUOT/ENOSPC", written, err)
 	}
@@ -263,7 +255,7 @@ func TestBtrfsQgroupEnforcesLimit(t *testing.T) {
 	if _, limit, err := h.BtrfsQgroupUsage(ctx, sub); err != nil || limit != 0 {
 		t.Fatalf("limit after removing it: %d, %v", limit, err)
 	}
-	if n, err := fill(filepath.Join(sub, "more"), 2<<20); err != nil {
+	if n, err := hostopstest.Fill(filepath.Join(sub, "more"), 2<<20); err != nil {
 		t.Fatalf("without a limit only %d bytes fit: %v", n, err)
 	}
 	snap := filepath.Join(mnt, "snap")
@@ -286,29 +278,6 @@ func TestBtrfsQgroupEnforcesLimit(t *testing.T) {
 	}
 }
 
-// fill writes up to n bytes to path in 1 MiB steps, syncing each, and
-// returns how many bytes landed and the error that stopped it.
-func fill(path string, n int64) (int64, error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	chunk := make([]byte, 1<<20)
-	rand.Read(chunk)
-	var written int64
-	for written < n {
-		m, err := f.Write(chunk)
-		written += int64(m)
-		if err == nil {
-			err = f.Sync()
-		}
-		if err != nil {
-			return written, err
-		}
-	}
-	return written, nil
-}
 
 func TestCloneFile(t *testing.T) {
 	for _, fstype := range []string{"btrfs", "ext4"} {

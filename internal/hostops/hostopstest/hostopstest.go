@@ -2,12 +2,15 @@ package hostopstest
 
 import (
 	"context"
+	"crypto/rand"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"volplane/internal/hostops"
 )
@@ -131,4 +134,39 @@ func LoopDevicesUnder(dir string) []string {
 		}
 	}
 	return out
+}
+
+// Fill writes up to n bytes to path in 1 MiB steps, syncing each, and
+// returns how many bytes landed and the error that stopped it: how a test
+// finds where a capacity limit stops writes.
+func Fill(path string, n int64) (int64, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	chunk := make([]byte, 1<<20)
+	rand.Read(chunk)
+	var written int64
+	for written < n {
+		m, err := f.Write(chunk)
+		written += int64(m)
+		if err == nil {
+			err = f.Sync()
+		}
+		if err != nil {
+			return written, err
+		}
+	}
+	return written, nil
+}
+
+// StatfsTotal is the size in bytes of the filesystem holding path.
+func StatfsTotal(t testing.TB, path string) int64 {
+	t.Helper()
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return int64(st.Blocks) * st.Bsize
 }
