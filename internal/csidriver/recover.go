@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 
 	"volplane/internal/csidriver/state"
@@ -68,7 +69,7 @@ func (d *Driver) recover(ctx context.Context) {
 // reattach brings a volume's node state back in line with the host.
 func (d *Driver) reattach(ctx context.Context, v *state.Volume) error {
 	log := d.logger(ctx)
-	before, _ := d.store.GetVolume(v.ID)
+	before := v.Clone()
 	if v.Staged != nil {
 		if _, err := os.Stat(v.Staged.Path); errors.Is(err, os.ErrNotExist) && !v.Staged.Block {
 			// The CO removed the staging directory: it considers the
@@ -98,20 +99,10 @@ func (d *Driver) reattach(ctx context.Context, v *state.Volume) error {
 			delete(v.Targets, t)
 		}
 	}
-	if sameRecord(before, *v) {
+	if reflect.DeepEqual(before, *v) {
 		return nil
 	}
 	return d.store.PutVolume(*v)
-}
-
-func sameRecord(a, b state.Volume) bool {
-	if (a.Staged == nil) != (b.Staged == nil) || len(a.Targets) != len(b.Targets) {
-		return false
-	}
-	if a.Staged != nil && a.Staged.Device != b.Staged.Device {
-		return false
-	}
-	return a.Formatted == b.Formatted && a.FilesystemBytes == b.FilesystemBytes
 }
 
 // reportOrphans logs pool entries that no record claims. They may be a
