@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"volplane/internal/atomicfile"
 	"volplane/internal/hostops"
 	"volplane/internal/logging"
 )
@@ -110,7 +111,7 @@ func Open(ctx context.Context, cfg Config, host hostops.Host) (*Pool, error) {
 		}
 		desc.Mode = mode
 		b, _ := json.Marshal(desc)
-		if err := writeFileSync(descPath, b); err != nil {
+		if err := atomicfile.Write(descPath, b); err != nil {
 			return nil, err
 		}
 	}
@@ -215,7 +216,7 @@ func (p *Pool) mountImage(ctx context.Context, size int64) error {
 		if err := os.Rename(tmp, img); err != nil {
 			return err
 		}
-		if err := syncDir(p.dir); err != nil {
+		if err := atomicfile.SyncDir(p.dir); err != nil {
 			return err
 		}
 	}
@@ -326,38 +327,6 @@ func createSparse(path string, size int64) error {
 		_ = os.Remove(path)
 	}
 	return err
-}
-
-func writeFileSync(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // removeTempFiles removes what an interrupted create left: every entry

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"volplane/internal/atomicfile"
 	"volplane/internal/hostops"
 )
 
@@ -168,7 +169,7 @@ func (p *Pool) buildTree(dst string, build func(tmp string) error) error {
 		_ = os.RemoveAll(tmp)
 		return err
 	}
-	return syncDir(filepath.Dir(dst))
+	return atomicfile.SyncDir(filepath.Dir(dst))
 }
 
 // CreateBlock makes an empty sparse block volume of size bytes.
@@ -285,7 +286,7 @@ func removeFile(path string) error {
 	err := os.Remove(path)
 	if err == nil || errors.Is(err, os.ErrNotExist) {
 		if err == nil {
-			return syncDir(filepath.Dir(path))
+			return atomicfile.SyncDir(filepath.Dir(path))
 		}
 		return nil
 	}
