@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/rest"
+
+	"volplane/internal/controller"
+	"volplane/internal/controller/all"
+)
+
+// controllerFlags configure volplane's controller manager and its
+// controllers.
+type controllerFlags struct {
+	metricsListen string
+	disabled      []string
+	workers       int
+	options       all.Options
+}
+
+func (f *controllerFlags) add(fs *pflag.FlagSet) {
+	f.options = all.DefaultOptions()
+	f.options.AddFlags(fs)
+	fs.StringVar(&f.metricsListen, "controller-metrics-listen", "", "loopback HOST:PORT where volplane's controllers serve /metrics (off when empty)")
+	fs.StringSliceVar(&f.disabled, "disable-controllers", nil, "volplane controllers not to run, by name")
+	fs.IntVar(&f.workers, "controller-workers", 4, "workers per controller queue")
+}
+
+// config builds the controller manager's Config. identitySeed makes the
+// Lease identity stable across restarts of one server (its data dir), so
+// a restarted server takes its own Lease back at once while another
+// server waits for it to expire.
+func (f *controllerFlags) config(restCfg *rest.Config, identitySeed string) controller.Config {
+	host, _ := os.Hostname()
+	sum := sha256.Sum256([]byte(identitySeed))
+	return controller.Config{
+		REST:          restCfg,
+		Controllers:   all.DescriptorsFor(f.options),
+		Disabled:      f.disabled,
+		LeaderElect:   true,
+		Identity:      host + "_" + hex.EncodeToString(sum[:6]),
+		Workers:       f.workers,
+		MetricsListen: f.metricsListen,
+	}
+}
+
+// controllers is a running controller manager.
+type controllers struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+// startControllers runs the controller manager until Stop or ctx is done.
+func startControllers(ctx context.Context, cfg controller.Config) (*controllers, error) {
+	m, err := controller.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	c := &controllers{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		c.err = m.Run(ctx)
+	}()
+	return c, nil
+}
+
+// Done is closed when the manager has stopped; Err then says why.
+func (c *controllers) Done() <-chan struct{} { return c.done }
+func (c *controllers) Err() error            { return c.err }
+
+// Stop stops the manager and waits for it.
+func (c *controllers) Stop() {
+	c.cancel()
+	<-c.done
+}
+

@@ -1,0 +1,133 @@
+package plugins
+
+import (
+	"context"
+	"log/slog"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
+
+	"volplane/internal/hostops"
+)
+
+// Spec is one volume of a pod, resolved: an inline pod volume, or the
+// PersistentVolume a persistentVolumeClaim (or generic ephemeral) volume
+// leads to.
+type Spec struct {
+	// Name is the pod's name for the volume (pod.spec.volumes[].name).
+	Name string
+	// Volume is the pod's volume; for a claim, the persistentVolumeClaim
+	// or ephemeral volume itself.
+	Volume *corev1.Volume
+	// PV is the bound PersistentVolume of a claim, nil for inline volumes.
+	PV *corev1.PersistentVolume
+	// ReadOnly is the claim source's readOnly or the inline source's.
+	ReadOnly bool
+	// Block is true for volumeMode: Block.
+	Block bool
+}
+
+// SetUpArgs is what SetUp gets.
+type SetUpArgs struct {
+	Spec *Spec
+	Pod  *corev1.Pod
+	// Dir is the pod volume directory to fill:
+	// <root>/pods/<uid>/volumes/kubernetes.io~<plugin>/<name>.
+	Dir string
+	// DeviceMountPath is where MountDevice put the volume, for plugins
+	// that are DeviceMounters; empty otherwise.
+	DeviceMountPath string
+	// FSGroup is the pod's securityContext.fsGroup, nil when unset;
+	// FSGroupChangePolicy its change policy.
+	FSGroup             *int64
+	FSGroupChangePolicy *corev1.PodFSGroupChangePolicy
+}
+
+// Plugin is a volume plugin. The volume manager calls it for the volumes
+// CanSupport accepts.
+type Plugin interface {
+	// Name is upstream's plugin name, such as "kubernetes.io/empty-dir".
+	// The pod directory is named after it with "/" as "~".
+	Name() string
+	// Init is called once, before any other method.
+	Init(host *Host) error
+	// CanSupport reports whether spec is this plugin's.
+	CanSupport(spec *Spec) bool
+	// VolumeName is the volume's unique name on this node, the key of the
+	// volume manager's caches and of status.volumesInUse: for volumes
+	// that live as long as the pod, "<plugin>/<pod uid>-<name>"; for
+	// persistent volumes one name per backing volume, shared by the
+	// pods that use it.
+	VolumeName(spec *Spec, pod *corev1.Pod) (string, error)
+	// SetUp makes the volume's content appear at args.Dir.
+	SetUp(ctx context.Context, args SetUpArgs) error
+	// TearDown undoes SetUp at dir. Nothing set up at dir is not an error.
+	TearDown(ctx context.Context, dir string) error
+}
+
+// DeviceMounter is a plugin whose volume is first mounted once per node
+// at a global path (MountDevice, CSI's NodeStageVolume) and then set up
+// into each pod from there.
+type DeviceMounter interface {
+	Plugin
+	// DeviceMountPath is the volume's global mount path on this node.
+	DeviceMountPath(spec *Spec) (string, error)
+	// MountDevice mounts the volume at deviceMountPath.
+	MountDevice(ctx context.Context, spec *Spec, deviceMountPath string) error
+	// UnmountDevice undoes MountDevice; called only when no pod uses
+	// the volume any more.
+	UnmountDevice(ctx context.Context, deviceMountPath string) error
+}
+
+// Attachable is a plugin whose volumes the attach/detach controller
+// attaches to the node first: the volume manager mounts them only once
+// the Node's status.volumesAttached lists them.
+type Attachable interface {
+	Plugin
+	// Attachable reports whether this volume needs attaching (a CSI
+	// driver may say attachRequired: false).
+	Attachable(spec *Spec) bool
+}
+
+// Remounter is a plugin whose content follows objects in the API
+// (configMap, secret, downwardAPI, projected): SetUp is called again when
+// they change, and must update the content atomically.
+type Remounter interface {
+	Plugin
+	RequiresRemount(spec *Spec) bool
+}
+
+// Host is what plugins get from the node agent.
+type Host struct {
+	// RootDir is the agent's --root-dir.
+	RootDir string
+	// NodeName is this node's name.
+	NodeName string
+	// Ops does all privileged work.
+	Ops hostops.Host
+	// Client is the API as the node's identity.
+	Client kubernetes.Interface
+	// Recorder emits events on pods.
+	Recorder record.EventRecorder
+	// Log is the plugin's logger.
+	Log *slog.Logger
+}
+
+// PluginDir is <root>/plugins/kubernetes.io~<name>, a plugin's own
+// directory for global mounts and metadata.
+func (h *Host) PluginDir(pluginName string) string {
+	return h.RootDir + "/plugins/" + EscapeName(pluginName)
+}
+
+// EscapeName turns a plugin name into its directory name, as upstream:
+// "kubernetes.io/empty-dir" -> "kubernetes.io~empty-dir".
+func EscapeName(pluginName string) string {
+	b := []byte(pluginName)
+	for i, c := range b {
+		if c == '/' {
+			b[i] = '~'
+		}
+	}
+	return string(b)
+}
