@@ -79,4 +79,3 @@ func (c *controllers) Stop() {
 	c.cancel()
 	<-c.done
 }
-
