@@ -1,0 +1,80 @@
+package configmap
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"volplane/internal/node/plugins"
+	"volplane/internal/node/plugins/apivolume"
+	"volplane/internal/node/plugins/objectcache"
+)
+
+// PluginName is upstream's name for the configMap plugin.
+const PluginName = "kubernetes.io/configmap"
+
+// Plugin is the configMap volume plugin.
+type Plugin struct {
+	apivolume.Base
+	objects *objectcache.Cache
+}
+
+var (
+	_ plugins.Remounter  = (*Plugin)(nil)
+	_ apivolume.Notifier = (*Plugin)(nil)
+)
+
+// New returns the plugin reading configMaps through objects, a cache it
+// may share with the secret and projected plugins. With objects nil,
+// Init makes one from the host's client.
+func New(objects *objectcache.Cache) *Plugin {
+	return &Plugin{Base: apivolume.Base{PluginName: PluginName}, objects: objects}
+}
+
+// Init implements plugins.Plugin.
+func (p *Plugin) Init(host *plugins.Host) error {
+	if err := p.InitBase(host); err != nil {
+		return err
+	}
+	if p.objects == nil {
+		if host.Client == nil {
+			return fmt.Errorf("%s: the host has no API client", PluginName)
+		}
+		p.objects = objectcache.New(host.Client, host.Log)
+	}
+	p.objects.OnChange(p.Notify)
+	p.Release = p.objects.Release
+	return nil
+}
+
+// CanSupport implements plugins.Plugin.
+func (p *Plugin) CanSupport(spec *plugins.Spec) bool {
+	return spec != nil && spec.Volume != nil && spec.Volume.ConfigMap != nil
+}
+
+// SetUp implements plugins.Plugin.
+func (p *Plugin) SetUp(ctx context.Context, args plugins.SetUpArgs) error {
+	if !p.CanSupport(args.Spec) || args.Pod == nil {
+		return fmt.Errorf("%s: not a configMap volume", PluginName)
+	}
+	src := args.Spec.Volume.ConfigMap
+	name, err := p.VolumeName(args.Spec, args.Pod)
+	if err != nil {
+		return err
+	}
+	optional := src.Optional != nil && *src.Optional
+	cm, err := p.objects.ConfigMap(ctx, name, args.Pod.Namespace, src.Name)
+	if err != nil {
+		if !apierrors.IsNotFound(err) || !optional {
+			return err
+		}
+		cm = &corev1.ConfigMap{}
+	}
+	payload, err := MakePayload(src.Items, cm, src.DefaultMode, optional)
+	if err != nil {
+		return err
+	}
+	return p.Write(ctx, args, false, payload)
+}
