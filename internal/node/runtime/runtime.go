@@ -116,11 +116,11 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 // container or sandbox ID) the kubelet API serves.
 func (r *Runtime) Streamer() *Streamer { return &Streamer{r: r} }
 
-func (r *Runtime) runcRoot() string       { return filepath.Join(r.cfg.StateDir, "runc") }
-func (r *Runtime) exitDir() string        { return filepath.Join(r.cfg.StateDir, "exits") }
-func (r *Runtime) sandboxDir() string     { return filepath.Join(r.cfg.StateDir, "sandboxes") }
-func (r *Runtime) containerDir() string   { return filepath.Join(r.cfg.StateDir, "containers") }
-func (r *Runtime) attachDir() string      { return filepath.Join(r.cfg.StateDir, "attach") }
+func (r *Runtime) runcRoot() string        { return filepath.Join(r.cfg.StateDir, "runc") }
+func (r *Runtime) exitDir() string         { return filepath.Join(r.cfg.StateDir, "exits") }
+func (r *Runtime) sandboxDir() string      { return filepath.Join(r.cfg.StateDir, "sandboxes") }
+func (r *Runtime) containerDir() string    { return filepath.Join(r.cfg.StateDir, "containers") }
+func (r *Runtime) attachDir() string       { return filepath.Join(r.cfg.StateDir, "attach") }
 func (r *Runtime) bundle(id string) string { return filepath.Join(r.containerDir(), id) }
 
 // newID returns a fresh 64-hex-digit ID, the shape of CRI IDs.
