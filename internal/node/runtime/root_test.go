@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -389,4 +390,41 @@ func TestExec(t *testing.T) {
 			t.Errorf("tty output %q lacks the size 45 123 and a /dev/pts terminal", out.String())
 		}
 	})
+}
+
+// TestStartCost prints (never asserts) what a bare `runc run` costs next
+// to this runtime's create and start, for the node agent's bench.
+func TestStartCost(t *testing.T) {
+	e := newTestEnv(t)
+	const n = 5
+	floor, err := RuncFloor(e.ctx, "", e.dir, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(floor.Runs) != n {
+		t.Fatalf("floor ran %d times, want %d", len(floor.Runs), n)
+	}
+	var bare time.Duration
+	for _, d := range floor.Runs {
+		bare += d
+	}
+	sb, sbCfg := e.sandbox("cost")
+	var create, start time.Duration
+	for i := range n {
+		t0 := time.Now()
+		id, err := e.rt.CreateContainer(e.ctx, sb, containerConfig("c"+strconv.Itoa(i), "true"), sbCfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t1 := time.Now()
+		if err := e.rt.StartContainer(e.ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		create, start = create+t1.Sub(t0), start+time.Since(t1)
+		if st := e.waitExited(e.rt, id); st.ExitCode != 0 {
+			t.Fatalf("true exited %d", st.ExitCode)
+		}
+	}
+	t.Logf("bare runc run (create, start, exit, delete): %v each, %v CPU each", bare/n, floor.CPU/n)
+	t.Logf("CreateContainer %v + StartContainer %v = %v each", create/n, start/n, (create+start)/n)
 }
