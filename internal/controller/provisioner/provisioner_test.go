@@ -22,9 +22,9 @@ import (
 
 func TestProvisionImmediate(t *testing.T) {
 	sc := class("fast", storagev1.VolumeBindingImmediate, map[string]string{
-		"type":                                       "dir",
-		"csi.storage.k8s.io/fstype":                  "xfs",
-		"csi.storage.k8s.io/provisioner-secret-name": "${pvc.name}-creds",
+		"type":                      "dir",
+		"csi.storage.k8s.io/fstype": "xfs",
+		"csi.storage.k8s.io/provisioner-secret-name":      "${pvc.name}-creds",
 		"csi.storage.k8s.io/provisioner-secret-namespace": "${pvc.namespace}",
 		"csi.storage.k8s.io/node-stage-secret-name":       "stage-${pvc.annotations['team']}",
 		"csi.storage.k8s.io/node-stage-secret-namespace":  "${pvc.namespace}",
