@@ -107,4 +107,3 @@ func TestPortForward(t *testing.T) {
 		t.Error("port-forward to an unknown sandbox succeeded")
 	}
 }
-
