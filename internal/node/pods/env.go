@@ -14,7 +14,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -44,15 +43,11 @@ type envInput struct {
 // envVar is one variable of the container's environment.
 type envVar struct{ Name, Value string }
 
-// invalidEnvNames collects envFrom keys skipped as invalid, for the
-// InvalidEnvironmentVariableNames event.
-type invalidEnvNames []string
-
 // makeEnv computes a container's environment as the kubelet does: the
 // kubernetes Service variables first, then envFrom in order, then env in
 // order, each $(VAR) in env values expanded from what came before; later
 // names replace earlier ones in place.
-func makeEnv(ctx context.Context, in envInput) ([]envVar, invalidEnvNames, error) {
+func makeEnv(ctx context.Context, in envInput) ([]envVar, error) {
 	var out []envVar
 	index := map[string]int{}
 	set := func(name, value string) {
@@ -67,7 +62,6 @@ func makeEnv(ctx context.Context, in envInput) ([]envVar, invalidEnvNames, error
 		set(v.Name, v.Value)
 	}
 	ns := in.Pod.Namespace
-	var invalid invalidEnvNames
 	for _, from := range in.Container.EnvFrom {
 		var data map[string]string
 		switch {
@@ -78,7 +72,7 @@ func makeEnv(ctx context.Context, in envInput) ([]envVar, invalidEnvNames, error
 				if apierrors.IsNotFound(err) && optional {
 					continue
 				}
-				return nil, nil, fmt.Errorf("configmap %q not found: %w", from.ConfigMapRef.Name, err)
+				return nil, getError("configmap", ns, from.ConfigMapRef.Name, err)
 			}
 			data = cm.Data
 		case from.SecretRef != nil:
@@ -88,7 +82,7 @@ func makeEnv(ctx context.Context, in envInput) ([]envVar, invalidEnvNames, error
 				if apierrors.IsNotFound(err) && optional {
 					continue
 				}
-				return nil, nil, fmt.Errorf("secret %q not found: %w", from.SecretRef.Name, err)
+				return nil, getError("secret", ns, from.SecretRef.Name, err)
 			}
 			data = map[string]string{}
 			for k, v := range s.Data {
@@ -103,12 +97,7 @@ func makeEnv(ctx context.Context, in envInput) ([]envVar, invalidEnvNames, error
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			name := from.Prefix + k
-			if errs := validation.IsEnvVarName(name); len(errs) > 0 {
-				invalid = append(invalid, name)
-				continue
-			}
-			set(name, data[k])
+			set(from.Prefix+k, data[k])
 		}
 	}
 	for _, e := range in.Container.Env {
@@ -120,13 +109,22 @@ func makeEnv(ctx context.Context, in envInput) ([]envVar, invalidEnvNames, error
 		}
 		v, skip, err := resolveValueFrom(ctx, in, e.ValueFrom)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		if !skip {
 			set(e.Name, v)
 		}
 	}
-	return out, invalid, nil
+	return out, nil
+}
+
+// getError is the kubelet's wording for a ConfigMap or Secret it could
+// not read.
+func getError(kind, namespace, name string, err error) error {
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("%s %q not found", kind, name)
+	}
+	return fmt.Errorf("couldn't get %s %s/%s: %w", kind, namespace, name, err)
 }
 
 // serviceEnv is the kubernetes Service's variables, pointing at the API's
@@ -174,7 +172,7 @@ func resolveValueFrom(ctx context.Context, in envInput, from *corev1.EnvVarSourc
 			if apierrors.IsNotFound(err) && optional {
 				return "", true, nil
 			}
-			return "", false, fmt.Errorf("configmap %q not found: %w", ref.Name, err)
+			return "", false, getError("configmap", ns, ref.Name, err)
 		}
 		v, ok := cm.Data[ref.Key]
 		if !ok {
@@ -192,7 +190,7 @@ func resolveValueFrom(ctx context.Context, in envInput, from *corev1.EnvVarSourc
 			if apierrors.IsNotFound(err) && optional {
 				return "", true, nil
 			}
-			return "", false, fmt.Errorf("secret %q not found: %w", ref.Name, err)
+			return "", false, getError("secret", ns, ref.Name, err)
 		}
 		v, ok := s.Data[ref.Key]
 		if !ok {

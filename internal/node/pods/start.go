@@ -33,7 +33,6 @@ const (
 	eventFailedMount          = "FailedMount"
 	eventFailedPostStartHook  = "FailedPostStartHook"
 	eventFailedPreStopHook    = "FailedPreStopHook"
-	eventInvalidEnvNames      = "InvalidEnvironmentVariableNames"
 	eventFailedCreateSandbox  = "FailedCreatePodSandBox"
 	eventDeadlineExceeded     = "DeadlineExceeded"
 	deadlineExceededMessage   = "Pod was active on the node longer than the specified deadline"
@@ -161,7 +160,7 @@ func (pw *podWorker) containerConfig(ctx context.Context, pod *corev1.Pod, c *co
 		return nil, err
 	}
 	cpu, mem := nodeCapacity()
-	env, invalid, err := makeEnv(ctx, envInput{
+	env, err := makeEnv(ctx, envInput{
 		Pod: pod, Container: c, NodeIP: w.cfg.NodeIP,
 		APIHost: w.cfg.APIServerHost, APIPort: w.cfg.APIServerPort,
 		NodeCPU: cpu, NodeMemory: mem,
@@ -169,11 +168,6 @@ func (pw *podWorker) containerConfig(ctx context.Context, pod *corev1.Pod, c *co
 	})
 	if err != nil {
 		return nil, err
-	}
-	if len(invalid) > 0 {
-		w.cfg.Recorder.Eventf(pod, corev1.EventTypeWarning, eventInvalidEnvNames,
-			"Keys [%s] from the EnvFrom configMap %s/%s were skipped since they are considered invalid environment variable names.",
-			strings.Join(invalid, ", "), pod.Namespace, c.Name)
 	}
 	volumes := w.cfg.Volumes.PodVolumes(pod.UID)
 	termLog := ""

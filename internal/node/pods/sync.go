@@ -129,11 +129,11 @@ func (pw *podWorker) syncRunning(ctx context.Context, pod *corev1.Pod, rt *podRu
 			break
 		}
 	}
-	pw.removeOldInstances(ctx, pod, rt)
 	if fresh, err := w.readRuntime(ctx, pw.uid); err == nil {
 		rt = fresh
 		pw.setRuntime(rt)
 	}
+	pw.removeOldInstances(ctx, pod, rt)
 	pw.probes.sync(ctx, pod, rt)
 	if err := pw.writeStatus(ctx, pod, rt, false); err != nil {
 		next = min(next, time.Second)
