@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 
@@ -98,6 +99,30 @@ type Remounter interface {
 	RequiresRemount(spec *Spec) bool
 }
 
+// PathPlugin is a plugin whose volume is not in the pod volume directory
+// but at a path of its own on the host (hostPath): the volume manager
+// hands the runtime VolumePath instead of the pod directory, and SetUp
+// gets args.Dir only to check and create.
+type PathPlugin interface {
+	Plugin
+	// VolumePath is where the volume's content is on the host.
+	VolumePath(spec *Spec) string
+}
+
+// BlockMapper is a plugin that gives pods raw block devices (volumeMode:
+// Block). The volume manager lays the device out as upstream does: a
+// bind mount of the device node at
+// <root>/plugins/kubernetes.io~<plugin>/volumeDevices/<volume>/<pod uid>,
+// which keeps the device busy while a pod uses it, and a symlink to the
+// device at <root>/pods/<uid>/volumeDevices/kubernetes.io~<plugin>/<name>,
+// which is what the runtime gets.
+type BlockMapper interface {
+	Plugin
+	// BlockDevice returns the block device node of spec on this node,
+	// after checking that it is one.
+	BlockDevice(ctx context.Context, spec *Spec) (string, error)
+}
+
 // Host is what plugins get from the node agent.
 type Host struct {
 	// RootDir is the agent's --root-dir.
@@ -112,6 +137,11 @@ type Host struct {
 	Recorder record.EventRecorder
 	// Log is the plugin's logger.
 	Log *slog.Logger
+	// Remount asks the volume manager to call SetUp again, soon, for
+	// the pod's volumes whose plugin is a Remounter that requires it:
+	// how a plugin that watches its objects pushes an update into
+	// running pods. Never nil once Init is called.
+	Remount func(podUID types.UID)
 }
 
 // PluginDir is <root>/plugins/kubernetes.io~<name>, a plugin's own
@@ -130,4 +160,16 @@ func EscapeName(pluginName string) string {
 		}
 	}
 	return string(b)
+}
+
+// PodVolumeDir is the directory of a pod's volume:
+// <root>/pods/<uid>/volumes/kubernetes.io~<plugin>/<name>.
+func PodVolumeDir(rootDir string, podUID types.UID, pluginName, volumeName string) string {
+	return rootDir + "/pods/" + string(podUID) + "/volumes/" + EscapeName(pluginName) + "/" + volumeName
+}
+
+// PodDeviceDir is the directory of a pod's block volume links:
+// <root>/pods/<uid>/volumeDevices/kubernetes.io~<plugin>.
+func PodDeviceDir(rootDir string, podUID types.UID, pluginName string) string {
+	return rootDir + "/pods/" + string(podUID) + "/volumeDevices/" + EscapeName(pluginName)
 }
