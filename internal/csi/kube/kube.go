@@ -192,3 +192,32 @@ func SegmentKey(t client.Topology) string {
 	}
 	return b.String()
 }
+
+// PublishCapability is the one capability ControllerPublish and the node
+// calls get for a PV, chosen from its access modes as upstream does: a
+// multi-writer mode wins, then single-node modes, then read-only many.
+func PublishCapability(spec *v1.PersistentVolumeSpec, singleNodeMultiWriter bool) (client.Capability, error) {
+	modes := spec.AccessModes
+	var mode v1.PersistentVolumeAccessMode
+	switch {
+	case slices.Contains(modes, v1.ReadWriteMany):
+		mode = v1.ReadWriteMany
+	case slices.Contains(modes, v1.ReadWriteOncePod):
+		mode = v1.ReadWriteOncePod
+	case slices.Contains(modes, v1.ReadWriteOnce):
+		mode = v1.ReadWriteOnce
+	case slices.Contains(modes, v1.ReadOnlyMany):
+		mode = v1.ReadOnlyMany
+	default:
+		return client.Capability{}, fmt.Errorf("volume has no access mode")
+	}
+	fsType := ""
+	if spec.CSI != nil {
+		fsType = spec.CSI.FSType
+	}
+	caps, err := Capabilities([]v1.PersistentVolumeAccessMode{mode}, spec.VolumeMode, fsType, spec.MountOptions, singleNodeMultiWriter)
+	if err != nil {
+		return client.Capability{}, err
+	}
+	return caps[0], nil
+}
