@@ -248,4 +248,3 @@ func (c *Controller) syncVolume(ctx context.Context, name string) error {
 	}
 	return nil
 }
-
