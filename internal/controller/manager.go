@@ -93,6 +93,10 @@ type Config struct {
 	// Identity is this manager's name in the Lease; defaults to
 	// hostname_uuid.
 	Identity string
+	// LeaseNamespace and LeaseName name the Lease; defaults
+	// LeaseNamespace and LeaseName (a CSI controller elects one per
+	// driver).
+	LeaseNamespace, LeaseName string
 	// LeaseDuration, RenewDeadline and RetryPeriod tune the election.
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 	// Workers per controller queue.
@@ -122,6 +126,12 @@ func (c *Config) Validate() error {
 	if c.Identity == "" {
 		host, _ := os.Hostname()
 		c.Identity = host + "_" + uuid.NewString()
+	}
+	if c.LeaseNamespace == "" {
+		c.LeaseNamespace = LeaseNamespace
+	}
+	if c.LeaseName == "" {
+		c.LeaseName = LeaseName
 	}
 	if c.LeaseDuration == 0 {
 		c.LeaseDuration = 15 * time.Second
@@ -223,7 +233,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 
 	lock := &resourcelock.LeaseLock{
-		LeaseMeta:  metav1.ObjectMeta{Namespace: LeaseNamespace, Name: LeaseName},
+		LeaseMeta:  metav1.ObjectMeta{Namespace: m.cfg.LeaseNamespace, Name: m.cfg.LeaseName},
 		Client:     client.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: m.cfg.Identity},
 	}
@@ -240,14 +250,14 @@ func (m *Manager) Run(ctx context.Context) error {
 		RenewDeadline:   m.cfg.RenewDeadline,
 		RetryPeriod:     m.cfg.RetryPeriod,
 		ReleaseOnCancel: true,
-		Name:            LeaseName,
+		Name:            m.cfg.LeaseName,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(lctx context.Context) {
 				mu.Lock()
 				started = true
 				mu.Unlock()
 				defer close(stopped)
-				log.Info("became leader", "lease", LeaseNamespace+"/"+LeaseName, "identity", m.cfg.Identity)
+				log.Info("became leader", "lease", m.cfg.LeaseNamespace+"/"+m.cfg.LeaseName, "identity", m.cfg.Identity)
 				m.leader.Set(1)
 				defer m.leader.Set(0)
 				err := m.runControllers(lctx, client)
@@ -272,7 +282,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("controller manager: %w", err)
 	}
-	log.Info("waiting for the controller lease", "lease", LeaseNamespace+"/"+LeaseName, "identity", m.cfg.Identity)
+	log.Info("waiting for the controller lease", "lease", m.cfg.LeaseNamespace+"/"+m.cfg.LeaseName, "identity", m.cfg.Identity)
 	le.Run(ctx)
 	// Run cancels OnStartedLeading's context on return; wait for the
 	// controllers to stop if they started.
