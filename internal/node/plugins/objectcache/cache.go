@@ -222,7 +222,9 @@ func (c *Cache) startWatch(k key) *objectWatch {
 			return k.kind.watch(ctx, c.client, k.namespace, o)
 		},
 	}
-	inf := cache.NewSharedIndexInformer(lw, k.kind.example, 0, cache.Indexers{})
+	// The wrapper lets a client that cannot stream a watch-list (the
+	// fake clientset) say so to the reflector.
+	inf := cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, c.client), k.kind.example, 0, cache.Indexers{})
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &objectWatch{key: k, informer: inf, cancel: cancel, volumes: map[string]bool{}}
 	changed := func(obj any) {

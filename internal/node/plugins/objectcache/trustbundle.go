@@ -128,7 +128,7 @@ func (c *Cache) startTrustBundles() *trustBundles {
 			return c.client.CertificatesV1().ClusterTrustBundles().Watch(ctx, o)
 		},
 	}
-	inf := cache.NewSharedIndexInformer(lw, &certificatesv1.ClusterTrustBundle{}, 0, cache.Indexers{})
+	inf := cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, c.client), &certificatesv1.ClusterTrustBundle{}, 0, cache.Indexers{})
 	ctx, cancel := context.WithCancel(context.Background())
 	tb := &trustBundles{informer: inf, cancel: cancel, volumes: map[string]bool{}}
 	notify := func() {

@@ -186,6 +186,7 @@ func (m *Manager) due(k key, e *entry) {
 		m.mu.Unlock()
 		return
 	}
+	e.refreshAt = time.Time{} // due now, whatever the clock says
 	volumes := make([]string, 0, len(e.volumes))
 	for v := range e.volumes {
 		volumes = append(volumes, v)
