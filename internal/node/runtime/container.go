@@ -64,6 +64,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 		c.LogPath = filepath.Join(r.bundle(c.ID), "container.log")
 	}
 	c.StopSignal = stopSignal(cfg.GetStopSignal(), img.Config)
+	c.Cgroup = filepath.Join(cgroupParent(sandboxCfg, sandboxID), c.ID)
 
 	if err := r.create(ctx, c, img, sandboxCfg); err != nil {
 		// Undo what got done, also when ctx ended half-way.
@@ -118,8 +119,8 @@ func (r *Runtime) create(ctx context.Context, c *container, img image, sandboxCf
 	}
 	spec, err := buildSpec(specInput{
 		Sandbox: sandboxCfg, Container: c.Config, Image: img, Root: root,
-		CgroupsPath: filepath.Join(cgroupParent(sandboxCfg, c.SandboxID), c.ID),
-		User:        user, Devices: devs,
+		CgroupsPath: c.Cgroup,
+		User:        user, Devices: devs, HostCaps: r.hostCaps,
 	})
 	if err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())

@@ -85,6 +85,8 @@ func lookBinary(p, name string) (string, error) {
 // state is in files under StateDir; see the package documentation.
 type Runtime struct {
 	cfg Config
+	// hostCaps are the capabilities containers may have.
+	hostCaps []string
 
 	mu         sync.RWMutex
 	sandboxes  map[string]*sandbox
@@ -98,7 +100,11 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Runtime{cfg: cfg, sandboxes: map[string]*sandbox{}, containers: map[string]*container{}}
+	caps, err := boundingCaps()
+	if err != nil {
+		return nil, err
+	}
+	r := &Runtime{cfg: cfg, hostCaps: caps, sandboxes: map[string]*sandbox{}, containers: map[string]*container{}}
 	for _, d := range []string{r.runcRoot(), r.exitDir(), r.sandboxDir(), r.containerDir(), r.attachDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, err

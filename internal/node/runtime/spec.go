@@ -3,8 +3,10 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -30,8 +32,9 @@ var defaultCaps = []string{
 	"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
 }
 
-// allCaps is every capability the kernel of this release line knows, for
-// privileged containers and "ALL".
+// allCaps is every capability the kernel of this release line knows, in
+// the order of their numbers; privileged containers and "ALL" get those
+// of them the runtime itself holds (hostCaps).
 var allCaps = []string{
 	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
 	"CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
@@ -94,6 +97,9 @@ type specInput struct {
 	User specs.User
 	// Devices are the config's devices, resolved from their host nodes.
 	Devices []device
+	// HostCaps are the capabilities a container may have: those in the
+	// runtime's own bounding set; nil means allCaps.
+	HostCaps []string
 }
 
 // device is a CRI device resolved to the node runc creates and the cgroup
@@ -214,7 +220,7 @@ func buildSpec(in specInput) (*specs.Spec, error) {
 		return nil, fmt.Errorf("working directory %q is not an absolute path", cwd)
 	}
 
-	caps, err := capabilities(sec)
+	caps, err := capabilities(sec, in.HostCaps)
 	if err != nil {
 		return nil, err
 	}
@@ -300,11 +306,15 @@ func buildSpec(in specInput) (*specs.Spec, error) {
 	return s, nil
 }
 
-// capabilities returns the capability set of a container: all for a
-// privileged one, else the default set with the config's drops and adds.
-func capabilities(sec *runtimeapi.LinuxContainerSecurityContext) ([]string, error) {
+// capabilities returns the capability set of a container: all the host
+// allows for a privileged one, else the default set with the config's
+// drops and adds. A capability the host does not hold cannot be added.
+func capabilities(sec *runtimeapi.LinuxContainerSecurityContext, host []string) ([]string, error) {
+	if host == nil {
+		host = allCaps
+	}
 	if sec.GetPrivileged() {
-		return slices.Clone(allCaps), nil
+		return slices.Clone(host), nil
 	}
 	norm := func(c string) string {
 		c = strings.ToUpper(c)
@@ -313,7 +323,7 @@ func capabilities(sec *runtimeapi.LinuxContainerSecurityContext) ([]string, erro
 		}
 		return c
 	}
-	caps := slices.Clone(defaultCaps)
+	caps := slices.DeleteFunc(slices.Clone(defaultCaps), func(c string) bool { return !slices.Contains(host, c) })
 	for _, d := range sec.GetCapabilities().GetDropCapabilities() {
 		if d = norm(d); d == "ALL" {
 			caps = nil
@@ -323,16 +333,43 @@ func capabilities(sec *runtimeapi.LinuxContainerSecurityContext) ([]string, erro
 	}
 	for _, a := range sec.GetCapabilities().GetAddCapabilities() {
 		if a = norm(a); a == "ALL" {
-			return slices.Clone(allCaps), nil
+			return slices.Clone(host), nil
 		}
 		if !slices.Contains(allCaps, a) {
 			return nil, fmt.Errorf("unknown capability %q", a)
+		}
+		if !slices.Contains(host, a) {
+			return nil, fmt.Errorf("capability %s is not available on this node", a)
 		}
 		if !slices.Contains(caps, a) {
 			caps = append(caps, a)
 		}
 	}
 	return caps, nil
+}
+
+// boundingCaps returns the capabilities in this process's bounding set.
+func boundingCaps() ([]string, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return nil, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapBnd:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				return nil, fmt.Errorf("CapBnd %q: %w", v, err)
+			}
+			var out []string
+			for i, c := range allCaps {
+				if mask&(1<<i) != 0 {
+					out = append(out, c)
+				}
+			}
+			return out, nil
+		}
+	}
+	return nil, fmt.Errorf("no CapBnd in /proc/self/status")
 }
 
 // resources maps the CRI resources to cgroup settings: memory limit, CPU

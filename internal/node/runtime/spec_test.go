@@ -315,3 +315,27 @@ func TestResolveImage(t *testing.T) {
 		t.Errorf("ListImages = %v, %v; want the two with a rootfs", imgs, err)
 	}
 }
+
+func TestCapabilitiesHostLimited(t *testing.T) {
+	host := []string{"CAP_CHOWN", "CAP_KILL", "CAP_NET_ADMIN"}
+	sc := func(priv bool, add ...string) *runtimeapi.LinuxContainerSecurityContext {
+		return &runtimeapi.LinuxContainerSecurityContext{Privileged: priv, Capabilities: &runtimeapi.Capability{AddCapabilities: add}}
+	}
+	for _, tc := range []struct {
+		name    string
+		sec     *runtimeapi.LinuxContainerSecurityContext
+		want    []string
+		wantErr bool
+	}{
+		{name: "privileged gets the host's", sec: sc(true), want: host},
+		{name: "ALL gets the host's", sec: sc(false, "ALL"), want: host},
+		{name: "defaults the host has", sec: sc(false), want: []string{"CAP_CHOWN", "CAP_KILL"}},
+		{name: "add one the host has", sec: sc(false, "net_admin"), want: []string{"CAP_CHOWN", "CAP_KILL", "CAP_NET_ADMIN"}},
+		{name: "add one the host lacks", sec: sc(false, "SYS_ADMIN"), wantErr: true},
+	} {
+		got, err := capabilities(tc.sec, host)
+		if (err != nil) != tc.wantErr || (!tc.wantErr && !slices.Equal(got, tc.want)) {
+			t.Errorf("%s: %v, %v; want %v (error %v)", tc.name, got, err, tc.want, tc.wantErr)
+		}
+	}
+}

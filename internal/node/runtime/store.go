@@ -52,7 +52,9 @@ type container struct {
 	Overlay bool
 	// StopSignal is the signal StopContainer sends first.
 	StopSignal string
-	CreatedAt  int64
+	// Cgroup is the container's cgroup path under each hierarchy.
+	Cgroup    string
+	CreatedAt int64
 	// StartedAt is set once runc start returned; 0 before.
 	StartedAt int64
 }
@@ -66,6 +68,7 @@ type containerRecord struct {
 	LogPath    string          `json:"logPath"`
 	Overlay    bool            `json:"overlay,omitempty"`
 	StopSignal string          `json:"stopSignal"`
+	Cgroup     string          `json:"cgroup"`
 	CreatedAt  int64           `json:"createdAt"`
 	StartedAt  int64           `json:"startedAt,omitempty"`
 }
@@ -93,7 +96,7 @@ func (r *Runtime) saveContainer(c *container) error {
 	}
 	b, err := json.Marshal(containerRecord{
 		ID: c.ID, SandboxID: c.SandboxID, Config: cfg, Image: c.Image, LogPath: c.LogPath,
-		Overlay: c.Overlay, StopSignal: c.StopSignal, CreatedAt: c.CreatedAt, StartedAt: c.StartedAt,
+		Overlay: c.Overlay, StopSignal: c.StopSignal, Cgroup: c.Cgroup, CreatedAt: c.CreatedAt, StartedAt: c.StartedAt,
 	})
 	if err != nil {
 		return err
@@ -142,7 +145,9 @@ func (r *Runtime) load(ctx context.Context) error {
 			// Died before its record was written: nothing runs from
 			// a bundle without one (conmon starts after the write).
 			log.Warn("removing a container bundle without a record", "container", id)
-			r.removeBundle(ctx, id, false)
+			if err := r.removeBundle(ctx, id, true); err != nil {
+				log.Error("cannot remove a container bundle without a record", "container", id, "err", err)
+			}
 			continue
 		}
 		if err != nil {
@@ -154,7 +159,7 @@ func (r *Runtime) load(ctx context.Context) error {
 		}
 		c := &container{
 			ID: rec.ID, SandboxID: rec.SandboxID, Image: rec.Image, LogPath: rec.LogPath,
-			Overlay: rec.Overlay, StopSignal: rec.StopSignal, CreatedAt: rec.CreatedAt, StartedAt: rec.StartedAt,
+			Overlay: rec.Overlay, StopSignal: rec.StopSignal, Cgroup: rec.Cgroup, CreatedAt: rec.CreatedAt, StartedAt: rec.StartedAt,
 			Config: &runtimeapi.ContainerConfig{},
 		}
 		if err := protojson.Unmarshal(rec.Config, c.Config); err != nil {

@@ -98,13 +98,3 @@ func (r *Runtime) ListMetricDescriptors(ctx context.Context) ([]*runtimeapi.Metr
 func (r *Runtime) ListPodSandboxMetrics(ctx context.Context) ([]*runtimeapi.PodSandboxMetrics, error) {
 	return nil, unimplemented("ListPodSandboxMetrics")
 }
-
-// ContainerStats implements RuntimeService.
-func (r *Runtime) ContainerStats(ctx context.Context, id string) (*runtimeapi.ContainerStats, error) {
-	return nil, unimplemented("ContainerStats")
-}
-
-// ListContainerStats implements RuntimeService.
-func (r *Runtime) ListContainerStats(ctx context.Context, filter *runtimeapi.ContainerStatsFilter) ([]*runtimeapi.ContainerStats, error) {
-	return nil, unimplemented("ListContainerStats")
-}
