@@ -221,14 +221,22 @@ func (pw *podWorker) setRuntime(rt *podRuntime) {
 // instanceName returns the container name of an instance in the last
 // runtime snapshot.
 func (pw *podWorker) instanceName(id string) string {
+	if i := pw.instanceByID(id); i != nil {
+		return i.Name
+	}
+	return id
+}
+
+// instanceByID returns an instance of the last runtime snapshot.
+func (pw *podWorker) instanceByID(id string) *instance {
 	pw.mu.Lock()
 	defer pw.mu.Unlock()
 	if pw.runtime != nil {
 		for _, i := range pw.runtime.Instances {
 			if i.ID == id {
-				return i.Name
+				return i
 			}
 		}
 	}
-	return id
+	return nil
 }

@@ -3,6 +3,7 @@ package pods
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -256,15 +257,16 @@ func (w *Workers) lookup(namespace, name string) (*podWorker, error) {
 }
 
 // ContainerID returns the runtime ID (without the volplane:// scheme) of
-// the newest instance of the container, for exec and attach.
+// the running instance of the container, for exec and attach; ErrNotFound
+// when none runs.
 func (w *Workers) ContainerID(namespace, pod, container string) (string, error) {
 	pw, err := w.lookup(namespace, pod)
 	if err != nil {
 		return "", err
 	}
 	inst := pw.instance(container, false)
-	if inst == nil {
-		return "", fmt.Errorf("container %s in pod %s/%s: %w", container, namespace, pod, ErrNotFound)
+	if inst == nil || !inst.running() {
+		return "", fmt.Errorf("container not found (%q): %w", container, ErrNotFound)
 	}
 	return inst.ID, nil
 }
@@ -278,13 +280,88 @@ func (w *Workers) ContainerLogPath(namespace, pod, container string, previous bo
 	}
 	inst := pw.instance(container, previous)
 	if inst == nil {
-		what := "container"
 		if previous {
-			what = "previous terminated container"
+			return "", fmt.Errorf("previous terminated container %q in pod %q not found: %w", container, pod, ErrNotFound)
 		}
-		return "", fmt.Errorf("%s %q in pod %q: %w", what, container, pod, ErrNotFound)
+		return "", fmt.Errorf("container %q in pod %q not found: %w", container, pod, ErrNotFound)
 	}
 	return pw.logPath(inst), nil
+}
+
+// ContainerLog chooses the log `kubectl logs` reads as the kubelet does,
+// from the container's status: with previous the last terminated
+// instance; else the running or terminated one, or for a container
+// waiting to restart the one that last terminated. It returns the runtime
+// ID and the log's host path; the error's text is the kubelet's.
+func (w *Workers) ContainerLog(namespace, pod, container string, previous bool) (id, path string, err error) {
+	pw, err := w.lookup(namespace, pod)
+	if err != nil {
+		return "", "", err
+	}
+	p := pw.currentPod()
+	if st, ok := w.status.get(p.UID); ok {
+		p.Status = st
+	}
+	cs, ok := statusOf(append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...), container)
+	if !ok {
+		return "", "", fmt.Errorf("container %s is not valid for pod %s: %w", container, pod, ErrNotFound)
+	}
+	last := cs.LastTerminationState.Terminated
+	var cid string
+	switch {
+	case previous:
+		if last == nil || last.ContainerID == "" {
+			return "", "", fmt.Errorf("previous terminated container %q in pod %q not found: %w", container, pod, ErrNotFound)
+		}
+		cid = last.ContainerID
+	case cs.State.Running != nil:
+		cid = cs.ContainerID
+	case cs.State.Terminated != nil && cs.State.Terminated.ContainerID != "":
+		cid = cs.State.Terminated.ContainerID
+	case last != nil && last.ContainerID != "":
+		cid = last.ContainerID
+	default:
+		reason := ""
+		if cs.State.Waiting != nil {
+			reason = cs.State.Waiting.Reason
+		}
+		return "", "", fmt.Errorf("container %q in pod %q is waiting to start: %s: %w", container, pod, reason, ErrNotFound)
+	}
+	cid = strings.TrimPrefix(cid, containerIDScheme)
+	inst := pw.instanceByID(cid)
+	if inst == nil {
+		return "", "", fmt.Errorf("container %q in pod %q: instance %s is gone: %w", container, pod, cid, ErrNotFound)
+	}
+	return cid, pw.logPath(inst), nil
+}
+
+// PodSandboxID returns the runtime ID of the pod's ready sandbox, for
+// port forwarding.
+func (w *Workers) PodSandboxID(namespace, pod string) (string, error) {
+	pw, err := w.lookup(namespace, pod)
+	if err != nil {
+		return "", err
+	}
+	pw.mu.Lock()
+	defer pw.mu.Unlock()
+	if pw.runtime == nil || pw.runtime.readySandbox() == nil {
+		return "", fmt.Errorf("pod %s/%s has no sandbox: %w", namespace, pod, ErrNotFound)
+	}
+	return pw.runtime.readySandbox().ID, nil
+}
+
+// Pod returns the pod bound to this node with the status the agent last
+// computed for it.
+func (w *Workers) Pod(namespace, name string) (*corev1.Pod, bool) {
+	pw, err := w.lookup(namespace, name)
+	if err != nil || pw.orphan {
+		return nil, false
+	}
+	p := pw.currentPod()
+	if st, ok := w.status.get(p.UID); ok {
+		p.Status = st
+	}
+	return p, true
 }
 
 // RunningPods returns the pods with workers, each with the status the

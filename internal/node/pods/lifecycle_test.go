@@ -1,0 +1,115 @@
+package pods
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func TestActiveDeadline(t *testing.T) {
+	pod := testPod("dl", ctr("app"))
+	deadline := int64(30)
+	pod.Spec.ActiveDeadlineSeconds = &deadline
+	h := newHarness(t, pod)
+	pw := h.worker(pod)
+	if next, _ := h.sync(pw); next > 30*time.Second {
+		t.Errorf("next sync in %v, after the deadline", next)
+	}
+	h.clock.Step(29 * time.Second)
+	h.sync(pw)
+	if pw.isTerminated() {
+		t.Fatal("stopped before the deadline")
+	}
+	h.clock.Step(time.Second)
+	h.sync(pw)
+	got := h.apiPod(pod)
+	if got.Status.Phase != corev1.PodFailed || got.Status.Reason != "DeadlineExceeded" || got.Status.Message != deadlineExceededMessage {
+		t.Errorf("status %s %q %q", got.Status.Phase, got.Status.Reason, got.Status.Message)
+	}
+	if ev := h.drainEvents(); !hasEvent(ev, "Warning DeadlineExceeded "+deadlineExceededMessage) {
+		t.Errorf("events %q", ev)
+	}
+	if !pw.isTerminated() {
+		t.Error("not terminated")
+	}
+}
+
+func TestContainerLogChoice(t *testing.T) {
+	pod := testPod("logs", ctr("app"))
+	h := newHarness(t, pod)
+	pw := h.worker(pod)
+	if _, _, err := h.w.ContainerLog("default", "logs", "app", false); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("before any sync: %v", err)
+	}
+	h.sync(pw)
+	if _, _, err := h.w.ContainerLog("default", "logs", "app", true); err == nil || !strings.Contains(err.Error(), `previous terminated container "app" in pod "logs" not found`) {
+		t.Errorf("previous of a first instance: %v", err)
+	}
+	h.exit(pod, "app", 1)
+	h.sync(pw) // restarted at once
+	h.exit(pod, "app", 1)
+	h.sync(pw) // CrashLoopBackOff: logs show the instance that crashed
+	id, path, err := h.w.ContainerLog("default", "logs", "app", false)
+	if err != nil || !strings.HasSuffix(path, "/app/1.log") {
+		t.Errorf("crash-looping container's log: %s %s %v", id, path, err)
+	}
+	// As upstream, --previous of a crash-looping container is the same
+	// last terminated instance.
+	if _, path, err := h.w.ContainerLog("default", "logs", "app", true); err != nil || !strings.HasSuffix(path, "/app/1.log") {
+		t.Errorf("previous: %s %v", path, err)
+	}
+	if _, err := h.w.ContainerID("default", "logs", "app"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("ContainerID of a waiting container: %v", err)
+	}
+	if _, _, err := h.w.ContainerLog("default", "logs", "nosuch", false); err == nil || !strings.Contains(err.Error(), "is not valid for pod") {
+		t.Errorf("unknown container: %v", err)
+	}
+}
+
+// The workers' own goroutines, through Update, Run and Delete.
+func TestRunUpdateDelete(t *testing.T) {
+	pod := testPod("live", ctr("app"))
+	h := newHarness(t, pod)
+	h.w.ctx = nil
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h.w.Update(pod) // before Run: waits for it
+	go h.w.Run(ctx)
+	waitFor(t, "Running", func() bool { return h.apiPod(pod).Status.Phase == corev1.PodRunning })
+	if len(h.w.Pods()) != 1 || len(h.w.RunningPods()) != 1 {
+		t.Errorf("Pods %d RunningPods %d", len(h.w.Pods()), len(h.w.RunningPods()))
+	}
+	// An exit noticed by the relist alone: the worker restarts it.
+	h.exit(pod, "app", 1)
+	waitFor(t, "restart", func() bool { return containerStatus(t, h.apiPod(pod), "app").RestartCount == 1 })
+
+	// Force deletion: the object is gone, the worker stops everything.
+	if err := h.client.CoreV1().Pods("default").Delete(ctx, pod.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.w.Delete(pod)
+	waitFor(t, "forgotten", func() bool { return len(h.w.Pods()) == 0 })
+	calls := strings.Join(h.log.get(), ",")
+	if !strings.Contains(calls, "StopPodSandbox") || !strings.Contains(calls, "RemovePodSandbox") {
+		t.Errorf("calls %s", calls)
+	}
+	if !h.w.ContainersTerminated(pod.UID) {
+		t.Error("a forgotten pod's containers are terminated")
+	}
+}
+
+// waitFor polls cond; the bound only keeps a broken test from hanging.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
