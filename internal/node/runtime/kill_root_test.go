@@ -1,0 +1,102 @@
+package runtime
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// helperEnv names the state directory a re-executed test binary runs a
+// container from (see TestMain).
+const helperEnv = "VOLPLANE_RUNTIME_TEST_HELPER"
+
+// TestMain lets TestAdoptAfterKill9 run an agent stand-in in a process of
+// its own: it creates a sandbox and a long-running container, prints the
+// container's ID and waits to be killed.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(helperEnv); dir != "" {
+		os.Exit(helper(dir))
+	}
+	os.Exit(m.Run())
+}
+
+func helper(dir string) int {
+	ctx := context.Background()
+	rt, err := New(ctx, Config{StateDir: filepath.Join(dir, "runtime"), ImagesDir: filepath.Join(dir, "images")})
+	if err != nil {
+		fmt.Println("error:", err)
+		return 1
+	}
+	sbCfg := &runtimeapi.PodSandboxConfig{
+		Metadata:     &runtimeapi.PodSandboxMetadata{Name: "killed", Namespace: "default", Uid: "u"},
+		LogDirectory: filepath.Join(dir, "logs"),
+	}
+	sb, err := rt.RunPodSandbox(ctx, sbCfg, "")
+	if err == nil {
+		var id string
+		id, err = rt.CreateContainer(ctx, sb, containerConfig("c", "sh", "-c", "echo started; sleep 1000"), sbCfg)
+		if err == nil {
+			err = rt.StartContainer(ctx, id)
+		}
+		if err == nil {
+			fmt.Println("id:", id)
+			select {} // until kill -9
+		}
+	}
+	fmt.Println("error:", err)
+	return 1
+}
+
+func TestAdoptAfterKill9(t *testing.T) {
+	e := newTestEnv(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+e.dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		_ = cmd.Process.Kill()
+		t.Fatalf("helper: %q, %v", line, err)
+	}
+	// The "agent" dies without a chance to clean up.
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	id, ok := strings.CutPrefix(strings.TrimSpace(line), "id: ")
+	if !ok {
+		t.Fatalf("helper said %q", line)
+	}
+	e.rt = e.open()
+	st, err := e.rt.ContainerStatus(e.ctx, id, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Status.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("after kill -9 of its runtime the container is %v, want RUNNING", st.Status.State)
+	}
+	waitLog(t, e.rt, id, "started")
+	// Still running for real: exec into it.
+	if out, _, err := e.rt.ExecSync(e.ctx, id, []string{"echo", "alive"}, 0); err != nil || strings.TrimSpace(string(out)) != "alive" {
+		t.Errorf("exec after adoption: %q, %v", out, err)
+	}
+	if err := e.rt.StopContainer(e.ctx, id, 0); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.waitExited(e.rt, id); st.ExitCode != 137 {
+		t.Errorf("exit %d, want 137", st.ExitCode)
+	}
+}
