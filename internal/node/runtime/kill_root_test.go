@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -98,5 +99,45 @@ func TestAdoptAfterKill9(t *testing.T) {
 	}
 	if st := e.waitExited(e.rt, id); st.ExitCode != 137 {
 		t.Errorf("exit %d, want 137", st.ExitCode)
+	}
+}
+
+func TestMonitorGone(t *testing.T) {
+	e := newTestEnv(t)
+	sb, sbCfg := e.sandbox("orphan")
+	id := e.run(sb, sbCfg, containerConfig("c", "sleep", "1000"))
+	b, err := os.ReadFile(filepath.Join(e.rt.bundle(id), "conmon.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if _, err := fmt.Sscan(string(b), &pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for e.rt.conmonAlive(id) { // until the kernel has taken it away
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The next runtime finds the container without its monitor: it kills
+	// it and records exit code 255.
+	e.rt = e.open()
+	st, err := e.rt.ContainerStatus(e.ctx, id, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Status.State != runtimeapi.ContainerState_CONTAINER_EXITED || st.Status.ExitCode != 255 {
+		t.Errorf("container whose conmon died: %v exit %d, want EXITED 255", st.Status.State, st.Status.ExitCode)
+	}
+	rs, err := e.rt.runcState(e.ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rs.Status != "stopped" { // runc kill does not wait
+		time.Sleep(10 * time.Millisecond)
+		if rs, err = e.rt.runcState(e.ctx, id); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -179,19 +179,25 @@ func (r *Runtime) reconcile(ctx context.Context, c *container) error {
 	if _, ok := r.exitStatus(c.ID); ok {
 		return nil
 	}
-	if c.StartedAt != 0 && r.conmonAlive(c.ID) {
-		return nil
-	}
-	st, err := r.runcState(ctx, c.ID)
-	switch {
-	case err == nil && st.Status == "running" && c.StartedAt == 0:
+	if r.conmonAlive(c.ID) {
+		if c.StartedAt != 0 {
+			return nil
+		}
+		st, err := r.runcState(ctx, c.ID)
+		if err != nil || st.Status != "running" {
+			return err
+		}
 		c.StartedAt = st.Created.UnixNano()
 		return r.saveContainer(c)
-	case err == nil && (st.Status == "running" || st.Status == "created") && r.conmonAlive(c.ID):
+	}
+	// conmon writes the exit file before it exits: missing now, it
+	// stays missing.
+	if _, ok := r.exitStatus(c.ID); ok {
 		return nil
-	case err == nil && (st.Status == "running" || st.Status == "created"):
-		// Running without its monitor: no one will record its exit.
-		// Kill it so that its state is known.
+	}
+	if st, err := r.runcState(ctx, c.ID); err == nil && (st.Status == "running" || st.Status == "created") {
+		// Running without its monitor: no one would record its exit
+		// or read its output. Kill it so that its state is known.
 		_ = r.runc(ctx, "kill", c.ID, "KILL")
 	}
 	return r.writeExit(c.ID, 255)
