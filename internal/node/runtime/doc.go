@@ -100,10 +100,23 @@
 //     directories); ListImages lists ImagesDir only.
 //   - No seccomp or AppArmor profiles are applied.
 //   - The URL-returning CRI Exec, Attach and PortForward, checkpointing,
-//     container events, resource updates and stats answer gRPC
-//     Unimplemented; the kubelet API calls Streamer instead of a URL.
+//     container events, resource updates and sandbox stats and metrics
+//     answer gRPC Unimplemented; the kubelet API calls Streamer instead
+//     of a URL. ContainerStats gives CPU and memory from the cgroup
+//     files, no filesystem figures.
+//   - Privileged containers (and "ALL") get every capability the runtime
+//     itself holds, not every capability the kernel knows: runc cannot
+//     grant more.
 //   - Sandboxes without a cgroup_parent share /volplane as their parent
 //     cgroup, which stays once created.
+//
+// # Errors
+//
+// An unknown sandbox or container is gRPC NotFound
+// (k8s.io/cri-api/pkg/errors.IsNotFound); removing or stopping one is not
+// an error. A bad config is InvalidArgument, an operation in the wrong
+// state FailedPrecondition. runc's failures are *hostops.ExecError with
+// runc's message; a failed runc create wraps ErrCreate.
 //
 // This package may call runc and conmon (as processes), internal/hostops
 // (the overlay mounts and the mount table) and internal/atomicfile.
