@@ -428,3 +428,25 @@ func TestStartCost(t *testing.T) {
 	t.Logf("bare runc run (create, start, exit, delete): %v each, %v CPU each", bare/n, floor.CPU/n)
 	t.Logf("CreateContainer %v + StartContainer %v = %v each", create/n, start/n, (create+start)/n)
 }
+
+func TestReopenContainerLog(t *testing.T) {
+	e := newTestEnv(t)
+	sb, sbCfg := e.sandbox("rotate")
+	id := e.run(sb, sbCfg, containerConfig("c", "sh", "-c", "while :; do echo tick; sleep 0.1; done"))
+	waitLog(t, e.rt, id, "tick")
+	st, _ := e.rt.ContainerStatus(e.ctx, id, false)
+	// Rotate as the kubelet's log manager does: rename, then reopen.
+	if err := os.Rename(st.Status.LogPath, st.Status.LogPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.rt.ReopenContainerLog(e.ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, e.rt, id, "stdout F tick")
+	if err := e.rt.StopContainer(e.ctx, id, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.rt.ReopenContainerLog(e.ctx, id); err == nil {
+		t.Error("reopened the log of a stopped container")
+	}
+}
