@@ -107,3 +107,37 @@ func TestPortForward(t *testing.T) {
 		t.Error("port-forward to an unknown sandbox succeeded")
 	}
 }
+
+func TestExecTTYResize(t *testing.T) {
+	e := newTestEnv(t)
+	sb, sbCfg := e.sandbox("resize")
+	id := e.run(sb, sbCfg, containerConfig("c", "sleep", "1000"))
+	pr, pw := io.Pipe()
+	var out syncBuffer
+	resize := make(chan remoteSize)
+	done := make(chan error, 1)
+	go func() { done <- e.rt.Streamer().Exec(e.ctx, id, []string{"sh"}, pr, &out, nil, true, resize) }()
+	// The size reaches the container's terminal through runc's SIGWINCH
+	// handler, asynchronously: ask until it shows.
+	waitSize := func(text string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(out.String(), text) {
+			if time.Now().After(deadline) {
+				t.Fatalf("terminal never showed %q: %q", text, out.String())
+			}
+			_, _ = io.WriteString(pw, "stty size\n")
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	resize <- remoteSize{Width: 100, Height: 30}
+	waitSize("30 100")
+	resize <- remoteSize{Width: 90, Height: 20}
+	waitSize("20 90")
+	_, _ = io.WriteString(pw, "exit 0\n")
+	if err := <-done; err != nil {
+		t.Errorf("exec: %v", err)
+	}
+	close(resize)
+	pw.Close()
+}
