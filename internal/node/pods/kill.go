@@ -62,7 +62,7 @@ func (pw *podWorker) terminate(ctx context.Context, pod *corev1.Pod, rt *podRunt
 	if deadline {
 		w.cfg.Recorder.Eventf(pod, corev1.EventTypeWarning, eventDeadlineExceeded, deadlineExceededMessage)
 		pw.mu.Lock()
-		pw.podReason = &waitReason{eventDeadlineExceeded, deadlineExceededMessage}
+		pw.podReason = &waitReason{Reason: eventDeadlineExceeded, Message: deadlineExceededMessage}
 		pw.mu.Unlock()
 	}
 	grace := gracePeriod(pod, nil)

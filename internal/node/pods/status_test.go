@@ -65,10 +65,10 @@ func TestComputeStatus(t *testing.T) {
 	}, {
 		name:      "crash loop",
 		instances: []*instance{exited("app", 3, 1), exited("app", 2, 1)},
-		reasons:   map[string]waitReason{"app": {"CrashLoopBackOff", "back-off 40s restarting failed container=app pod=p"}},
+		reasons:   map[string]waitReason{"app": {Reason: "CrashLoopBackOff", Message: "back-off 40s restarting failed container=app pod=p"}},
 		want:      want{corev1.PodRunning, corev1.ConditionFalse, corev1.ConditionTrue, corev1.ConditionTrue, "CrashLoopBackOff", "containers with unready status: [app]"},
 	}, {
-		name: "create error", reasons: map[string]waitReason{"app": {"CreateContainerError", "no command specified"}},
+		name: "create error", reasons: map[string]waitReason{"app": {Reason: "CreateContainerError", Message: "no command specified"}},
 		want: want{corev1.PodPending, corev1.ConditionFalse, corev1.ConditionTrue, corev1.ConditionTrue, "CreateContainerError", "containers with unready status: [app]"},
 	}, {
 		name: "never: completed", policy: corev1.RestartPolicyNever,
@@ -101,7 +101,7 @@ func TestComputeStatus(t *testing.T) {
 	}, {
 		name:      "active deadline",
 		instances: []*instance{exited("app", 0, 137)}, terminal: true,
-		podReason: &waitReason{"DeadlineExceeded", deadlineExceededMessage},
+		podReason: &waitReason{Reason: "DeadlineExceeded", Message: deadlineExceededMessage},
 		want:      want{corev1.PodFailed, corev1.ConditionFalse, corev1.ConditionTrue, corev1.ConditionTrue, "Error", ""},
 	}}
 	for _, tt := range tests {

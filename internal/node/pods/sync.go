@@ -104,6 +104,10 @@ func (pw *podWorker) syncRunning(ctx context.Context, pod *corev1.Pod, rt *podRu
 		if !a.Start {
 			continue
 		}
+		if wait, held := pw.retryHold(a.Container.Name); held {
+			next = min(next, wait)
+			continue
+		}
 		if wait, held := pw.backoffHold(pod, a); held {
 			next = min(next, wait)
 			continue
@@ -117,7 +121,7 @@ func (pw *podWorker) syncRunning(ctx context.Context, pod *corev1.Pod, rt *podRu
 		var se *startError
 		switch {
 		case errors.As(err, &se):
-			pw.setReason(a.Container.Name, &waitReason{se.Reason, se.Message})
+			pw.setReason(a.Container.Name, &waitReason{Reason: se.Reason, Message: se.Message, NotBefore: w.now().Add(errorRetry)})
 			next = min(next, errorRetry)
 		case err != nil:
 			logger.Warn("starting a container", "container", a.Container.Name, "err", err)
@@ -155,11 +159,26 @@ func (pw *podWorker) backoffHold(pod *corev1.Pod, a action) (time.Duration, bool
 		d := b.Get(key)
 		pw.w.cfg.Recorder.Eventf(containerRef(pod, a.Container), corev1.EventTypeWarning, eventBackOff,
 			"Back-off restarting failed container %s in pod %s", a.Container.Name, formatPod(pod))
-		pw.setReason(a.Container.Name, &waitReason{reasonCrashLoopBackOff,
-			fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", d, a.Container.Name, formatPod(pod))})
+		pw.setReason(a.Container.Name, &waitReason{Reason: reasonCrashLoopBackOff,
+			Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", d, a.Container.Name, formatPod(pod))})
 		return max(time.Until(ts.Add(d)), 0) + 10*time.Millisecond, true
 	}
 	b.Next(key, ts)
+	return 0, false
+}
+
+// retryHold keeps a container whose start failed from being tried again
+// before its retry time, however often the pod is synced meanwhile.
+func (pw *podWorker) retryHold(container string) (time.Duration, bool) {
+	pw.mu.Lock()
+	r, ok := pw.reasons[container]
+	pw.mu.Unlock()
+	if !ok || r.NotBefore.IsZero() {
+		return 0, false
+	}
+	if d := r.NotBefore.Sub(pw.w.now()); d > 0 {
+		return d, true
+	}
 	return 0, false
 }
 

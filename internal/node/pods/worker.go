@@ -48,9 +48,11 @@ type podWorker struct {
 	podReason *waitReason
 }
 
-// waitReason is a container's waiting reason and message.
+// waitReason is a container's waiting reason and message. A failed
+// start is not tried again before NotBefore.
 type waitReason struct {
 	Reason, Message string
+	NotBefore       time.Time
 }
 
 func newPodWorker(w *Workers, pod *corev1.Pod, orphan bool) *podWorker {

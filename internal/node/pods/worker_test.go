@@ -409,3 +409,35 @@ func TestLivenessFailureRestarts(t *testing.T) {
 		t.Errorf("old instance state %v", got)
 	}
 }
+
+// A failed start is retried after errorRetry, not on every sync the
+// status writes or the relist cause.
+func TestFailedStartIsRetriedLater(t *testing.T) {
+	pod := testPod("retry", ctr("app"))
+	h := newHarness(t, pod)
+	pw := h.worker(pod)
+	h.rt.InjectError("CreateContainer", errString("no command specified"))
+	h.sync(pw)
+	h.sync(pw)
+	if n := countCalls(h, "CreateContainer"); n != 1 {
+		t.Fatalf("CreateContainer called %d times before the retry time", n)
+	}
+	h.clock.Step(errorRetry)
+	h.sync(pw)
+	if n := countCalls(h, "CreateContainer"); n != 2 {
+		t.Fatalf("CreateContainer called %d times after the retry time", n)
+	}
+	if cs := containerStatus(t, h.apiPod(pod), "app"); cs.State.Running == nil {
+		t.Errorf("not running after the retry: %+v", cs.State)
+	}
+}
+
+func countCalls(h *harness, name string) int {
+	n := 0
+	for _, c := range h.rt.GetCalls() {
+		if c == name {
+			n++
+		}
+	}
+	return n
+}
