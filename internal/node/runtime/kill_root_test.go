@@ -141,3 +141,29 @@ func TestMonitorGone(t *testing.T) {
 		}
 	}
 }
+
+func TestUnreadableRecordsSkipped(t *testing.T) {
+	e := newTestEnv(t)
+	sb, sbCfg := e.sandbox("good")
+	id := e.run(sb, sbCfg, containerConfig("c", "true"))
+	e.waitExited(e.rt, id)
+	if err := os.WriteFile(e.rt.sandboxFile("torn"), []byte(`{"id": "torn", "con`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A bundle without a record (the agent died mid-create) is removed.
+	orphan := e.rt.bundle("orphan")
+	if err := os.MkdirAll(filepath.Join(orphan, "rootfs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rt := e.open()
+	if sbs, _ := rt.ListPodSandbox(e.ctx, nil); len(sbs) != 1 || sbs[0].Id != sb {
+		t.Errorf("sandboxes %v, want only %s", sbs, sb)
+	}
+	if st, err := rt.ContainerStatus(e.ctx, id, false); err != nil || st.Status.ExitCode != 0 {
+		t.Errorf("container next to a torn record: %v, %v", st, err)
+	}
+	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
+		t.Errorf("bundle without a record: %v, want removed", err)
+	}
+	_ = os.Remove(e.rt.sandboxFile("torn"))
+}

@@ -104,7 +104,8 @@ func (r *Runtime) saveContainer(c *container) error {
 	return atomicfile.Write(filepath.Join(r.bundle(c.ID), "meta.json"), b)
 }
 
-// load reads every sandbox and container record under StateDir. A
+// load reads every sandbox and container record under StateDir; one it
+// cannot parse is logged and left alone rather than stopping the node. A
 // container whose record says "not started" but whose process runs (the
 // agent died between runc start and the record) is marked started; one
 // whose monitor is gone without an exit file gets exit code 255.
@@ -125,11 +126,13 @@ func (r *Runtime) load(ctx context.Context) error {
 		}
 		var rec sandboxRecord
 		if err := json.Unmarshal(b, &rec); err != nil {
-			return fmt.Errorf("sandbox record %s: %w", id, err)
+			log.Error("skipping an unreadable sandbox record", "sandbox", id, "err", err)
+			continue
 		}
 		s := &sandbox{ID: rec.ID, CreatedAt: rec.CreatedAt, Ready: rec.Ready, Config: &runtimeapi.PodSandboxConfig{}}
 		if err := protojson.Unmarshal(rec.Config, s.Config); err != nil {
-			return fmt.Errorf("sandbox record %s: %w", id, err)
+			log.Error("skipping an unreadable sandbox record", "sandbox", id, "err", err)
+			continue
 		}
 		r.sandboxes[s.ID] = s
 	}
@@ -155,7 +158,8 @@ func (r *Runtime) load(ctx context.Context) error {
 		}
 		var rec containerRecord
 		if err := json.Unmarshal(b, &rec); err != nil {
-			return fmt.Errorf("container record %s: %w", id, err)
+			log.Error("skipping an unreadable container record", "container", id, "err", err)
+			continue
 		}
 		c := &container{
 			ID: rec.ID, SandboxID: rec.SandboxID, Image: rec.Image, LogPath: rec.LogPath,
@@ -163,7 +167,8 @@ func (r *Runtime) load(ctx context.Context) error {
 			Config: &runtimeapi.ContainerConfig{},
 		}
 		if err := protojson.Unmarshal(rec.Config, c.Config); err != nil {
-			return fmt.Errorf("container record %s: %w", id, err)
+			log.Error("skipping an unreadable container record", "container", id, "err", err)
+			continue
 		}
 		r.containers[id] = c
 		if err := r.reconcile(ctx, c); err != nil {
