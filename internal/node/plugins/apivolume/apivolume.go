@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"volplane/internal/node/plugins"
 	"volplane/internal/node/plugins/atomicwriter"
@@ -33,6 +34,7 @@ type Base struct {
 	host     *plugins.Host
 	mu       sync.Mutex
 	handlers []func(string)
+	pods     map[string]types.UID // volume name -> pod, for Host.Remount
 }
 
 // InitBase keeps host for SetUp and TearDown.
@@ -56,6 +58,24 @@ func (b *Base) VolumeName(spec *plugins.Spec, pod *corev1.Pod) (string, error) {
 		return "", fmt.Errorf("%s: a volume name and a pod UID are required", b.PluginName)
 	}
 	return b.PluginName + "/" + string(pod.UID) + "-" + spec.Name, nil
+}
+
+// Track returns the unique name of the volume SetUp is called for and
+// remembers its pod, so a change can be pushed with Host.Remount. Call it
+// first in SetUp, before anything can fail: a volume whose object is
+// still missing must hear when it appears.
+func (b *Base) Track(args plugins.SetUpArgs) (string, error) {
+	name, err := b.VolumeName(args.Spec, args.Pod)
+	if err != nil {
+		return "", err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.pods == nil {
+		b.pods = map[string]types.UID{}
+	}
+	b.pods[name] = args.Pod.UID
+	return name, nil
 }
 
 // RequiresRemount implements plugins.Remounter: the content follows the
@@ -83,15 +103,21 @@ func (b *Base) OnChange(fn func(volumeName string)) {
 	b.handlers = append(b.handlers, fn)
 }
 
-// Notify calls the OnChange callbacks for volumeName when it is one of
-// this plugin's volumes; a shared object cache calls it for all.
+// Notify tells the volume manager that volumeName, one of this plugin's
+// volumes, changed: through Host.Remount with its pod, and through the
+// OnChange callbacks. A shared object cache calls it for every volume;
+// others' are ignored.
 func (b *Base) Notify(volumeName string) {
 	if !strings.HasPrefix(volumeName, b.PluginName+"/") {
 		return
 	}
 	b.mu.Lock()
 	handlers := append([]func(string){}, b.handlers...)
+	uid, tracked := b.pods[volumeName]
 	b.mu.Unlock()
+	if tracked && b.host != nil && b.host.Remount != nil {
+		b.host.Remount(uid)
+	}
 	for _, fn := range handlers {
 		fn(volumeName)
 	}
@@ -173,5 +199,8 @@ func (b *Base) TearDown(ctx context.Context, dir string) error {
 	if b.Release != nil {
 		b.Release(name)
 	}
+	b.mu.Lock()
+	delete(b.pods, name)
+	b.mu.Unlock()
 	return nil
 }

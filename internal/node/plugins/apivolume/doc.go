@@ -26,18 +26,21 @@
 //
 // # Change notification (the seam with the volume manager)
 //
+// When a volume's content changed, the plugin calls Host.Remount with the
+// volume's pod (the volume manager then sets the pod's Remounter volumes
+// up again), and the OnChange callbacks with the volume's unique name.
 // Every plugin built on Base implements Notifier:
 //
 //	OnChange(fn func(volumeName string))
 //
-// The volume manager calls OnChange once per plugin, after Init, with a
-// function that marks the named volume for a new SetUp (the volumes of
-// these plugins are Remounters; SetUp is idempotent and a no-op when the
-// content is unchanged). fn is called when a configMap or secret the
-// volume shows changed, appeared or went away, when a service account
-// token of the volume reaches 80% of its life (or 24 h), and when a pod
-// certificate should be renewed. fn runs on a watch or timer goroutine
-// and must not block: queue the name and return.
+// A volume manager that prefers names to pods calls OnChange once per
+// plugin, after Init, with a function that marks the named volume for a
+// new SetUp (these volumes are Remounters; SetUp is idempotent and a
+// no-op when the content is unchanged). Both are called when a configMap,
+// secret or ClusterTrustBundle the volume shows changed, appeared or went
+// away, and when a service account token of the volume reaches 80% of its
+// life (or 24 h). They run on a watch or timer goroutine and must not
+// block: queue the work and return.
 //
 // downwardAPI content depends only on the pod (and, for resourceFieldRef
 // without limits, on the node's allocatable): the volume manager calls

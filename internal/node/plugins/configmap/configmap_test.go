@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -24,13 +25,14 @@ type env struct {
 	objects  *objectcache.Cache
 	plugin   *Plugin
 	changed  chan string
+	remounts chan types.UID
 	watching chan struct{}
 	root     string
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{client: fake.NewClientset(), changed: make(chan string, 16), watching: make(chan struct{}, 16), root: t.TempDir()}
+	e := &env{client: fake.NewClientset(), changed: make(chan string, 16), remounts: make(chan types.UID, 16), watching: make(chan struct{}, 16), root: t.TempDir()}
 	// Signal once a watch is registered with the fake API, so a test
 	// changes an object only when the change will be seen.
 	e.client.PrependWatchReactor("configmaps", func(a k8stesting.Action) (bool, watch.Interface, error) {
@@ -40,7 +42,8 @@ func newEnv(t *testing.T) *env {
 	})
 	e.objects = objectcache.New(e.client, nil)
 	e.plugin = New(e.objects)
-	if err := e.plugin.Init(&plugins.Host{RootDir: e.root, NodeName: "n1", Ops: fakehost.New(), Client: e.client}); err != nil {
+	if err := e.plugin.Init(&plugins.Host{RootDir: e.root, NodeName: "n1", Ops: fakehost.New(), Client: e.client,
+		Remount: func(uid types.UID) { e.remounts <- uid }}); err != nil {
 		t.Fatal(err)
 	}
 	e.plugin.OnChange(func(v string) { e.changed <- v })
@@ -116,6 +119,9 @@ func TestUpdateReachesDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitChanged(t, name)
+	if uid := <-e.remounts; uid != "uid1" {
+		t.Errorf("Host.Remount called for pod %q, want uid1", uid)
+	}
 	if err := e.plugin.SetUp(ctx, args); err != nil {
 		t.Fatal(err)
 	}

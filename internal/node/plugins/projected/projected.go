@@ -86,7 +86,7 @@ func (p *Plugin) SetUp(ctx context.Context, args plugins.SetUpArgs) error {
 	if !p.CanSupport(args.Spec) || args.Pod == nil {
 		return fmt.Errorf("%s: not a projected volume", PluginName)
 	}
-	name, err := p.VolumeName(args.Spec, args.Pod)
+	name, err := p.Track(args)
 	if err != nil {
 		return err
 	}

@@ -60,7 +60,7 @@ func (p *Plugin) SetUp(ctx context.Context, args plugins.SetUpArgs) error {
 		return fmt.Errorf("%s: not a secret volume", PluginName)
 	}
 	src := args.Spec.Volume.Secret
-	name, err := p.VolumeName(args.Spec, args.Pod)
+	name, err := p.Track(args)
 	if err != nil {
 		return err
 	}
