@@ -101,6 +101,11 @@ func TestRunUpdateDelete(t *testing.T) {
 	if !h.w.ContainersTerminated(pod.UID) {
 		t.Error("a forgotten pod's containers are terminated")
 	}
+	// A late update of the removed pod starts nothing again.
+	h.w.Update(pod)
+	if len(h.w.Pods()) != 0 {
+		t.Error("a removed pod got a second worker")
+	}
 }
 
 // waitFor polls cond; the bound only keeps a broken test from hanging.

@@ -42,7 +42,13 @@ type Workers struct {
 	present map[types.UID]bool
 	// exited caches the statuses of exited containers, which never change.
 	exited map[string]*instance
+	// finished holds the pods whose workers removed them, with when:
+	// an update the informer delivers late gets no second worker.
+	finished map[types.UID]time.Time
 }
+
+// finishedMemory is how long a removed pod's UID is remembered.
+const finishedMemory = 5 * time.Minute
 
 var _ volumemanager.PodStates = (*Workers)(nil)
 
@@ -54,14 +60,15 @@ func New(cfg Config) (*Workers, error) {
 		return nil, err
 	}
 	w := &Workers{
-		cfg:     cfg,
-		backoff: flowcontrol.NewBackOff(backoffInitial, backoffMax),
-		now:     time.Now,
-		started: make(chan struct{}),
-		workers: map[types.UID]*podWorker{},
-		byName:  map[types.NamespacedName]types.UID{},
-		present: map[types.UID]bool{},
-		exited:  map[string]*instance{},
+		cfg:      cfg,
+		backoff:  flowcontrol.NewBackOff(backoffInitial, backoffMax),
+		now:      time.Now,
+		started:  make(chan struct{}),
+		workers:  map[types.UID]*podWorker{},
+		byName:   map[types.NamespacedName]types.UID{},
+		present:  map[types.UID]bool{},
+		exited:   map[string]*instance{},
+		finished: map[types.UID]time.Time{},
 	}
 	w.status = newStatusManager(cfg.Client, w.now)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -88,6 +95,9 @@ func (w *Workers) Update(pod *corev1.Pod) {
 	defer w.mu.Unlock()
 	pw, ok := w.workers[pod.UID]
 	if !ok {
+		if _, done := w.finished[pod.UID]; done {
+			return
+		}
 		pw = newPodWorker(w, pod.DeepCopy(), false)
 		w.workers[pod.UID] = pw
 		w.byName[types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}] = pod.UID
@@ -121,6 +131,7 @@ func (w *Workers) forget(pw *podWorker) {
 		}
 	}
 	delete(w.present, pw.uid)
+	w.finished[pw.uid] = w.now()
 	w.status.forget(pw.uid)
 }
 
@@ -149,6 +160,7 @@ func (w *Workers) Run(ctx context.Context) {
 		if housekeeping++; housekeeping%2 == 0 {
 			w.cleanupOrphans(ctx)
 			w.backoff.GC()
+			w.pruneFinished()
 		}
 	}
 }
@@ -182,6 +194,17 @@ func (w *Workers) relist(ctx context.Context, seen map[string]runtimeapi.Contain
 	}
 	w.mu.Unlock()
 	return now
+}
+
+// pruneFinished forgets removed pods after finishedMemory.
+func (w *Workers) pruneFinished() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for uid, at := range w.finished {
+		if w.now().Sub(at) > finishedMemory {
+			delete(w.finished, uid)
+		}
+	}
 }
 
 // cleanupOrphans gives a worker to every sandbox whose pod the informer,
