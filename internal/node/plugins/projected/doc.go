@@ -25,8 +25,12 @@
 //     in 1.37); the certificates deduplicated and PEM-encoded in a stable
 //     order (upstream shuffles them once per kubelet start). A change to
 //     any bundle reports every volume that reads bundles.
-//   - podCertificate: not supported yet; SetUp fails with a clear error,
-//     so the pod waits with a FailedMount event.
+//   - podCertificate: package podcert's Manager: a key made on the node,
+//     a PodCertificateRequest to the source's signer; while no signer
+//     answers, SetUp fails (ErrPending) and the pod waits with a
+//     CertificatePending event and the volume manager's FailedMount. The
+//     key, the chain, or both in one file (key first) at the source's
+//     paths; renewed at the certificate's beginRefreshAt.
 //
 // Token, trust bundle and certificate files get mode 0600 instead of
 // defaultMode when the pod runs as a single user (FsUserFrom: every

@@ -14,6 +14,7 @@ import (
 	"volplane/internal/node/plugins/configmap"
 	"volplane/internal/node/plugins/downwardapi"
 	"volplane/internal/node/plugins/objectcache"
+	"volplane/internal/node/plugins/podcert"
 	"volplane/internal/node/plugins/secret"
 	"volplane/internal/node/plugins/token"
 )
@@ -29,6 +30,8 @@ type Config struct {
 	Objects *objectcache.Cache
 	// Tokens requests service account tokens.
 	Tokens *token.Manager
+	// Certificates issues pod certificates.
+	Certificates *podcert.Manager
 }
 
 // Plugin is the projected volume plugin. Its volumes live on a tmpfs.
@@ -52,7 +55,7 @@ func (p *Plugin) Init(host *plugins.Host) error {
 	if err := p.InitBase(host); err != nil {
 		return err
 	}
-	if p.cfg.Objects == nil || p.cfg.Tokens == nil {
+	if p.cfg.Objects == nil || p.cfg.Tokens == nil || p.cfg.Certificates == nil {
 		if host.Client == nil {
 			return fmt.Errorf("%s: the host has no API client", PluginName)
 		}
@@ -67,11 +70,20 @@ func (p *Plugin) Init(host *plugins.Host) error {
 		}
 		p.cfg.Tokens = tm
 	}
+	if p.cfg.Certificates == nil {
+		cm, err := podcert.New(podcert.Config{Client: host.Client, NodeName: host.NodeName, Recorder: host.Recorder, Log: host.Log})
+		if err != nil {
+			return err
+		}
+		p.cfg.Certificates = cm
+	}
 	p.cfg.Objects.OnChange(p.Notify)
 	p.cfg.Tokens.OnChange(p.Notify)
+	p.cfg.Certificates.OnChange(p.Notify)
 	p.Release = func(volumeName string) {
 		p.cfg.Objects.Release(volumeName)
 		p.cfg.Tokens.Release(volumeName)
+		p.cfg.Certificates.Release(volumeName)
 	}
 	return nil
 }
