@@ -82,10 +82,10 @@ type objectWatch struct {
 	key      key
 	informer cache.SharedIndexInformer
 	cancel   context.CancelFunc
-	volumes  map[string]bool
-	// served is the resourceVersion last handed out (absent for not
-	// found), so the watch's first delivery of that version is no change.
-	served string
+	// volumes maps each volume reading the object to the resourceVersion
+	// it was last handed (absent for not found), so a change is reported
+	// to exactly the volumes that have not seen it yet.
+	volumes map[string]string
 }
 
 // New returns a cache reading through client (the node's identity).
@@ -179,9 +179,11 @@ func (c *Cache) get(ctx context.Context, volumeName string, k key) (runtime.Obje
 		}
 	}
 	c.mu.Lock()
-	w.served = absent
-	if obj != nil {
-		w.served = resourceVersionOf(obj)
+	if _, ok := w.volumes[volumeName]; ok {
+		w.volumes[volumeName] = absent
+		if obj != nil {
+			w.volumes[volumeName] = resourceVersionOf(obj)
+		}
 	}
 	c.mu.Unlock()
 	if obj == nil {
@@ -203,7 +205,9 @@ func (c *Cache) reference(volumeName string, k key) *objectWatch {
 		w = c.startWatch(k)
 		c.watches[k] = w
 	}
-	w.volumes[volumeName] = true
+	if _, ok := w.volumes[volumeName]; !ok {
+		w.volumes[volumeName] = ""
+	}
 	return w
 }
 
@@ -226,7 +230,7 @@ func (c *Cache) startWatch(k key) *objectWatch {
 	// fake clientset) say so to the reflector.
 	inf := cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, c.client), k.kind.example, 0, cache.Indexers{})
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &objectWatch{key: k, informer: inf, cancel: cancel, volumes: map[string]bool{}}
+	w := &objectWatch{key: k, informer: inf, cancel: cancel, volumes: map[string]string{}}
 	changed := func(obj any) {
 		if m, err := metaOf(obj); err != nil || m.GetName() != k.name || m.GetNamespace() != k.namespace {
 			return
@@ -253,21 +257,26 @@ func (c *Cache) startWatch(k key) *objectWatch {
 	return w
 }
 
-// changed tells the volumes reading w's object about version rv, unless
-// that is the version they were last given.
+// changed tells the volumes reading w's object about version rv, each
+// unless it was last handed that version.
 func (c *Cache) changed(w *objectWatch, rv string) {
 	c.mu.Lock()
-	if rv == w.served || c.watches[w.key] != w {
+	if c.watches[w.key] != w {
 		c.mu.Unlock()
 		return
 	}
-	w.served = rv
-	volumes := make([]string, 0, len(w.volumes))
-	for v := range w.volumes {
-		volumes = append(volumes, v)
+	var volumes []string
+	for v, served := range w.volumes {
+		if served != rv {
+			volumes = append(volumes, v)
+			w.volumes[v] = rv
+		}
 	}
 	handlers := append([]func(string){}, c.handlers...)
 	c.mu.Unlock()
+	if len(volumes) == 0 {
+		return
+	}
 	c.log.Debug("object changed", "resource", w.key.kind.resource, "namespace", w.key.namespace, "name", w.key.name, "volumes", len(volumes))
 	for _, v := range volumes {
 		for _, fn := range handlers {
