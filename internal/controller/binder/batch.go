@@ -331,8 +331,10 @@ func (c *Controller) matchRound(ctx context.Context) {
 }
 
 // needsMatch is whether the matcher should choose a volume for claim: not
-// bound, not naming a volume, not being deleted.
+// bound, not naming a volume. A claim being deleted is matched too, as
+// upstream does: a pod already using it may still start, and its volume
+// is released once the claim is gone.
 func needsMatch(claim *v1.PersistentVolumeClaim) bool {
-	return claim.Spec.VolumeName == "" && claim.DeletionTimestamp == nil &&
+	return claim.Spec.VolumeName == "" &&
 		!metav1.HasAnnotation(claim.ObjectMeta, storagehelpers.AnnBindCompleted)
 }

@@ -198,5 +198,5 @@ func TestBinderConflictAtEveryWrite(t *testing.T) {
 }
 
 func scenarios() []scenario {
-	return slices.Concat(matchingScenarios(), bindingScenarios(), volumeScenarios(), reclaimScenarios(), provisioningScenarios())
+	return slices.Concat(matchingScenarios(), bindingScenarios(), volumeScenarios(), reclaimScenarios(), provisioningScenarios(), fidelityScenarios())
 }

@@ -139,6 +139,12 @@ func pvcSelector(kv ...string) pvcOpt {
 func pvcAnn(k, v string) pvcOpt {
 	return func(pvc *v1.PersistentVolumeClaim) { metav1.SetMetaDataAnnotation(&pvc.ObjectMeta, k, v) }
 }
+func pvcDeleting() pvcOpt {
+	return func(pvc *v1.PersistentVolumeClaim) {
+		pvc.DeletionTimestamp = &metav1.Time{Time: time.Unix(1, 0)}
+		pvc.Finalizers = []string{"kubernetes.io/pvc-protection"}
+	}
+}
 func pvcPhase(p v1.PersistentVolumeClaimPhase) pvcOpt {
 	return func(pvc *v1.PersistentVolumeClaim) { pvc.Status.Phase = p }
 }
@@ -485,6 +491,9 @@ func pvSummary(pv *v1.PersistentVolume) string {
 	if pv.Status.Reason != "" {
 		fmt.Fprintf(&b, " reason=%s", pv.Status.Reason)
 	}
+	if slices.Contains(pv.Finalizers, storagehelpers.PVDeletionInTreeProtectionFinalizer) {
+		b.WriteString(" fin=pv-controller")
+	}
 	if pv.DeletionTimestamp != nil {
 		b.WriteString(" deleting")
 	}
@@ -508,6 +517,9 @@ func pvcSummary(pvc *v1.PersistentVolumeClaim) string {
 		b.WriteString(" class=nil")
 	} else if *pvc.Spec.StorageClassName != "" {
 		fmt.Fprintf(&b, " class=%s", *pvc.Spec.StorageClassName)
+	}
+	if pvc.DeletionTimestamp != nil {
+		b.WriteString(" deleting")
 	}
 	return b.String()
 }

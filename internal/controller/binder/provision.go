@@ -185,9 +185,9 @@ func (c *Controller) provisionOperation(ctx context.Context, key string, uid typ
 	}
 	metav1.SetMetaDataAnnotation(&volume.ObjectMeta, storagehelpers.AnnBoundByController, "yes")
 	metav1.SetMetaDataAnnotation(&volume.ObjectMeta, storagehelpers.AnnDynamicallyProvisioned, p.Name())
-	if volume.Spec.PersistentVolumeReclaimPolicy == v1.PersistentVolumeReclaimDelete {
+	if fins, changed := inTreeFinalizers(volume); changed {
 		// The backend must go before the object does.
-		volume.Finalizers = append(volume.Finalizers, storagehelpers.PVDeletionInTreeProtectionFinalizer)
+		volume.Finalizers = fins
 	}
 	volume.Status = v1.PersistentVolumeStatus{Phase: v1.VolumeBound}
 

@@ -67,11 +67,10 @@ func (s *store) bindable(pv *v1.PersistentVolume) bool {
 	if _, ok := s.reserved[pv.Name]; ok {
 		return false
 	}
-	switch pv.Status.Phase {
-	case "", v1.VolumePending, v1.VolumeAvailable:
-		return true
-	}
-	return false
+	// As upstream, only Available volumes: a new volume's own sync makes
+	// it Available first, and binding one still Pending would race that
+	// write into a conflict.
+	return pv.Status.Phase == v1.VolumeAvailable
 }
 
 // putVolume stores pv if it is newer than the stored version. fromWrite

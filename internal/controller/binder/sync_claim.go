@@ -99,11 +99,6 @@ func (c *Controller) syncUnboundClaim(ctx context.Context, key string) error {
 		// Gone, or bound meanwhile: the update queued it again.
 		return nil
 	}
-	if claim.DeletionTimestamp != nil {
-		// A claim being deleted is not worth a volume; a volume a bind had
-		// started to give it is released when it is gone.
-		return nil
-	}
 
 	if claim.Spec.VolumeName == "" {
 		if volume != nil && storagehelpers.IsVolumeBoundToClaim(volume, claim) && preboundFits(volume, claim) {
@@ -150,8 +145,8 @@ func (c *Controller) syncUnboundClaim(ctx context.Context, key string) error {
 //	--------------------------------------  --------------------------------------------
 //	spec.volumeName empty                   Lost, ClaimLost event
 //	missing                                 Lost, ClaimLost event
-//	unbound, or bound/pre-bound to claim    bind (completes or repairs; Lost -> Bound)
-//	bound to another claim                  Lost, ClaimMisbound event
+//	unbound, or claimRef with claim's UID   bind (completes or repairs; Lost -> Bound)
+//	claimRef without UID, or another claim  Lost, ClaimMisbound event
 func (c *Controller) syncBoundClaim(ctx context.Context, key string) error {
 	claim, volume, unlock := c.lockClaimWithVolume(key, func(cl *v1.PersistentVolumeClaim) string { return cl.Spec.VolumeName })
 	defer unlock()
@@ -165,9 +160,10 @@ func (c *Controller) syncBoundClaim(ctx context.Context, key string) error {
 	case volume == nil:
 		_, err := c.updateClaimStatusWithEvent(ctx, claim, v1.ClaimLost, nil, v1.EventTypeWarning, reasonClaimLost, msgClaimLostVolume)
 		return err
-	case volume.Spec.ClaimRef == nil, storagehelpers.IsVolumeBoundToClaim(volume, claim):
-		// A volume that came back with this claim's reference (with or
-		// without UID) is bound again: Lost -> Bound.
+	case volume.Spec.ClaimRef == nil, volume.Spec.ClaimRef.UID == claim.UID:
+		// A volume that came back with this claim's reference (its UID
+		// included) is bound again: Lost -> Bound. One that names the
+		// claim without the UID is, as upstream decides, another claimant.
 		return c.bind(ctx, volume, claim)
 	default:
 		_, err := c.updateClaimStatusWithEvent(ctx, claim, v1.ClaimLost, nil, v1.EventTypeWarning, reasonClaimMisbound, msgClaimMisbound)
@@ -176,7 +172,9 @@ func (c *Controller) syncBoundClaim(ctx context.Context, key string) error {
 }
 
 // processDecision carries out the matcher's decision for a claim: bind it
-// to the chosen volume, or take the no-volume path.
+// to the chosen volume, or take the no-volume path. A failure is logged
+// here and retried through the claim queue, once; processDecision itself
+// returns nil.
 func (c *Controller) processDecision(ctx context.Context, key string) error {
 	volume, ok := c.batcher.decision(key)
 	if !ok {
@@ -195,7 +193,14 @@ func (c *Controller) processDecision(ctx context.Context, key string) error {
 	}
 	c.batcher.done(key, c.now())
 	if err != nil {
-		logging.FromContext(ctx).Debug("decision failed, claim retried", "claim", key, "volume", volume, "err", err)
+		// The claim is what is retried, through its own queue; the
+		// decision is spent, so the bind queue forgets it (nil below).
+		log := logging.FromContext(ctx)
+		if apierrors.IsConflict(err) {
+			log.Debug("decision conflicted, claim retried", "claim", key, "volume", volume, "err", err)
+		} else {
+			log.Warn("decision failed, claim retried", "claim", key, "volume", volume, "err", err)
+		}
 		if volume != "" && apierrors.IsConflict(err) {
 			// An object changed under the decision: match the claim
 			// again in the next batch, against the newer objects, rather
@@ -204,7 +209,7 @@ func (c *Controller) processDecision(ctx context.Context, key string) error {
 			c.batcher.addClaim(key, c.now())
 		}
 		c.claimQueue.AddRateLimited(key)
-		return err
+		return nil
 	}
 	c.claimQueue.Forget(key)
 	return nil

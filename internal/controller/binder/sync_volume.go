@@ -3,6 +3,8 @@ package binder
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -24,6 +26,9 @@ func (c *Controller) syncVolumeKey(ctx context.Context, name string) error {
 // syncVolume drives a volume's phase from its claimRef and the claim it
 // names.
 //
+// First the in-tree finalizer is made to follow the reclaim policy
+// (reconcileFinalizers).
+//
 //	claimRef         claim                              action
 //	---------------  ---------------------------------  -----------------------------------------
 //	none             -                                  Available
@@ -38,6 +43,10 @@ func (c *Controller) syncVolumeKey(ctx context.Context, name string) error {
 //	                                                    Available; pre-bound by creator: keep the
 //	                                                    name, drop the UID -> Available
 func (c *Controller) syncVolume(ctx context.Context, volume *v1.PersistentVolume) error {
+	volume, err := c.reconcileFinalizers(ctx, volume)
+	if err != nil {
+		return err
+	}
 	ref := volume.Spec.ClaimRef
 	if ref == nil {
 		_, err := c.updateVolumePhase(ctx, volume, v1.VolumeAvailable, "", "")
@@ -124,4 +133,47 @@ func (c *Controller) claimOfVolume(ctx context.Context, volume *v1.PersistentVol
 		return nil, nil
 	}
 	return live, nil
+}
+
+// inTreeFinalizers returns the finalizers a volume should carry, and
+// whether they differ from its own, as upstream's modifyDeletionFinalizers
+// decides: only a volume provisioned by an in-tree (kubernetes.io/*)
+// provisioner carries kubernetes.io/pv-controller, while its reclaim
+// policy is Delete; such a volume never carries the external
+// provisioner's finalizer. Other volumes are left alone: a CSI
+// provisioner manages its own finalizer.
+func inTreeFinalizers(volume *v1.PersistentVolume) ([]string, bool) {
+	provisioner, ok := volume.Annotations[storagehelpers.AnnDynamicallyProvisioned]
+	if !ok || !strings.HasPrefix(provisioner, "kubernetes.io/") {
+		return volume.Finalizers, false
+	}
+	out := slices.Clone(volume.Finalizers)
+	has := slices.Contains(out, storagehelpers.PVDeletionInTreeProtectionFinalizer)
+	changed := false
+	switch policy := volume.Spec.PersistentVolumeReclaimPolicy; {
+	case policy == v1.PersistentVolumeReclaimDelete && !has:
+		out = append(out, storagehelpers.PVDeletionInTreeProtectionFinalizer)
+		changed = true
+	case (policy == v1.PersistentVolumeReclaimRetain || policy == v1.PersistentVolumeReclaimRecycle) && has:
+		out = slices.DeleteFunc(out, func(f string) bool { return f == storagehelpers.PVDeletionInTreeProtectionFinalizer })
+		changed = true
+	}
+	if slices.Contains(out, storagehelpers.PVDeletionProtectionFinalizer) {
+		out = slices.DeleteFunc(out, func(f string) bool { return f == storagehelpers.PVDeletionProtectionFinalizer })
+		changed = true
+	}
+	return out, changed
+}
+
+// reconcileFinalizers writes the finalizers inTreeFinalizers asks for,
+// on every sync of the volume, as upstream: a policy an admin changed
+// from Delete to Retain lets the volume be deleted.
+func (c *Controller) reconcileFinalizers(ctx context.Context, volume *v1.PersistentVolume) (*v1.PersistentVolume, error) {
+	fins, changed := inTreeFinalizers(volume)
+	if !changed {
+		return volume, nil
+	}
+	clone := volume.DeepCopy()
+	clone.Finalizers = fins
+	return c.writeVolume(ctx, clone)
 }
