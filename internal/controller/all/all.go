@@ -7,25 +7,28 @@ import (
 	"github.com/spf13/pflag"
 
 	"volplane/internal/controller"
+	"volplane/internal/controller/attachdetach"
 	"volplane/internal/controller/binder"
 	"volplane/internal/controller/protection"
 )
 
 // Options configure the controllers; commands fill them from flags.
 type Options struct {
-	Binder     binder.Config
-	Protection protection.Config
+	Binder       binder.Config
+	Protection   protection.Config
+	AttachDetach attachdetach.Config
 }
 
 // DefaultOptions returns the options used without flags.
 func DefaultOptions() Options {
-	return Options{Binder: binder.DefaultConfig()}
+	return Options{Binder: binder.DefaultConfig(), AttachDetach: attachdetach.DefaultConfig()}
 }
 
 // AddFlags binds every controller's flags to o.
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	o.Binder.AddFlags(fs)
 	o.Protection.AddFlags(fs)
+	o.AttachDetach.AddFlags(fs)
 }
 
 // Descriptors returns every controller volplane runs, with default
@@ -40,5 +43,6 @@ func DescriptorsFor(o Options) []controller.Descriptor {
 		binder.Descriptor(o.Binder),
 		protection.PVCDescriptor(o.Protection),
 		protection.PVDescriptor(o.Protection),
+		attachdetach.Descriptor(o.AttachDetach),
 	}
 }
