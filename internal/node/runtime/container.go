@@ -117,10 +117,14 @@ func (r *Runtime) create(ctx context.Context, c *container, img image, sandboxCf
 	if err != nil {
 		return err
 	}
+	var resolv string
+	if _, err := os.Stat(r.resolvFile(c.SandboxID)); err == nil {
+		resolv = r.resolvFile(c.SandboxID)
+	}
 	spec, err := buildSpec(specInput{
 		Sandbox: sandboxCfg, Container: c.Config, Image: img, Root: root,
 		CgroupsPath: c.Cgroup,
-		User:        user, Devices: devs, HostCaps: r.hostCaps,
+		User:        user, Devices: devs, HostCaps: r.hostCaps, ResolvConf: resolv,
 	})
 	if err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())

@@ -51,6 +51,8 @@
 //	exits/<id>             exit code written by conmon
 //	attach/<id>            conmon's attach socket directory (a symlink)
 //	sandboxes/<id>.json    sandbox record: its CRI config, created, ready
+//	sandboxes/<id>.resolv.conf  the kubelet's DNS config, mounted at
+//	                       /etc/resolv.conf in the sandbox's containers
 //	containers/<id>/       the bundle: config.json (OCI spec), meta.json
 //	                       (container record), rootfs/ (empty root or
 //	                       overlay mount), upper/ work/ (overlay layers),

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -30,7 +31,13 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 		}
 	}
 	s := &sandbox{ID: newID(), Config: cfg, CreatedAt: nowNano(), Ready: true}
+	if dns := resolvConf(cfg.GetDnsConfig()); dns != nil {
+		if err := os.WriteFile(r.resolvFile(s.ID), dns, 0o644); err != nil {
+			return "", err
+		}
+	}
 	if err := r.saveSandbox(s); err != nil {
+		_ = os.Remove(r.resolvFile(s.ID))
 		return "", err
 	}
 	r.mu.Lock()
@@ -39,6 +46,31 @@ func (r *Runtime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxC
 	logging.FromContext(ctx).Debug("pod sandbox created", "sandbox", s.ID,
 		"pod", cfg.GetMetadata().GetNamespace()+"/"+cfg.GetMetadata().GetName())
 	return s.ID, nil
+}
+
+// resolvFile is the sandbox's resolv.conf, mounted into its containers.
+func (r *Runtime) resolvFile(id string) string {
+	return filepath.Join(r.sandboxDir(), id+".resolv.conf")
+}
+
+// resolvConf renders the kubelet's DNS config as a resolv.conf, as CRI
+// runtimes do; nil when the config says nothing (the container keeps its
+// image's own file, the host's for the host image).
+func resolvConf(dns *runtimeapi.DNSConfig) []byte {
+	if len(dns.GetServers()) == 0 && len(dns.GetSearches()) == 0 && len(dns.GetOptions()) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	if len(dns.GetSearches()) > 0 {
+		b.WriteString("search " + strings.Join(dns.GetSearches(), " ") + "\n")
+	}
+	for _, s := range dns.GetServers() {
+		b.WriteString("nameserver " + s + "\n")
+	}
+	if len(dns.GetOptions()) > 0 {
+		b.WriteString("options " + strings.Join(dns.GetOptions(), " ") + "\n")
+	}
+	return []byte(b.String())
 }
 
 // containersOf returns the containers of a sandbox.
@@ -99,6 +131,9 @@ func (r *Runtime) RemovePodSandbox(ctx context.Context, id string) error {
 	}
 	if s.Config.GetLinux().GetCgroupParent() == "" {
 		removeCgroup(cgroupParent(s.Config, id))
+	}
+	if err := os.Remove(r.resolvFile(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
 	if err := os.Remove(r.sandboxFile(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err

@@ -119,3 +119,33 @@ func TestStopCreatedContainer(t *testing.T) {
 		t.Error("the sandbox's cgroup is left")
 	}
 }
+
+func TestSandboxDNS(t *testing.T) {
+	e := newTestEnv(t)
+	sbCfg := &runtimeapi.PodSandboxConfig{
+		Metadata:     &runtimeapi.PodSandboxMetadata{Name: "dns", Namespace: "default", Uid: "dns-uid"},
+		LogDirectory: filepath.Join(e.dir, "logs", "default_dns_dns-uid"),
+		DnsConfig: &runtimeapi.DNSConfig{
+			Servers:  []string{"10.96.0.10"},
+			Searches: []string{"default.svc.cluster.local", "svc.cluster.local"},
+			Options:  []string{"ndots:5"},
+		},
+	}
+	sb, err := e.rt.RunPodSandbox(e.ctx, sbCfg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := e.waitExited(e.rt, e.run(sb, sbCfg, containerConfig("c", "cat", "/etc/resolv.conf")))
+	b, _ := os.ReadFile(st.LogPath)
+	for _, want := range []string{"F search default.svc.cluster.local svc.cluster.local\n", "F nameserver 10.96.0.10\n", "F options ndots:5\n"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("resolv.conf in the container: %q lacks %q", b, want)
+		}
+	}
+	if err := e.rt.RemovePodSandbox(e.ctx, sb); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(e.rt.resolvFile(sb)); !os.IsNotExist(err) {
+		t.Errorf("the sandbox's resolv.conf is left: %v", err)
+	}
+}

@@ -97,6 +97,9 @@ type specInput struct {
 	User specs.User
 	// Devices are the config's devices, resolved from their host nodes.
 	Devices []device
+	// ResolvConf is the sandbox's resolv.conf to mount at
+	// /etc/resolv.conf, or "".
+	ResolvConf string
 	// HostCaps are the capabilities a container may have: those in the
 	// runtime's own bounding set; nil means allCaps.
 	HostCaps []string
@@ -257,6 +260,9 @@ func buildSpec(in specInput) (*specs.Spec, error) {
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777"}})
 	}
 
+	if in.ResolvConf != "" {
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/etc/resolv.conf", Type: "bind", Source: in.ResolvConf, Options: []string{"rbind", "rprivate", "ro"}})
+	}
 	for _, m := range c.GetMounts() {
 		if !path.IsAbs(m.GetContainerPath()) || m.GetHostPath() == "" {
 			return nil, fmt.Errorf("mount %q -> %q: the container path must be absolute and the host path set", m.GetHostPath(), m.GetContainerPath())
