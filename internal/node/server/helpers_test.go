@@ -82,13 +82,7 @@ func (ca *testCA) issue(t *testing.T, tmpl *x509.Certificate) (certPEM, keyPEM [
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl.SerialNumber = big.NewInt(time.Now().UnixNano())
-	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
-	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	der := ca.sign(t, tmpl, key.Public())
 	keyDER, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
 		t.Fatal(err)
@@ -100,6 +94,19 @@ func (ca *testCA) issue(t *testing.T, tmpl *x509.Certificate) (certPEM, keyPEM [
 		t.Fatal(err)
 	}
 	return certPEM, keyPEM, pair
+}
+
+// sign issues a certificate for pub from tmpl, valid for an hour.
+func (ca *testCA) sign(t *testing.T, tmpl *x509.Certificate, pub crypto.PublicKey) []byte {
+	t.Helper()
+	tmpl.SerialNumber = big.NewInt(time.Now().UnixNano())
+	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
 }
 
 func (ca *testCA) clientCert(t *testing.T, user string, groups ...string) (certPEM, keyPEM []byte, pair tls.Certificate) {
