@@ -1,0 +1,108 @@
+package volumemanager
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"volplane/internal/node/volumemanager/populator"
+)
+
+// expectedVolumes are the pod's volumes its containers use, sorted.
+func expectedVolumes(pod *corev1.Pod) []string {
+	mounts, devices := populator.UsedVolumes(pod)
+	var out []string
+	for _, v := range pod.Spec.Volumes {
+		if mounts[v.Name] || devices[v.Name] {
+			out = append(out, v.Name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// WaitForAttachAndMount implements Interface.
+func (m *Manager) WaitForAttachAndMount(ctx context.Context, pod *corev1.Pod) error {
+	if pod == nil {
+		return nil
+	}
+	expected := expectedVolumes(pod)
+	if len(expected) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, podAttachAndMountTimeout)
+	defer cancel()
+	m.populator.Reprocess(pod.UID)
+	m.remount(pod.UID)
+	for {
+		actualChanged, desiredChanged := m.actual.Changed(), m.desired.Changed()
+		mounted := m.PodVolumes(pod.UID)
+		var unmounted []string
+		for _, name := range expected {
+			if _, ok := mounted[name]; !ok {
+				unmounted = append(unmounted, name)
+			}
+		}
+		if len(unmounted) == 0 {
+			return nil
+		}
+		select {
+		case <-actualChanged:
+		case <-desiredChanged:
+		case <-ctx.Done():
+			return m.mountError(pod, unmounted, ctx.Err())
+		}
+	}
+}
+
+// mountError is upstream's error text for volumes that did not come up.
+func (m *Manager) mountError(pod *corev1.Pod, unmounted []string, err error) error {
+	desired := m.desired.PodVolumes(pod.UID)
+	attached := map[corev1.UniqueVolumeName]bool{}
+	for _, a := range m.cfg.AttachedVolumes() {
+		attached[a.Name] = true
+	}
+	unattached, notInDSW := []string{}, []string{}
+	for _, name := range unmounted {
+		v, ok := desired[name]
+		if !ok {
+			notInDSW = append(notInDSW, name)
+			continue
+		}
+		if v.Attachable && !attached[corev1.UniqueVolumeName(v.VolumeName)] {
+			unattached = append(unattached, name)
+		}
+	}
+	return fmt.Errorf("unmounted volumes=%v, unattached volumes=%v, failed to process volumes=%v: %w",
+		unmounted, unattached, notInDSW, err)
+}
+
+// WaitForUnmount implements Interface.
+func (m *Manager) WaitForUnmount(ctx context.Context, pod *corev1.Pod) error {
+	if pod == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, podAttachAndMountTimeout)
+	defer cancel()
+	m.populator.Trigger()
+	for {
+		actualChanged, desiredChanged := m.actual.Changed(), m.desired.Changed()
+		left := m.actual.PodVolumes(pod.UID)
+		if len(left) == 0 && !m.desired.HasPod(pod.UID) {
+			return nil
+		}
+		select {
+		case <-actualChanged:
+		case <-desiredChanged:
+		case <-ctx.Done():
+			var names []string
+			for _, v := range left {
+				names = append(names, v.VolumeName)
+			}
+			sort.Strings(names)
+			return fmt.Errorf("mounted volumes=%v: %w", names, ctx.Err())
+		}
+	}
+}
