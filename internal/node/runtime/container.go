@@ -58,7 +58,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 		Image:     img.Name,
 		CreatedAt: nowNano(),
 	}
-	if cfg.GetLogPath() != "" {
+	if cfg.GetLogPath() != "" && filepath.IsAbs(sandboxCfg.GetLogDirectory()) {
 		c.LogPath = filepath.Join(sandboxCfg.GetLogDirectory(), cfg.GetLogPath())
 	} else {
 		c.LogPath = filepath.Join(r.bundle(c.ID), "container.log")
