@@ -167,6 +167,14 @@ func (f *fakeAPI) clone() *fakeAPI {
 	return g
 }
 
+// isCrashed reports whether the controller has crashed and not yet been
+// restarted.
+func (f *fakeAPI) isCrashed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.crashed
+}
+
 // restart ends a crash: the next controller's writes reach the API.
 func (f *fakeAPI) restart() {
 	f.mu.Lock()

@@ -545,6 +545,9 @@ type fakeProvisioner struct {
 	failDel   error
 	deleted   []string
 	provCalls int
+	// dead, when set and true, is a crashed controller process: it makes
+	// no more backend calls.
+	dead func() bool
 }
 
 func newFakeProvisioner(name string) *fakeProvisioner {
@@ -557,6 +560,9 @@ func (p *fakeProvisioner) Provision(_ context.Context, req ProvisionRequest) (*v
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.provCalls++
+	if p.dead != nil && p.dead() {
+		return nil, errCrashed
+	}
 	if p.failProv != nil {
 		return nil, p.failProv
 	}
@@ -572,6 +578,9 @@ func (p *fakeProvisioner) Provision(_ context.Context, req ProvisionRequest) (*v
 func (p *fakeProvisioner) Delete(_ context.Context, pv *v1.PersistentVolume) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.dead != nil && p.dead() {
+		return errCrashed
+	}
 	if p.failDel != nil {
 		return p.failDel
 	}

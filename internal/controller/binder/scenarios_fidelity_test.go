@@ -50,10 +50,9 @@ func fidelityScenarios() []scenario {
 			},
 		},
 		{
-			name:        "a volume whose policy changed from Delete to Retain can be deleted",
-			pvs:         []*v1.PersistentVolume{bound("pv-1", v1.PersistentVolumeReclaimDelete, inTree, true)},
-			pvcs:        []*v1.PersistentVolumeClaim{claimOf("pv-1")},
-			provisioner: inTreeProv,
+			name: "a volume whose policy changed from Delete to Retain can be deleted",
+			pvs:  []*v1.PersistentVolume{bound("pv-1", v1.PersistentVolumeReclaimDelete, inTree, true)},
+			pvcs: []*v1.PersistentVolumeClaim{claimOf("pv-1")},
 			act: func(h *harness) {
 				h.api.userUpdateVolume("pv-1", func(pv *v1.PersistentVolume) {
 					pv.Spec.PersistentVolumeReclaimPolicy = v1.PersistentVolumeReclaimRetain
