@@ -112,10 +112,28 @@
 //   - Sandboxes without a cgroup_parent share /volplane as their parent
 //     cgroup, which stays once created.
 //
+// # Files
+//
+//	runtime.go     Config, New, Runtime, Version, Status
+//	store.go       the records and adoption at New
+//	sandbox.go     sandboxes (records, DNS, cgroup parent)
+//	container.go   create, start, stop, remove
+//	status.go      container state from files, status and list
+//	conmon.go      conmon's command line and sync pipe, runc calls, exit files
+//	spec.go        the OCI spec from the CRI config (pure)
+//	image.go       the image rule and ImageManagerService
+//	user.go        users, groups and devices
+//	exec.go        ExecSync and Streamer.Exec
+//	attach.go      Streamer.Attach and PortForward
+//	stats.go       ContainerStats from cgroup files
+//	floor.go       RuncFloor, the bench's runtime floor
+//	unimplemented.go  ReopenContainerLog and the Unimplemented methods
+//
 // # Errors
 //
 // An unknown sandbox or container is gRPC NotFound
-// (k8s.io/cri-api/pkg/errors.IsNotFound); removing or stopping one is not
+// (k8s.io/cri-api/pkg/errors.IsNotFound), except that removing an
+// unknown container, and stopping or removing an unknown sandbox, is not
 // an error. A bad config is InvalidArgument, an operation in the wrong
 // state FailedPrecondition. runc's failures are *hostops.ExecError with
 // runc's message; a failed runc create wraps ErrCreate.
