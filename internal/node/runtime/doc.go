@@ -139,5 +139,5 @@
 // runc's message; a failed runc create wraps ErrCreate.
 //
 // This package may call runc and conmon (as processes), internal/hostops
-// (the overlay mounts and the mount table) and internal/atomicfile.
+// (the overlay mounts and the mount table).
 package runtime
