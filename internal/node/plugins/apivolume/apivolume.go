@@ -175,6 +175,28 @@ func (b *Base) write(dir string, fsGroup *int64, payload atomicwriter.Payload) e
 	return err
 }
 
+// ForgetPod releases what the volumes of pod read (watches, tokens,
+// certificates) without touching any directory: for a pod that went away
+// while a volume of it never came up (its configMap still missing, say),
+// so no TearDown will come for it. Mounted volumes are released by their
+// TearDown.
+func (b *Base) ForgetPod(uid types.UID) {
+	b.mu.Lock()
+	var names []string
+	for name, u := range b.pods {
+		if u == uid {
+			names = append(names, name)
+			delete(b.pods, name)
+		}
+	}
+	b.mu.Unlock()
+	if b.Release != nil {
+		for _, name := range names {
+			b.Release(name)
+		}
+	}
+}
+
 // TearDown implements plugins.Plugin for the API-content plugins.
 func (b *Base) TearDown(ctx context.Context, dir string) error {
 	name, err := b.NameFromDir(dir)

@@ -100,4 +100,15 @@ func TestNotifyRemountsThePod(t *testing.T) {
 	if len(remounted) != 1 || remounted[0] != "u9" || len(named) != 1 || named[0] != name {
 		t.Errorf("remounted %v, named %v", remounted, named)
 	}
+	var released []string
+	b.Release = func(v string) { released = append(released, v) }
+	b.ForgetPod("other")
+	b.ForgetPod("u9")
+	if len(released) != 1 || released[0] != name {
+		t.Errorf("ForgetPod released %v, want [%s]", released, name)
+	}
+	b.Notify(name)
+	if len(remounted) != 1 {
+		t.Errorf("a forgotten pod was remounted: %v", remounted)
+	}
 }

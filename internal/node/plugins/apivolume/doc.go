@@ -18,6 +18,10 @@
 // the directory and tells the object cache and the token manager (through
 // the plugin's Release hook) that the volume reads nothing any more.
 //
+// A volume whose SetUp never succeeded gets no TearDown; when its pod
+// goes, the volume manager calls ForgetPod(uid) on every plugin that has
+// it, so the watches and tokens the volume held are released.
+//
 // # Unique names
 //
 // A volume's name is "<plugin>/<pod uid>-<volume name>", upstream's name
