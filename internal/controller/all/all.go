@@ -9,6 +9,7 @@ import (
 	"volplane/internal/controller"
 	"volplane/internal/controller/attachdetach"
 	"volplane/internal/controller/binder"
+	"volplane/internal/controller/csrapprover"
 	"volplane/internal/controller/protection"
 )
 
@@ -44,5 +45,6 @@ func DescriptorsFor(o Options) []controller.Descriptor {
 		protection.PVCDescriptor(o.Protection),
 		protection.PVDescriptor(o.Protection),
 		attachdetach.Descriptor(o.AttachDetach),
+		csrapprover.Descriptor(),
 	}
 }
