@@ -129,12 +129,21 @@
 // only when the status changed; a failed write is retried by the next sync
 // a second later.
 //
+// # Departures from upstream
+//
+//   - Every pod uses the host's network whatever spec.hostNetwork says;
+//     podIP is the node's address.
+//   - Updating a running pod's container image does not restart the
+//     container (upstream restarts on a change of the container's hash).
+//   - A deletion's shorter grace period arriving while containers are
+//     already stopping does not cut the running stop short.
+//   - Service links of Services other than kubernetes are not injected.
+//
 // # Environment
 //
 // KUBERNETES_SERVICE_HOST/PORT (and the KUBERNETES_PORT_* family) point at
 // the API's real address: pods use the host's network and there is no
-// kube-proxy. Service links of other Services are not injected (a
-// departure). env valueFrom fieldRef (metadata.name/namespace/uid/labels/
+// kube-proxy. env valueFrom fieldRef (metadata.name/namespace/uid/labels/
 // annotations, spec.nodeName, spec.serviceAccountName, status.podIP(s),
 // status.hostIP(s)), resourceFieldRef (an unset limit is the node's
 // capacity), configMapKeyRef and secretKeyRef (optional honoured), envFrom
