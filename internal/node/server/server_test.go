@@ -8,18 +8,24 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/tools/remotecommand"
+	"k8s.io/client-go/transport/spdy"
 	clientexec "k8s.io/client-go/util/exec"
 )
 
@@ -279,4 +285,73 @@ func asExitError(err error, out *clientexec.ExitError) bool {
 		*out = e
 	}
 	return ok
+}
+
+// TestAttachAndPortForward: attach and port forwarding reach the
+// streamer for the right container and sandbox, through client-go's SPDY
+// clients as kubectl uses them.
+func TestAttachAndPortForward(t *testing.T) {
+	pod := testPod("default", "web")
+	env := startServer(t, &fakeProvider{
+		pods:    []*corev1.Pod{pod},
+		ids:     map[string]string{"default/web/app": "cid-app"},
+		sandbox: map[types.UID]string{pod.UID: "sandbox-web"},
+	})
+	certPEM, keyPEM, _ := env.ca.clientCert(t, adminUser)
+	cfg := &rest.Config{
+		Host:            "https://" + env.addr,
+		TLSClientConfig: rest.TLSClientConfig{CAData: env.ca.pem, CertData: certPEM, KeyData: keyPEM},
+	}
+
+	u, _ := url.Parse("https://" + env.addr + "/attach/default/web/app?input=1&output=1")
+	ex, err := remotecommand.NewSPDYExecutor(cfg, http.MethodPost, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout bytes.Buffer
+	if err := ex.StreamWithContext(context.Background(), remotecommand.StreamOptions{Stdin: strings.NewReader("attached\n"), Stdout: &stdout}); err != nil {
+		t.Fatal(err)
+	}
+	if stdout.String() != "attached\n" {
+		t.Errorf("attach stdout %q", stdout.String())
+	}
+
+	transport, upgrader, err := spdy.RoundTripperFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ = url.Parse("https://" + env.addr + "/portForward/default/web")
+	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: transport}, http.MethodPost, u)
+	stop, ready := make(chan struct{}), make(chan struct{})
+	fw, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{"0:8080"}, stop, ready, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- fw.ForwardPorts() }()
+	defer func() {
+		close(stop)
+		if err := <-errc; err != nil {
+			t.Errorf("ForwardPorts: %v", err)
+		}
+	}()
+	<-ready
+	ports, err := fw.GetPorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(ports[0].Local))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	got, err := io.ReadAll(conn)
+	if err != nil || string(got) != "port 8080" {
+		t.Errorf("forwarded %q, %v; want %q", got, err, "port 8080")
+	}
+	env.streamer.mu.Lock()
+	defer env.streamer.mu.Unlock()
+	if !slices.Equal(env.streamer.ids, []string{"cid-app", "sandbox-web"}) {
+		t.Errorf("streamer asked for %q", env.streamer.ids)
+	}
 }
