@@ -27,6 +27,8 @@ var volplaneControllerRole = &rbacv1.ClusterRole{
 		// list and watch: the recycler forwards its pod's events to the volume.
 		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch"}},
 		{APIGroups: []string{"storage.k8s.io"}, Resources: []string{"storageclasses", "csidrivers", "csinodes", "volumeattributesclasses"}, Verbs: []string{"get", "list", "watch"}},
+		// volumeattributesclass-protection adds and removes its finalizer.
+		{APIGroups: []string{"storage.k8s.io"}, Resources: []string{"volumeattributesclasses"}, Verbs: []string{"update", "patch"}},
 		{APIGroups: []string{"storage.k8s.io"}, Resources: []string{"volumeattachments", "csistoragecapacities"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
 		{APIGroups: []string{"storage.k8s.io"}, Resources: []string{"volumeattachments/status"}, Verbs: []string{"update", "patch"}},
 		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch"}},

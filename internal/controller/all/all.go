@@ -44,6 +44,7 @@ func DescriptorsFor(o Options) []controller.Descriptor {
 		binder.Descriptor(o.Binder),
 		protection.PVCDescriptor(o.Protection),
 		protection.PVDescriptor(o.Protection),
+		protection.VACDescriptor(o.Protection),
 		attachdetach.Descriptor(o.AttachDetach),
 		csrapprover.Descriptor(),
 	}

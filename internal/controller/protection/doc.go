@@ -1,7 +1,8 @@
-// Package protection holds volplane's pvc-protection and pv-protection
-// controllers, upstream's controllers of the same names: they keep the
-// finalizers that stop a claim from going while a pod uses it, and a
-// volume from going while it is bound.
+// Package protection holds volplane's pvc-protection, pv-protection and
+// volumeattributesclass-protection controllers, upstream's controllers of
+// the same names: they keep the finalizers that stop a claim from going
+// while a pod uses it, a volume from going while it is bound, and a
+// VolumeAttributesClass from going while a claim or volume refers to it.
 //
 //	object  finalizer                      added          removed when the object is deleted and
 //	------  -----------------------------  -------------  --------------------------------------------
@@ -10,6 +11,11 @@
 //	                                                      generic ephemeral volume "<pod>-<volume>"
 //	                                                      whose claim the pod owns)
 //	PV      kubernetes.io/pv-protection    when missing   it is not Bound
+//	VAC     kubernetes.io/vac-protection   when missing   no claim names it in spec.volumeAttributesClassName,
+//	                                                      status.currentVolumeAttributesClassName or
+//	                                                      status.modifyVolumeStatus.targetVolumeAttributesClassName,
+//	                                                      and no volume in spec.volumeAttributesClassName
+//	                                                      (read from the informers' caches, as upstream)
 //
 // The API's StorageObjectInUseProtection admission plugin adds both
 // finalizers at creation; the controllers add them to objects that lack
