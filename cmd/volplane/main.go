@@ -28,6 +28,7 @@ func main() {
 		newUpCommand(),
 		newServerCommand(),
 		newCSICommand(),
+		newCSIControllerCommand(),
 		newBenchCommand(),
 		newVersionCommand(),
 	)
