@@ -17,7 +17,10 @@ import (
 func TestRefused(t *testing.T) {
 	root := t.TempDir()
 	host := fakehost.New()
-	p := New()
+	p, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := p.Init(&plugins.Host{RootDir: root, Ops: host}); err != nil {
 		t.Fatal(err)
 	}
