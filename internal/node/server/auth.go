@@ -58,21 +58,28 @@ type authenticator struct {
 
 // authenticate returns the caller, ok false when the request carries no
 // usable credential, and an error when the credential could not be
-// checked or is invalid.
+// checked or is invalid. As kube-apiserver's union of authenticators, a
+// client certificate that does not verify leaves the bearer token to
+// decide.
 func (a *authenticator) authenticate(r *http.Request) (*userInfo, bool, error) {
+	var certErr error
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-		return a.x509User(r.TLS.PeerCertificates)
+		u, ok, err := a.x509User(r.TLS.PeerCertificates)
+		if ok {
+			return u, true, nil
+		}
+		certErr = err
 	}
-	auth := strings.TrimSpace(r.Header.Get("Authorization"))
-	scheme, token, found := strings.Cut(auth, " ")
-	if !found || !strings.EqualFold(scheme, "bearer") {
-		return nil, false, nil
-	}
+	scheme, token, found := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
 	token = strings.TrimSpace(token)
-	if token == "" {
-		return nil, false, nil
+	if !found || !strings.EqualFold(scheme, "bearer") || token == "" {
+		return nil, false, certErr
 	}
-	return a.tokenUser(r.Context(), token)
+	u, ok, err := a.tokenUser(r.Context(), token)
+	if err != nil || ok {
+		return u, ok, err
+	}
+	return nil, false, certErr
 }
 
 // x509User verifies the client's chain against the cluster CA for client

@@ -64,6 +64,8 @@ func TestAuthentication(t *testing.T) {
 		{name: "certificate, not allowed", certs: []tls.Certificate{viewerCert}, path: "/pods", wantCode: 403,
 			wantBody: "Forbidden (user=viewer, verb=get, resource=nodes, subresource(s)=[pods proxy])\n"},
 		{name: "token allowed", token: adminToken, path: "/healthz", wantCode: 200, wantBody: "ok"},
+		{name: "certificate of another CA, token allowed", certs: []tls.Certificate{strangerCert}, token: adminToken, path: "/healthz", wantCode: 200, wantBody: "ok"},
+		{name: "certificate of another CA, unknown token", certs: []tls.Certificate{strangerCert}, token: "guess", path: "/healthz", wantCode: 401, wantBody: "Unauthorized\n"},
 		{name: "certificate allowed", certs: []tls.Certificate{adminCert}, path: "/healthz", wantCode: 200, wantBody: "ok"},
 		{name: "allowed, unknown path", certs: []tls.Certificate{adminCert}, path: "/configz", wantCode: 404, wantBody: "404 page not found\n"},
 	}
