@@ -32,6 +32,15 @@ type Host interface {
 	Mounts() ([]MountPoint, error)
 	// IsMountPoint reports whether path is a mount point.
 	IsMountPoint(path string) (bool, error)
+	// MakeMountPoint makes the directory path a mount point (bound onto
+	// itself when it is not one) with recursive shared or private
+	// propagation. Shared is what the kubelet does with its root
+	// directory, so that mounts made below it later reach containers
+	// that bind it with rslave or rshared, and Bidirectional mounts from
+	// containers reach the host; private keeps a directory (the
+	// runtime's bundles) out of such a shared tree. A mount point that
+	// already has the propagation asked for is left as it is.
+	MakeMountPoint(ctx context.Context, path string, p Propagation) error
 
 	// LoopAttach attaches file to a free loop device and returns the
 	// device path; when file is already attached it returns that device.

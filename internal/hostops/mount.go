@@ -157,6 +157,61 @@ func (h *Real) Unmount(ctx context.Context, target string) error {
 	}
 }
 
+// Propagation is the propagation MakeMountPoint gives a mount point.
+type Propagation int
+
+const (
+	// PropagationShared is mount --make-rshared.
+	PropagationShared Propagation = iota + 1
+	// PropagationPrivate is mount --make-rprivate.
+	PropagationPrivate
+)
+
+// MakeMountPoint implements Host.
+func (h *Real) MakeMountPoint(ctx context.Context, path string, p Propagation) error {
+	var flag uintptr
+	switch p {
+	case PropagationShared:
+		flag = unix.MS_SHARED
+	case PropagationPrivate:
+		flag = unix.MS_PRIVATE
+	default:
+		return fmt.Errorf("unknown propagation %d", p)
+	}
+	abs, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return err
+	}
+	infos, err := mountutils.ParseMountInfo("/proc/self/mountinfo")
+	if err != nil {
+		return fmt.Errorf("read mount table: %w", err)
+	}
+	mounted, shared, slave := false, false, false
+	for _, mi := range infos {
+		if mi.MountPoint != abs {
+			continue
+		}
+		// The last mount on a path is the one visible there.
+		mounted, shared, slave = true, false, false
+		for _, f := range mi.OptionalFields {
+			shared = shared || strings.HasPrefix(f, "shared:")
+			slave = slave || strings.HasPrefix(f, "master:")
+		}
+	}
+	if mounted && (p == PropagationShared && shared || p == PropagationPrivate && !shared && !slave) {
+		return nil
+	}
+	if !mounted {
+		if err := unix.Mount(abs, abs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return &os.PathError{Op: "bind mount onto itself", Path: abs, Err: err}
+		}
+	}
+	if err := unix.Mount("", abs, "", flag|unix.MS_REC, ""); err != nil {
+		return &os.PathError{Op: "change propagation", Path: abs, Err: err}
+	}
+	return nil
+}
+
 // Mounts implements Host.
 func (h *Real) Mounts() ([]MountPoint, error) {
 	infos, err := mountutils.ParseMountInfo("/proc/self/mountinfo")

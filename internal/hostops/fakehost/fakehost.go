@@ -185,6 +185,26 @@ func (h *Host) IsMountPoint(path string) (bool, error) {
 	return false, nil
 }
 
+// MakeMountPoint records a bind mount of path onto itself unless path is
+// a mount point already; the fake has no propagation to model.
+func (h *Host) MakeMountPoint(ctx context.Context, path string, p hostops.Propagation) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.enter("MakeMountPoint", path); err != nil {
+		return err
+	}
+	if err := mustExist(path); err != nil {
+		return err
+	}
+	for _, m := range h.mounts {
+		if m.Path == path {
+			return nil
+		}
+	}
+	h.mounts = append(h.mounts, hostops.MountPoint{Path: path, Root: path, Source: "fake", FSType: "fake"})
+	return nil
+}
+
 func (h *Host) LoopAttach(ctx context.Context, file string) (string, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
