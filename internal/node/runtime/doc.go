@@ -47,6 +47,12 @@
 //
 // # State layout (everything under Config.StateDir)
 //
+// New makes StateDir a private mount of its own: runc makes the mount
+// holding a container's root private in the container's namespace, and
+// were that the agent's rshared root directory, which holds the volumes,
+// HostToContainer and Bidirectional propagation would silently stop.
+// (So the agent makes its root directory rshared before New, not after.)
+//
 //	runc/                  runc --root: runc's own container state
 //	exits/<id>             exit code written by conmon
 //	attach/<id>            conmon's attach socket directory (a symlink)

@@ -146,7 +146,7 @@ func TestBadInput(t *testing.T) {
 	if out, _ := e.rt.runcOutput(e.ctx, "list", "-q"); strings.TrimSpace(string(out)) != "" {
 		t.Errorf("runc containers left: %s", out)
 	}
-	if m := hostopstest.MountsUnder(t, e.cfg.StateDir); len(m) != 0 {
+	if m := hostopstest.MountsUnder(t, e.rt.containerDir()); len(m) != 0 {
 		t.Errorf("mounts left: %v", m)
 	}
 	// An unknown container is gRPC NotFound; removing it is fine.

@@ -110,6 +110,14 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 			return nil, err
 		}
 	}
+	// runc makes the mount holding a container's root private in the
+	// container's namespace. Were the bundles in the same mount as the
+	// volumes (the agent's root directory, made rshared), that would cut
+	// HostToContainer and Bidirectional propagation: the state directory
+	// is a private mount of its own.
+	if err := cfg.Host.MakeMountPoint(ctx, cfg.StateDir, hostops.PropagationPrivate); err != nil {
+		return nil, fmt.Errorf("runtime state dir: %w", err)
+	}
 	if err := r.load(ctx); err != nil {
 		return nil, err
 	}

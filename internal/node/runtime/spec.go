@@ -277,6 +277,15 @@ func buildSpec(in specInput) (*specs.Spec, error) {
 			opts = append(opts, "rw")
 		}
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: m.GetContainerPath(), Type: "bind", Source: m.GetHostPath(), Options: opts})
+		// A mount's propagation works only if the container's root
+		// lets it: rshared for Bidirectional (a slave never propagates
+		// back), rslave (runc's default) otherwise.
+		switch {
+		case m.GetPropagation() == runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:
+			s.Linux.RootfsPropagation = "rshared"
+		case m.GetPropagation() == runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER && s.Linux.RootfsPropagation == "":
+			s.Linux.RootfsPropagation = "rslave"
+		}
 	}
 
 	ns := sec.GetNamespaceOptions()

@@ -176,8 +176,8 @@ func TestBuildSpecImageRootfsAndPrivileged(t *testing.T) {
 	if m := mountFor(s, "/dev"); m == nil || m.Source != "/dev" {
 		t.Errorf("privileged /dev: %+v, want the host's", m)
 	}
-	if m := mountFor(s, "/plugins"); m == nil || !slices.Contains(m.Options, "rshared") {
-		t.Errorf("bidirectional mount: %+v", m)
+	if m := mountFor(s, "/plugins"); m == nil || !slices.Contains(m.Options, "rshared") || s.Linux.RootfsPropagation != "rshared" {
+		t.Errorf("bidirectional mount: %+v, root propagation %q", m, s.Linux.RootfsPropagation)
 	}
 	if len(s.Process.Capabilities.Bounding) != len(allCaps) {
 		t.Errorf("privileged capabilities: %d, want all %d", len(s.Process.Capabilities.Bounding), len(allCaps))
