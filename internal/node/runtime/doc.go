@@ -144,6 +144,7 @@
 // state FailedPrecondition. runc's failures are *hostops.ExecError with
 // runc's message; a failed runc create wraps ErrCreate.
 //
-// This package may call runc and conmon (as processes), internal/hostops
-// (the overlay mounts and the mount table).
+// This package may call runc and conmon (as processes) and
+// internal/hostops (the overlay mounts, the state dir's own mount, the
+// mount table).
 package runtime
