@@ -2,6 +2,8 @@ package volumemanager
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -93,25 +95,44 @@ type harness struct {
 // start runs a manager on root until the test ends (or stop).
 func start(t *testing.T, root string, ops hostops.Host, pods *fakePods, ps []plugins.Plugin, objs ...runtimeObject) *harness {
 	t.Helper()
+	h, err := newHarness(root, ops, pods, ps, objs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.stop)
+	return h
+}
+
+// startNoTest is start for a crash child process.
+func startNoTest(root string, ops hostops.Host, pods *fakePods, ps []plugins.Plugin) *harness {
+	h, err := newHarness(root, ops, pods, ps)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return nil
+	}
+	return h
+}
+
+func newHarness(root string, ops hostops.Host, pods *fakePods, ps []plugins.Plugin, objs ...runtimeObject) (*harness, error) {
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1", Labels: map[string]string{"kubernetes.io/hostname": "node1"}}}
 	client := fake.NewClientset(append([]runtimeObject{node}, objs...)...)
 	rec := record.NewFakeRecorder(1000)
 	m, err := New(Config{RootDir: root, NodeName: "node1", Client: client, Recorder: rec, Ops: ops, Pods: pods,
 		AttachedVolumes: func() []corev1.AttachedVolume { return nil }, Plugins: ps})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &harness{m: m, pods: pods, client: client, recorder: rec, root: root, cancel: cancel, done: make(chan struct{})}
 	go func() { defer close(h.done); m.Run(ctx) }()
-	t.Cleanup(h.stop)
-	return h
+	return h, nil
 }
 
 func (h *harness) stop() {
 	h.cancel()
 	<-h.done
 }
+
 
 func (h *harness) waitMounted(t *testing.T, pod *corev1.Pod) {
 	t.Helper()

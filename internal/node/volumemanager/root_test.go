@@ -30,11 +30,19 @@ func rootDir(t *testing.T) string {
 
 func basicPlugins(t *testing.T, btrfsDir string) []plugins.Plugin {
 	t.Helper()
-	ed, err := emptydir.New(emptydir.Config{BtrfsDir: btrfsDir})
+	ps, err := newPlugins(btrfsDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return []plugins.Plugin{ed, hostpath.New()}
+	return ps
+}
+
+func newPlugins(btrfsDir string) ([]plugins.Plugin, error) {
+	ed, err := emptydir.New(emptydir.Config{BtrfsDir: btrfsDir})
+	if err != nil {
+		return nil, err
+	}
+	return []plugins.Plugin{ed, hostpath.New()}, nil
 }
 
 func mountFSType(t *testing.T, path string) string {
@@ -156,5 +164,49 @@ func TestHostPathTypeMismatch(t *testing.T) {
 	err := h.m.WaitForAttachAndMount(ctx, pod)
 	if err == nil || !strings.HasPrefix(err.Error(), "unmounted volumes=[h], unattached volumes=[], failed to process volumes=[]: context deadline exceeded") {
 		t.Fatalf("WaitForAttachAndMount error = %v", err)
+	}
+}
+
+// TestOrphanWithMountIsKept: a pod directory the agent no longer knows
+// is removed only when nothing is mounted beneath it (kubernetes#72257).
+func TestOrphanWithMountIsKept(t *testing.T) {
+	root := rootDir(t)
+	data := t.TempDir()
+	if err := os.WriteFile(filepath.Join(data, "precious"), []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	held := filepath.Join(root, "pods/orphan-held/volumes/kubernetes.io~csi/pv1/mount")
+	free := filepath.Join(root, "pods/orphan-free/volumes/kubernetes.io~empty-dir/x")
+	for _, d := range []string{held, free} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(free, "junk"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := hostops.New().BindMount(t.Context(), data, held, nil); err != nil {
+		t.Fatal(err)
+	}
+	h := start(t, root, hostops.New(), newFakePods(), basicPlugins(t, ""))
+	waitFor(t, h.m.populator.Ready)
+	kept, err := h.m.CleanOrphans(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kept) != 1 || kept[0].Dir != filepath.Join(root, "pods/orphan-held") || len(kept[0].Mounts) != 1 {
+		t.Fatalf("kept = %+v", kept)
+	}
+	if b, err := os.ReadFile(filepath.Join(held, "precious")); err != nil || string(b) != "keep" {
+		t.Fatalf("data under the mount was touched: %q %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "pods/orphan-free")); !os.IsNotExist(err) {
+		t.Fatalf("orphan without mounts not removed: %v", err)
+	}
+	if err := hostops.New().Unmount(t.Context(), held); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(data, "precious")); err != nil || string(b) != "keep" {
+		t.Fatalf("data lost: %q %v", b, err)
 	}
 }
