@@ -11,23 +11,28 @@ GO       ?= go
 BIN      := bin/volplane
 GOFLAGS  += -trimpath
 LDFLAGS  := -s -w
-# Debian packages the tests use: etcd-server for external-etcd tests,
-# filesystem tools and losetup for the CSI driver's pools and volumes.
-DEBS     := etcd-server btrfs-progs xfsprogs e2fsprogs util-linux mount
+# Debian packages `up` needs at run time: runc and conmon run containers,
+# filesystem tools and losetup serve the CSI driver's pools and volumes.
+RUN_DEBS := runc conmon btrfs-progs xfsprogs e2fsprogs util-linux mount
+# The tests need those and etcd-server, for the external-etcd tests.
+DEBS     := $(RUN_DEBS) etcd-server
 
 export GOFLAGS
 
-.PHONY: all build up test deps vet unit e2e bench clean
+.PHONY: all build up test deps run-deps vet unit e2e bench clean
 
 all: build
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/volplane
 
-up: build
+up: run-deps build
 	./$(BIN) up
 
-# deps installs the Debian packages above when any is missing.
+# run-deps and deps install the Debian packages above when any is missing.
+run-deps:
+	@$(MAKE) --no-print-directory deps DEBS="$(RUN_DEBS)"
+
 deps:
 	@missing=""; for p in $(DEBS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

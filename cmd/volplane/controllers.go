@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
@@ -46,36 +45,4 @@ func (f *controllerFlags) config(restCfg *rest.Config, identitySeed string) cont
 		Workers:       f.workers,
 		MetricsListen: f.metricsListen,
 	}
-}
-
-// controllers is a running controller manager.
-type controllers struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-	err    error
-}
-
-// startControllers runs the controller manager until Stop or ctx is done.
-func startControllers(ctx context.Context, cfg controller.Config) (*controllers, error) {
-	m, err := controller.New(cfg)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	c := &controllers{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(c.done)
-		c.err = m.Run(ctx)
-	}()
-	return c, nil
-}
-
-// Done is closed when the manager has stopped; Err then says why.
-func (c *controllers) Done() <-chan struct{} { return c.done }
-func (c *controllers) Err() error            { return c.err }
-
-// Stop stops the manager and waits for it.
-func (c *controllers) Stop() {
-	c.cancel()
-	<-c.done
 }

@@ -27,6 +27,7 @@ func main() {
 	root.AddCommand(
 		newUpCommand(),
 		newServerCommand(),
+		newNodeCommand(),
 		newCSICommand(),
 		newCSIControllerCommand(),
 		newBenchCommand(),

@@ -13,8 +13,11 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"volplane/internal/component"
+	"volplane/internal/controller"
 	"volplane/internal/controlplane"
 	"volplane/internal/logging"
+	"volplane/internal/node/agent"
 )
 
 // commonFlags are the flags every long-running subcommand shares.
@@ -48,64 +51,74 @@ func defaultDataDir() string {
 	return filepath.Join(home, ".volplane")
 }
 
-// stopWithin waits for the stop functions in order, giving up after d so
-// that SIGTERM always ends the process in time.
-func stopWithin(log *slog.Logger, d time.Duration, stops ...func()) {
-	// From here upstream components complain about what goes away on
-	// purpose; see logging.Stopping.
-	logging.Stopping()
-	done := make(chan struct{})
-	go func() {
-		for _, s := range stops {
-			s()
+// planeComponent runs the embedded control plane (etcd, kube-apiserver,
+// kube-controller-manager). prepare, if set, runs once the API answers;
+// *out is set before the components after it start.
+func planeComponent(cfg controlplane.Config, prepare func(context.Context, *controlplane.ControlPlane) error, out **controlplane.ControlPlane) component.Component {
+	return component.Component{Name: "control plane", Run: func(ctx context.Context, ready func()) error {
+		plane, err := controlplane.Start(ctx, cfg)
+		if err != nil {
+			return err
 		}
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(d):
-		log.Warn("components did not stop in time; exiting", "after", d)
-	}
-}
-
-// serve starts the embedded control plane and volplane's controllers,
-// prints the ready line, and runs until a signal or a component's
-// failure; then it stops everything, controllers first. prepare, if set,
-// runs once the API answers, before the controllers start.
-func serve(ctx context.Context, cmd *cobra.Command, log *slog.Logger, cp controlplane.Config, ctrl controllerFlags, identitySeed string, prepare func(context.Context, *controlplane.ControlPlane) error, readyAttrs ...any) error {
-	start := time.Now()
-	plane, err := controlplane.Start(ctx, cp)
-	if err != nil {
-		return err
-	}
-	ctrls, err := func() (*controllers, error) {
+		defer plane.Stop()
 		if prepare != nil {
 			if err := prepare(ctx, plane); err != nil {
-				return nil, err
+				return err
 			}
 		}
-		rest, err := plane.RESTConfig(controlplane.VolplaneControllerIdentity)
-		if err != nil {
-			return nil, err
+		*out = plane
+		ready()
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-plane.Err():
+			return err
 		}
-		return startControllers(ctx, ctrl.config(rest, identitySeed))
-	}()
-	if err != nil {
-		plane.Stop()
-		return err
-	}
-	log.Info("ready", append([]any{"took", time.Since(start).Round(time.Millisecond), "kubeconfig", plane.KubeconfigPath()}, readyAttrs...)...)
-	fmt.Fprintf(cmd.OutOrStdout(), "volplane %s is ready: export KUBECONFIG=%s; kubectl get pv\n", cmd.Name(), plane.KubeconfigPath())
+	}}
+}
 
-	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("stopping")
-	case err := <-plane.Err():
-		runErr = fmt.Errorf("control plane: %w", err)
-	case <-ctrls.Done():
-		runErr = fmt.Errorf("controllers: %w", ctrls.Err())
+// schedulerComponent runs the embedded kube-scheduler.
+func schedulerComponent(plane **controlplane.ControlPlane) component.Component {
+	return component.Component{Name: "scheduler", Run: func(ctx context.Context, ready func()) error {
+		return (*plane).RunScheduler(ctx, ready)
+	}}
+}
+
+// controllersComponent runs volplane's controller manager with the
+// configuration cfg returns once the components before it are ready.
+func controllersComponent(cfg func() (controller.Config, error)) component.Component {
+	return component.Component{Name: "controllers", Run: func(ctx context.Context, ready func()) error {
+		c, err := cfg()
+		if err != nil {
+			return err
+		}
+		m, err := controller.New(c)
+		if err != nil {
+			return err
+		}
+		ready()
+		return m.Run(ctx)
+	}}
+}
+
+// nodeComponent runs a node agent with the configuration cfg returns.
+func nodeComponent(cfg func() agent.Config) component.Component {
+	return component.Component{Name: "node agent", Run: func(ctx context.Context, ready func()) error {
+		return agent.Run(ctx, cfg(), ready)
+	}}
+}
+
+// run runs components until a signal or a failure, and prints the ready
+// line once all of them are ready.
+func run(ctx context.Context, cmd *cobra.Command, log *slog.Logger, ready func() (kubeconfig string, attrs []any), components ...component.Component) error {
+	start := time.Now()
+	r := component.Runner{
+		Components: components,
+		Ready: func() {
+			kubeconfig, attrs := ready()
+			log.Info("ready", append([]any{"took", time.Since(start).Round(time.Millisecond), "kubeconfig", kubeconfig}, attrs...)...)
+			fmt.Fprintf(cmd.OutOrStdout(), "volplane %s is ready: export KUBECONFIG=%s; kubectl get pv\n", cmd.Name(), kubeconfig)
+		},
 	}
-	stopWithin(log, 9*time.Second, ctrls.Stop, plane.Stop)
-	return runErr
+	return r.Run(ctx)
 }

@@ -9,7 +9,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"volplane/internal/bootstrap"
+	"volplane/internal/controller"
 	"volplane/internal/controlplane"
+	"volplane/internal/node/agent"
 )
 
 func newUpCommand() *cobra.Command {
@@ -17,33 +19,50 @@ func newUpCommand() *cobra.Command {
 		common commonFlags
 		ctrl   controllerFlags
 		cp     = controlplane.Config{}
-		node   string
+		node   nodeFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
-		Short: "Run everything on this machine: etcd, the Kubernetes API and its controllers, volplane's storage controllers",
+		Short: "Run everything on this machine: etcd, the Kubernetes API, the scheduler, volplane's storage controllers and a node agent",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop, log := common.setup(cmd)
 			defer stop()
-			if node == "" {
+			if node.name == "" {
 				h, err := os.Hostname()
 				if err != nil {
 					return fmt.Errorf("--node-name: %w", err)
 				}
-				node = h
+				node.name = h
 			}
+			var plane *controlplane.ControlPlane
 			prepare := func(ctx context.Context, plane *controlplane.ControlPlane) error {
 				return bootstrap.EnsureDefaultClass(ctx, plane.AdminClient())
 			}
-			return serve(ctx, cmd, log, cp, ctrl, filepath.Join(cp.DataDir, "up"), prepare, "node", node)
+			return run(ctx, cmd, log,
+				func() (string, []any) { return plane.KubeconfigPath(), []any{"node", node.name} },
+				planeComponent(cp, prepare, &plane),
+				schedulerComponent(&plane),
+				controllersComponent(func() (controller.Config, error) {
+					rest, err := plane.RESTConfig(controlplane.VolplaneControllerIdentity)
+					if err != nil {
+						return controller.Config{}, err
+					}
+					return ctrl.config(rest, filepath.Join(cp.DataDir, "up")), nil
+				}),
+				nodeComponent(func() agent.Config {
+					c := node.config(cp.DataDir)
+					c.Server, c.CAData, c.IssueCertificate = plane.APIServerURL(), plane.CAPEM(), plane.NodeClientCert
+					return c
+				}),
+			)
 		},
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&cp.DataDir, "data-dir", defaultDataDir(), "directory that holds everything: etcd, pki, kubelet, pool, images, logs, kubeconfig")
 	fs.StringVar(&cp.Listen, "listen", "127.0.0.1:6443", "HOST:PORT the Kubernetes API listens on")
-	fs.StringVar(&node, "node-name", "", "this machine's node name (default: hostname)")
 	common.add(fs)
 	ctrl.add(fs)
+	node.add(fs)
 	return cmd
 }

@@ -25,12 +25,22 @@ func (c *Config) apiserverArgs(p *PKI, etcdServers []string, host, port string) 
 		"--client-ca-file=" + p.Path(caCert),
 		"--token-auth-file=" + p.Path(tokensFile),
 		"--authorization-mode=Node,RBAC",
+		// Node agents join with bootstrap tokens and obtain their own
+		// certificates; NodeRestriction keeps each to its own Node and
+		// pods.
+		"--enable-bootstrap-token-auth=true",
+		"--enable-admission-plugins=NodeRestriction",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file=" + p.Path(saPub),
 		"--service-account-signing-key-file=" + p.Path(saKey),
 		"--service-cluster-ip-range=" + c.ServiceCIDR,
 		"--kubelet-client-certificate=" + p.Path(kubeletClientCert),
 		"--kubelet-client-key=" + p.Path(kubeletClientKey),
+		// Node agents serve the kubelet API with certificates the cluster
+		// CA signs (kubernetes.io/kubelet-serving); nodes on one machine
+		// share its addresses, so the address comes before the name.
+		"--kubelet-certificate-authority=" + p.Path(caCert),
+		"--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
 		"--allow-privileged=true",
 		"--profiling=false",
 		"--feature-gates=" + featureGates,

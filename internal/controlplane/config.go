@@ -27,6 +27,9 @@ type Config struct {
 	LeaderElect bool
 	// ReadyTimeout bounds the wait for /readyz.
 	ReadyTimeout time.Duration
+	// SchedulerPlugins are volplane's plugins for the embedded
+	// scheduler, registered and enabled in its profile.
+	SchedulerPlugins []SchedulerPlugin
 }
 
 // Validate checks c and fills in defaults.

@@ -40,7 +40,10 @@ var otherDisabledControllers = []string{
 const featureGates = "ControllerManagerReleaseLeaderElectionLockOnExit=true"
 
 func (c *Config) controllerManagerArgs(p *PKI, kubeconfig string) []string {
-	controllers := []string{"*"}
+	// Bootstrap tokens need two controllers upstream leaves off by
+	// default: the signer of cluster-info and the cleaner of expired
+	// tokens.
+	controllers := []string{"*", names.BootstrapSignerController, names.TokenCleanerController}
 	for _, n := range append(append([]string(nil), StorageControllers...), otherDisabledControllers...) {
 		controllers = append(controllers, "-"+n)
 	}

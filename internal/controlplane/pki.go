@@ -176,24 +176,7 @@ func createPKI(tmp string) error {
 		return err
 	}
 
-	var tokens bytes.Buffer
-	w := csv.NewWriter(&tokens)
-	for i, id := range issuedIdentities {
-		tok := make([]byte, 32)
-		if _, err := rand.Read(tok); err != nil {
-			return fmt.Errorf("pki: %w", err)
-		}
-		// token,user,uid,"group1,group2" as --token-auth-file reads it.
-		rec := []string{hex.EncodeToString(tok), id.User, fmt.Sprintf("volplane-%d", i)}
-		if len(id.Groups) > 0 {
-			rec = append(rec, strings.Join(id.Groups, ","))
-		}
-		if err := w.Write(rec); err != nil {
-			return fmt.Errorf("pki: %w", err)
-		}
-	}
-	w.Flush()
-	if err := writeFile(filepath.Join(tmp, tokensFile), tokens.Bytes()); err != nil {
+	if _, err := ensureTokens(tmp, nil); err != nil {
 		return err
 	}
 	return syncDir(tmp)
@@ -221,29 +204,90 @@ func loadPKI(dir string) (*PKI, error) {
 	}
 	p.caKey = signer
 
-	f, err := os.Open(filepath.Join(dir, tokensFile))
-	if err != nil {
-		return nil, fmt.Errorf("pki: %w", err)
+	if p.tokens, err = ensureTokens(dir, readTokens); err != nil {
+		return nil, err
 	}
-	defer f.Close()
-	r := csv.NewReader(f)
+	return p, nil
+}
+
+// readTokens reads tokens.csv: user -> token.
+func readTokens(dir string) (map[string]string, [][]string, error) {
+	data, err := os.ReadFile(filepath.Join(dir, tokensFile))
+	if err != nil {
+		return nil, nil, fmt.Errorf("pki: %w", err)
+	}
+	r := csv.NewReader(bytes.NewReader(data))
 	r.FieldsPerRecord = -1
 	recs, err := r.ReadAll()
 	if err != nil {
-		return nil, fmt.Errorf("pki: %s: %w", tokensFile, err)
+		return nil, nil, fmt.Errorf("pki: %s: %w", tokensFile, err)
 	}
+	tokens := map[string]string{}
 	for _, rec := range recs {
 		if len(rec) < 3 {
-			return nil, fmt.Errorf("pki: %s: short record", tokensFile)
+			return nil, nil, fmt.Errorf("pki: %s: short record", tokensFile)
 		}
-		p.tokens[rec[1]] = rec[0]
+		tokens[rec[1]] = rec[0]
 	}
+	return tokens, recs, nil
+}
+
+// ensureTokens makes tokens.csv hold a token for every issued identity:
+// a data dir made by an older volplane gains the identities added since,
+// and keeps every token it had. read is nil for a new PKI.
+func ensureTokens(dir string, read func(string) (map[string]string, [][]string, error)) (map[string]string, error) {
+	tokens, recs := map[string]string{}, [][]string(nil)
+	if read != nil {
+		var err error
+		if tokens, recs, err = read(dir); err != nil {
+			return nil, err
+		}
+	}
+	added := false
 	for _, id := range issuedIdentities {
-		if _, ok := p.tokens[id.User]; !ok {
-			return nil, fmt.Errorf("pki: %s has no token for %s", tokensFile, id.User)
+		if _, ok := tokens[id.User]; ok {
+			continue
 		}
+		tok := make([]byte, 32)
+		if _, err := rand.Read(tok); err != nil {
+			return nil, fmt.Errorf("pki: %w", err)
+		}
+		// token,user,uid,"group1,group2" as --token-auth-file reads it.
+		rec := []string{hex.EncodeToString(tok), id.User, "volplane-" + id.User}
+		if len(id.Groups) > 0 {
+			rec = append(rec, strings.Join(id.Groups, ","))
+		}
+		recs = append(recs, rec)
+		tokens[id.User] = rec[0]
+		added = true
 	}
-	return p, nil
+	if !added {
+		return tokens, nil
+	}
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	if err := w.WriteAll(recs); err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	if err := writeFile(filepath.Join(dir, tokensFile), buf.Bytes()); err != nil {
+		return nil, err
+	}
+	return tokens, nil
+}
+
+// NodeClientCert issues node a client certificate from the cluster CA:
+// user system:node:<node> in group system:nodes, as the Node authorizer
+// and NodeRestriction expect. It returns the certificate and key as PEM.
+func (p *PKI) NodeClientCert(node string) (certPEM, keyPEM []byte, err error) {
+	cert, key, err := issue(p.CA, p.caKey, pkix.Name{CommonName: "system:node:" + node, Organization: []string{"system:nodes"}}, nil, x509.ExtKeyUsageClientAuth)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyPEM, err = keyutil.MarshalPrivateKeyToPEM(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pki: %w", err)
+	}
+	return pemBlock(certutil.CertificateBlockType, cert.Raw), keyPEM, nil
 }
 
 // ensureServingCert (re)issues the serving certificate unless the current

@@ -1,12 +1,15 @@
 package controlplane
 
 import (
+	"crypto/tls"
 	"crypto/x509"
+	"encoding/csv"
 	"errors"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	certutil "k8s.io/client-go/util/cert"
@@ -120,5 +123,74 @@ func TestFirstServiceIP(t *testing.T) {
 		if got := firstServiceIP(cidr); got != want {
 			t.Errorf("firstServiceIP(%s) = %s, want %s", cidr, got, want)
 		}
+	}
+}
+
+// A data dir made before an identity was added gains a token for it and
+// keeps every token it had (loadPKI once refused such a tokens file).
+func TestPKIOlderTokensFileGainsNewIdentities(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pki")
+	p, err := LoadOrCreatePKI(dir, []string{"127.0.0.1"}, func(*PKI) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := p.Token(AdminIdentity)
+	// The file as an older volplane wrote it: without the scheduler.
+	_, recs, err := readTokens(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs = slices.DeleteFunc(recs, func(r []string) bool { return r[1] == SchedulerIdentity.User })
+	var old strings.Builder
+	w := csv.NewWriter(&old)
+	if err := w.WriteAll(recs); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, tokensFile), []byte(old.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	again, err := LoadOrCreatePKI(dir, []string{"127.0.0.1"}, func(*PKI) error { return nil })
+	if err != nil {
+		t.Fatalf("older tokens file refused: %v", err)
+	}
+	if tok, _ := again.Token(AdminIdentity); tok != admin {
+		t.Fatal("admin token changed")
+	}
+	sched, err := again.Token(SchedulerIdentity)
+	if err != nil || len(sched) < 32 {
+		t.Fatalf("scheduler token %q: %v", sched, err)
+	}
+	// And it is on disk, for kube-apiserver's --token-auth-file.
+	onDisk, _, err := readTokens(dir)
+	if err != nil || onDisk[SchedulerIdentity.User] != sched {
+		t.Fatalf("scheduler token not written: %v", err)
+	}
+}
+
+// A node's client certificate is system:node:<name> in system:nodes,
+// signed by the cluster CA, for client auth only.
+func TestNodeClientCert(t *testing.T) {
+	p, err := LoadOrCreatePKI(filepath.Join(t.TempDir(), "pki"), []string{"127.0.0.1"}, func(*PKI) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := p.NodeClientCert("node-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		t.Fatal(err)
+	}
+	certs, err := certutil.ParseCertsPEM(certPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := certs[0]
+	if c.Subject.CommonName != "system:node:node-a" || !slices.Equal(c.Subject.Organization, []string{"system:nodes"}) {
+		t.Fatalf("subject %v", c.Subject)
+	}
+	if c.CheckSignatureFrom(p.CA) != nil || !slices.Equal(c.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}) {
+		t.Fatal("not a client certificate of the cluster CA")
 	}
 }

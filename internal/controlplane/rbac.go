@@ -45,6 +45,24 @@ var volplaneControllerBinding = &rbacv1.ClusterRoleBinding{
 	Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: VolplaneControllerIdentity.User}},
 }
 
+// nodeBindings are what kubeadm binds for joining nodes, which upstream
+// leaves to the installer: bootstrap tokens may ask for a node client
+// certificate (upstream's csrapproving controller approves it), and nodes
+// may renew their own.
+var nodeBindings = []*rbacv1.ClusterRoleBinding{
+	groupBinding("volplane:kubelet-bootstrap", "system:node-bootstrapper", BootstrappersGroup),
+	groupBinding("volplane:node-autoapprove-bootstrap", "system:certificates.k8s.io:certificatesigningrequests:nodeclient", BootstrappersGroup),
+	groupBinding("volplane:node-autoapprove-certificate-rotation", "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient", NodesGroup),
+}
+
+func groupBinding(name, role, group string) *rbacv1.ClusterRoleBinding {
+	return &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: group}},
+	}
+}
+
 // reconcileRBAC makes the cluster roles volplane's components need exist
 // as volplane defines them.
 func reconcileRBAC(ctx context.Context, cs kubernetes.Interface) error {
@@ -62,8 +80,10 @@ func reconcileRBAC(ctx context.Context, cs kubernetes.Interface) error {
 		}
 	}
 	bindings := cs.RbacV1().ClusterRoleBindings()
-	if _, err := bindings.Create(ctx, volplaneControllerBinding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("rbac: %w", err)
+	for _, b := range append([]*rbacv1.ClusterRoleBinding{volplaneControllerBinding}, nodeBindings...) {
+		if _, err := bindings.Create(ctx, b, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("rbac: %w", err)
+		}
 	}
 	return nil
 }

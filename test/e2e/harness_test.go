@@ -72,6 +72,13 @@ func freeAddr(t testing.TB) string {
 	return ln.Addr().String()
 }
 
+// freePort returns a loopback port nobody listens on, for an agent's
+// kubelet API: several agents share this machine.
+func freePort(t testing.TB) string {
+	_, port, _ := net.SplitHostPort(freeAddr(t))
+	return port
+}
+
 // Process is a running volplane subcommand.
 type Process struct {
 	t       testing.TB
@@ -226,7 +233,7 @@ func startUp(t testing.TB, extra ...string) *Process {
 	t.Helper()
 	dir := t.TempDir()
 	listen := freeAddr(t)
-	args := append([]string{"up", "--data-dir", dir, "--listen", listen, "--node-name", "e2e-node"}, extra...)
+	args := append([]string{"up", "--data-dir", dir, "--listen", listen, "--node-name", "e2e-node", "--kubelet-port", freePort(t)}, extra...)
 	p := startProcess(t, dir, listen, args...)
 	p.WaitReady()
 	return p

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"errors"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"volplane/internal/component"
+	"volplane/internal/node/agent"
+)
+
+// nodeFlags configure a node agent, in `up` and in `node`.
+type nodeFlags struct {
+	name        string
+	kubeletPort int
+	nodeIP      string
+}
+
+func (f *nodeFlags) add(fs *pflag.FlagSet) {
+	fs.StringVar(&f.name, "node-name", "", "this machine's node name (default: hostname)")
+	fs.IntVar(&f.kubeletPort, "kubelet-port", 10250, "port of the kubelet API (logs, exec); several agents on one machine each need their own")
+	fs.StringVar(&f.nodeIP, "node-ip", "", "the node's address, and its pods' (default: the address that reaches the API server)")
+}
+
+// config is the agent's Config for a data dir laid out as `up`'s:
+// DIR/kubelet, DIR/logs, DIR/images.
+func (f *nodeFlags) config(dataDir string) agent.Config {
+	return agent.Config{
+		NodeName:    f.name,
+		RootDir:     filepath.Join(dataDir, "kubelet"),
+		LogDir:      filepath.Join(dataDir, "logs"),
+		ImagesDir:   filepath.Join(dataDir, "images"),
+		KubeletPort: f.kubeletPort,
+		NodeIP:      f.nodeIP,
+	}
+}
+
+func newNodeCommand() *cobra.Command {
+	var (
+		common     commonFlags
+		node       nodeFlags
+		kubeconfig string
+		rootDir    string
+	)
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Run a node agent that joins a server: the Node, its volumes and its pods",
+		Long: `Run a node agent that joins a volplane server (or any cluster whose API
+accepts it). --kubeconfig names the API and, until the node has a
+certificate of its own, the bootstrap token it asks for one with (the
+kubeconfig 'volplane server' writes as DIR/bootstrap-kubeconfig).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if kubeconfig == "" {
+				return errors.New("--kubeconfig is required")
+			}
+			if node.name == "" {
+				return errors.New("--node-name is required")
+			}
+			ctx, stop, log := common.setup(cmd)
+			defer stop()
+			c := node.config(filepath.Dir(rootDir))
+			c.RootDir, c.Kubeconfig = rootDir, kubeconfig
+			r := component.Runner{
+				Components: []component.Component{nodeComponent(func() agent.Config { return c })},
+				Ready:      func() { log.Info("ready", "node", node.name, "root-dir", rootDir) },
+			}
+			return r.Run(ctx)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the API to join: bootstrap token or the node's own credentials")
+	fs.StringVar(&rootDir, "root-dir", "/var/lib/volplane/kubelet", "the agent's root directory: pods, plugins, plugins_registry, pki")
+	common.add(fs)
+	node.add(fs)
+	return cmd
+}

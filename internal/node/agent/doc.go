@@ -1,0 +1,33 @@
+// Package agent is the node agent: what `volplane node` runs, and what
+// `volplane up` runs for its own machine. It owns the node's identity,
+// its Node object and Lease, and wires the node's parts together: the
+// runtime (package runtime, behind the CRI interfaces), the volume
+// manager, the pod workers and the kubelet API.
+//
+// Identity. The agent is system:node:<name> in system:nodes, so the Node
+// authorizer and the NodeRestriction admission plugin limit it to its own
+// Node, its own pods and what they reference (PVs and PVCs by `get`
+// only). Its client certificate lives in <root>/pki as the kubelet's
+// (kubelet-client-current.pem) and is kept by client-go's certificate
+// manager: a joining node asks for the first one through the CSR API with
+// its bootstrap token (signer kubernetes.io/kube-apiserver-client-kubelet,
+// approved and signed by upstream's csrapproving and csrsigning
+// controllers), `up` has the control plane in the same process sign it;
+// both renew it through the CSR API before it expires, and client-go
+// re-reads the file. <root>/kubeconfig names that certificate, for tools
+// run on the node.
+//
+// Node. The agent registers its Node with kubernetes.io/hostname set to
+// the node name (several nodes may share one machine; local PVs pin to
+// that label), the os and arch labels and the
+// volumes.kubernetes.io/controller-managed-attach-detach annotation (the
+// attach/detach controller attaches, not the node). It writes the status
+// (capacity, addresses, the kubelet endpoint, node info, the four
+// conditions, volumesInUse) at start, every StatusUpdateFrequency and when
+// the volumes in use change, and renews its Lease in kube-node-lease
+// every LeaseRenewInterval, so upstream's node-lifecycle controller sees
+// it alive and taints it once it is gone.
+//
+// Stopping the agent stops no container and unmounts no volume: pods run
+// on under their conmon monitors, and the next agent adopts them.
+package agent
