@@ -1,0 +1,181 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	v1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"volplane/internal/hostops/hostopstest"
+)
+
+const builtinDriver = "local.csi.volplane.io"
+
+// TestCSIControllerSidecar runs the built-in driver in its own process
+// (`volplane csi`) and its controller side as `volplane csi-controller`
+// against `volplane up`'s API, the way a sidecar runs next to a driver
+// in any cluster: an Immediate class of the driver provisions a claim
+// (one backend volume, a PV bound to the claim), a VolumeAttachment is
+// attached and detached, and deleting the claim deletes the PV and the
+// backend volume.
+func TestCSIControllerSidecar(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("the built-in CSI driver needs root (its pool mounts a btrfs image)")
+		}
+		t.Skip("needs root: the built-in CSI driver mounts its pool")
+	}
+	p := startUp(t)
+	base := t.TempDir()
+	t.Cleanup(func() { hostopstest.Teardown(t, base) })
+	sock := filepath.Join(base, "csi.sock")
+	startProcess(t, base, "", "csi", "--endpoint", "unix://"+sock, "--pool", filepath.Join(base, "pool"),
+		"--pool-size", "1Gi", "--node-id", "e2e-node")
+	startProcess(t, base, "", "csi-controller", "--csi-address", "unix://"+sock, "--kubeconfig", p.Kubeconfig(),
+		"--leader-election-namespace", "default")
+	cs := p.Client()
+	ctx := context.Background()
+	backend := driverVolumes(t, sock)
+
+	p.Apply(t, `
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: e2e-csi}
+provisioner: local.csi.volplane.io
+volumeBindingMode: Immediate
+reclaimPolicy: Delete
+parameters: {type: dir}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data, namespace: default}
+spec:
+  storageClassName: e2e-csi
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 64Mi}}
+`)
+	var pv *v1.PersistentVolume
+	eventually(t, 2*time.Minute, func() error {
+		c, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, "data", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if c.Status.Phase != v1.ClaimBound {
+			return fmt.Errorf("claim is %s", c.Status.Phase)
+		}
+		pv, err = cs.CoreV1().PersistentVolumes().Get(ctx, c.Spec.VolumeName, metav1.GetOptions{})
+		return err
+	})
+	if want := "pvc-"; !strings.HasPrefix(pv.Name, want) || pv.Spec.CSI == nil || pv.Spec.CSI.Driver != builtinDriver {
+		t.Fatalf("PV %s source %+v", pv.Name, pv.Spec.CSI)
+	}
+	if pv.Annotations["pv.kubernetes.io/provisioned-by"] != builtinDriver ||
+		!slices.Contains(pv.Finalizers, "external-provisioner.volume.kubernetes.io/finalizer") {
+		t.Errorf("PV annotations %v finalizers %v", pv.Annotations, pv.Finalizers)
+	}
+	if ids := backend(); !slices.Contains(ids, pv.Spec.CSI.VolumeHandle) || len(ids) != 1 {
+		t.Errorf("driver volumes %v, want only %s", ids, pv.Spec.CSI.VolumeHandle)
+	}
+	out := p.MustKubectl(t, "describe", "pvc", "data")
+	for _, want := range []string{"ExternalProvisioning", "Provisioning", "ProvisioningSucceeded", "Successfully provisioned volume " + pv.Name} {
+		if !strings.Contains(out, want) {
+			t.Errorf("kubectl describe pvc lacks %q:\n%s", want, out)
+		}
+	}
+
+	// Attach to a node whose CSINode names the driver's node ID.
+	_, err := cs.StorageV1().CSINodes().Create(ctx, &storagev1.CSINode{
+		ObjectMeta: metav1.ObjectMeta{Name: "e2e-attach-node"},
+		Spec:       storagev1.CSINodeSpec{Drivers: []storagev1.CSINodeDriver{{Name: builtinDriver, NodeID: "e2e-node"}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cs.StorageV1().VolumeAttachments().Create(ctx, &storagev1.VolumeAttachment{
+		ObjectMeta: metav1.ObjectMeta{Name: "e2e-va"},
+		Spec: storagev1.VolumeAttachmentSpec{Attacher: builtinDriver, NodeName: "e2e-attach-node",
+			Source: storagev1.VolumeAttachmentSource{PersistentVolumeName: &pv.Name}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, func() error {
+		va, err := cs.StorageV1().VolumeAttachments().Get(ctx, "e2e-va", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if !va.Status.Attached {
+			return fmt.Errorf("not attached: %+v", va.Status)
+		}
+		return nil
+	})
+	if err := cs.StorageV1().VolumeAttachments().Delete(ctx, "e2e-va", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, func() error {
+		_, err := cs.StorageV1().VolumeAttachments().Get(ctx, "e2e-va", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("VolumeAttachment still there: %v", err)
+	})
+
+	// Deleting the claim deletes the PV and the backend volume.
+	p.MustKubectl(t, "delete", "pvc", "data", "--wait=false")
+	eventually(t, 2*time.Minute, func() error {
+		_, err := cs.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("PV %s still there: %v", pv.Name, err)
+	})
+	if ids := backend(); len(ids) != 0 {
+		t.Errorf("backend volumes left: %v", ids)
+	}
+}
+
+// driverVolumes returns a function listing the volume IDs the driver on
+// sock holds, once it answers.
+func driverVolumes(t *testing.T, sock string) func() []string {
+	t.Helper()
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ctl := csi.NewControllerClient(conn)
+	list := func() ([]string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		resp, err := ctl.ListVolumes(ctx, &csi.ListVolumesRequest{})
+		if err != nil {
+			return nil, err
+		}
+		var ids []string
+		for _, e := range resp.GetEntries() {
+			ids = append(ids, e.GetVolume().GetVolumeId())
+		}
+		return ids, nil
+	}
+	eventually(t, time.Minute, func() error { _, err := list(); return err })
+	return func() []string {
+		t.Helper()
+		ids, err := list()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+}
