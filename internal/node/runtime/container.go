@@ -65,6 +65,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, cfg *ru
 	}
 	c.StopSignal = stopSignal(cfg.GetStopSignal(), img.Config)
 	c.Cgroup = filepath.Join(cgroupParent(sandboxCfg, sandboxID), c.ID)
+	c.resources.Store(cfg.GetLinux().GetResources())
 
 	if err := r.create(ctx, c, img, sandboxCfg); err != nil {
 		// Undo what got done, also when ctx ended half-way.

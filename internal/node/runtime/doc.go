@@ -108,10 +108,11 @@
 //     directories); ListImages lists ImagesDir only.
 //   - No seccomp or AppArmor profiles are applied.
 //   - The URL-returning CRI Exec, Attach and PortForward, checkpointing,
-//     container events, resource updates and sandbox stats and metrics
-//     answer gRPC Unimplemented; the kubelet API calls Streamer instead
-//     of a URL. ContainerStats gives CPU and memory from the cgroup
-//     files, no filesystem figures.
+//     container events and sandbox stats and metrics answer gRPC
+//     Unimplemented; the kubelet API calls Streamer instead of a URL.
+//     ContainerStats gives CPU and memory from the cgroup files, no
+//     filesystem figures. UpdateContainerResources is `runc update` of
+//     memory and CPU.
 //   - Privileged containers (and "ALL") get every capability the runtime
 //     itself holds, not every capability the kernel knows: runc cannot
 //     grant more.
@@ -131,7 +132,7 @@
 //	user.go        users, groups and devices
 //	exec.go        ExecSync and Streamer.Exec
 //	attach.go      Streamer.Attach and PortForward
-//	stats.go       ContainerStats from cgroup files
+//	stats.go       ContainerStats from cgroup files, UpdateContainerResources
 //	floor.go       RuncFloor, the bench's runtime floor
 //	unimplemented.go  ReopenContainerLog and the Unimplemented methods
 //

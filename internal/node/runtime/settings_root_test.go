@@ -34,6 +34,18 @@ func TestSecurityAndResources(t *testing.T) {
 	if v, ok := readUint(filepath.Join(cgroupRoot, "cpu", "volplane", sb, id, "cpu.shares")); !ok || v != 256 {
 		t.Errorf("cpu.shares = %d, want 256", v)
 	}
+	// In-place resize: the cgroup, the status and the record follow.
+	if err := e.rt.UpdateContainerResources(e.ctx, id, &runtimeapi.ContainerResources{
+		Linux: &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 64 << 20, CpuShares: 512},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := readUint(cg); !ok || v != 64<<20 {
+		t.Errorf("after resize %s = %d, want %d", cg, v, 64<<20)
+	}
+	if st, _ := e.open().ContainerStatus(e.ctx, id, false); st.Status.GetResources().GetLinux().GetMemoryLimitInBytes() != 64<<20 {
+		t.Errorf("resources after resize and a restart: %v", st.Status.GetResources())
+	}
 	stats, err := e.rt.ContainerStats(e.ctx, id)
 	if err != nil || stats.GetMemory().GetUsageBytes().GetValue() == 0 || stats.GetCpu().GetUsageCoreNanoSeconds().GetValue() == 0 {
 		t.Errorf("stats %v, %v: want memory and CPU usage", stats, err)

@@ -2,13 +2,18 @@ package runtime
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"volplane/internal/hostops"
 )
 
 // cgroupRoot is where the cgroup v1 hierarchies are mounted.
@@ -109,4 +114,32 @@ func (r *Runtime) ListContainerStats(ctx context.Context, filter *runtimeapi.Con
 		}
 	}
 	return out, nil
+}
+
+// UpdateContainerResources implements RuntimeService (in-place resize):
+// `runc update` with the new memory and CPU settings, which are recorded
+// so that ContainerStatus reports them.
+func (r *Runtime) UpdateContainerResources(ctx context.Context, id string, res *runtimeapi.ContainerResources) error {
+	c, err := r.running(id)
+	if err != nil {
+		return err
+	}
+	if res.GetLinux() == nil {
+		return nil
+	}
+	lr := resources(res.GetLinux(), false)
+	lr.Devices = nil // unchanged
+	js, err := json.Marshal(lr)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cmd := exec.CommandContext(ctx, r.cfg.RuncPath, "--root", r.runcRoot(), "update", "--resources", "-", id)
+	cmd.Stdin = bytes.NewReader(js)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return &hostops.ExecError{Command: cmd.Args, ExitCode: exitCodeOf(err), Stderr: runcMessage(string(out)), Err: err}
+	}
+	c.resources.Store(res.GetLinux())
+	return r.saveContainer(c)
 }

@@ -74,7 +74,7 @@ func (r *Runtime) ContainerStatus(ctx context.Context, id string, verbose bool) 
 		Annotations: cfg.GetAnnotations(),
 		Mounts:      cfg.GetMounts(),
 		LogPath:     c.LogPath,
-		Resources:   &runtimeapi.ContainerResources{Linux: cfg.GetLinux().GetResources()},
+		Resources:   &runtimeapi.ContainerResources{Linux: c.resources.Load()},
 	}
 	resp := &runtimeapi.ContainerStatusResponse{Status: st}
 	if verbose {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -56,6 +57,9 @@ type container struct {
 	CreatedAt int64
 	// StartedAt is set once runc start returned; 0 before.
 	StartedAt int64
+	// resources are the container's current resources: the config's
+	// until UpdateContainerResources changes them.
+	resources atomic.Pointer[runtimeapi.LinuxContainerResources]
 }
 
 // containerRecord is a container as written to meta.json.
@@ -70,6 +74,8 @@ type containerRecord struct {
 	Cgroup     string          `json:"cgroup"`
 	CreatedAt  int64           `json:"createdAt"`
 	StartedAt  int64           `json:"startedAt,omitempty"`
+	// Resources are set once UpdateContainerResources changed them.
+	Resources json.RawMessage `json:"resources,omitempty"`
 }
 
 func (r *Runtime) sandboxFile(id string) string {
@@ -93,10 +99,16 @@ func (r *Runtime) saveContainer(c *container) error {
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(containerRecord{
+	rec := containerRecord{
 		ID: c.ID, SandboxID: c.SandboxID, Config: cfg, Image: c.Image, LogPath: c.LogPath,
 		Overlay: c.Overlay, StopSignal: c.StopSignal, Cgroup: c.Cgroup, CreatedAt: c.CreatedAt, StartedAt: c.StartedAt,
-	})
+	}
+	if res := c.resources.Load(); res != nil && res != c.Config.GetLinux().GetResources() {
+		if rec.Resources, err = protojson.Marshal(res); err != nil {
+			return err
+		}
+	}
+	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
@@ -168,6 +180,15 @@ func (r *Runtime) load(ctx context.Context) error {
 		if err := protojson.Unmarshal(rec.Config, c.Config); err != nil {
 			log.Error("skipping an unreadable container record", "container", id, "err", err)
 			continue
+		}
+		c.resources.Store(c.Config.GetLinux().GetResources())
+		if rec.Resources != nil {
+			res := &runtimeapi.LinuxContainerResources{}
+			if err := protojson.Unmarshal(rec.Resources, res); err != nil {
+				log.Error("skipping an unreadable container record", "container", id, "err", err)
+				continue
+			}
+			c.resources.Store(res)
 		}
 		r.containers[id] = c
 		if err := r.reconcile(ctx, c); err != nil {

@@ -48,11 +48,6 @@ func (r *Runtime) PortForward(ctx context.Context, req *runtimeapi.PortForwardRe
 	return nil, unimplemented("PortForward (use Runtime.Streamer)")
 }
 
-// UpdateContainerResources implements RuntimeService.
-func (r *Runtime) UpdateContainerResources(ctx context.Context, id string, res *runtimeapi.ContainerResources) error {
-	return unimplemented("UpdateContainerResources")
-}
-
 // CheckpointContainer implements RuntimeService.
 func (r *Runtime) CheckpointContainer(ctx context.Context, req *runtimeapi.CheckpointContainerRequest) error {
 	return unimplemented("CheckpointContainer")
