@@ -57,7 +57,7 @@ func (b *Base) VolumeName(spec *plugins.Spec, pod *corev1.Pod) (string, error) {
 	if spec == nil || pod == nil || pod.UID == "" || spec.Name == "" {
 		return "", fmt.Errorf("%s: a volume name and a pod UID are required", b.PluginName)
 	}
-	return b.PluginName + "/" + string(pod.UID) + "-" + spec.Name, nil
+	return plugins.PodScopedVolumeName(b.PluginName, pod, spec), nil
 }
 
 // Track returns the unique name of the volume SetUp is called for and
@@ -206,14 +206,12 @@ func (b *Base) TearDown(ctx context.Context, dir string) error {
 	if err := b.host.Ops.Unmount(ctx, dir); err != nil {
 		return fmt.Errorf("unmount %s: %w", dir, err)
 	}
-	mps, err := b.host.Ops.Mounts()
+	left, err := plugins.MountsUnder(b.host.Ops, dir)
 	if err != nil {
 		return err
 	}
-	for _, mp := range mps {
-		if mp.Path == dir || strings.HasPrefix(mp.Path, dir+"/") {
-			return fmt.Errorf("%s is still mounted at %s: not removing it", dir, mp.Path)
-		}
+	if len(left) > 0 {
+		return fmt.Errorf("%s is still mounted at %s: not removing it", dir, strings.Join(left, ", "))
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove %s: %w", dir, err)

@@ -143,14 +143,12 @@ func (p *Plugin) git(ctx context.Context, dir string, args ...string) error {
 // emptyDir removes everything in dir, refusing while anything is mounted
 // below it.
 func (p *Plugin) emptyDir(dir string) error {
-	mps, err := p.Host().Ops.Mounts()
+	mounted, err := plugins.MountsUnder(p.Host().Ops, dir)
 	if err != nil {
 		return err
 	}
-	for _, mp := range mps {
-		if strings.HasPrefix(mp.Path, dir+"/") {
-			return fmt.Errorf("%s is mounted inside the gitRepo volume: not cleaning it", mp.Path)
-		}
+	if len(mounted) > 0 {
+		return fmt.Errorf("%s is mounted inside the gitRepo volume: not cleaning it", strings.Join(mounted, ", "))
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
