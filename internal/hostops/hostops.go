@@ -25,6 +25,12 @@ type Host interface {
 	// Options that only make sense for a filesystem are refused with
 	// ErrBadMountOption.
 	BindMount(ctx context.Context, source, target string, options []string) error
+	// MountCommand mounts with mount(8), "mount -t fstype -o options
+	// source target", for filesystems that need mount's user-space helper
+	// (nfs: mount.nfs resolves the server and negotiates the protocol).
+	// A failure is an *ExecError with mount's exit code (32: mount
+	// failure).
+	MountCommand(ctx context.Context, source, target, fstype string, options []string) error
 	// Unmount unmounts target; a target that is not a mount point or does
 	// not exist is not an error.
 	Unmount(ctx context.Context, target string) error

@@ -120,6 +120,21 @@ func (h *Host) Mount(ctx context.Context, source, target, fstype string, options
 	return nil
 }
 
+// MountCommand records a mount as Mount does; its error comes from Err
+// ("MountCommand", source, target, fstype, options joined by ",").
+func (h *Host) MountCommand(ctx context.Context, source, target, fstype string, options []string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.enter("MountCommand", source, target, fstype, strings.Join(options, ",")); err != nil {
+		return err
+	}
+	if err := mustExist(target); err != nil {
+		return err
+	}
+	h.mounts = append(h.mounts, hostops.MountPoint{Path: target, Root: "/", Source: source, FSType: fstype, Options: options})
+	return nil
+}
+
 func (h *Host) BindMount(ctx context.Context, source, target string, options []string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
