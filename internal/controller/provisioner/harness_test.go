@@ -36,9 +36,18 @@ type harness struct {
 func newHarness(t *testing.T, opts csitest.Options, objs ...runtime.Object) *harness {
 	t.Helper()
 	opts.Name = driver
-	h := &harness{t: t, cs: fake.NewClientset(objs...), drv: csitest.Serve(t, opts)}
+	drv := csitest.Serve(t, opts)
+	h := newHarnessOn(t, drv.Endpoint, objs...)
+	h.drv = drv
+	return h
+}
+
+// newHarnessOn is a harness on the driver at endpoint, named driver.
+func newHarnessOn(t *testing.T, endpoint string, objs ...runtime.Object) *harness {
+	t.Helper()
+	h := &harness{t: t, cs: fake.NewClientset(objs...)}
 	var err error
-	h.cli, err = client.New(client.Config{Endpoint: h.drv.Endpoint})
+	h.cli, err = client.New(client.Config{Endpoint: endpoint})
 	if err != nil {
 		t.Fatal(err)
 	}
