@@ -39,6 +39,14 @@
 // SPDY all the way. Other kubelet paths (/stats, /configz, /logs, /run,
 // /checkpoint) are not served: 404 once the caller is authorized.
 //
+// kube-apiserver reaches the server at the Node's address of the first
+// type in --kubelet-preferred-address-types and its
+// status.daemonEndpoints.kubeletEndpoint.port. It calls logs, exec and
+// attach at a loopback address too, but its node proxy
+// (/api/v1/nodes/<name>/proxy/...) refuses loopback addresses ("address
+// not allowed"), so /pods, /healthz and /metrics through the API need a
+// node address that is not loopback.
+//
 // # Logs
 //
 // The log file is in the CRI log format, "<RFC3339Nano> stdout|stderr F|P
