@@ -123,7 +123,7 @@ func (d *Driver) stage(ctx context.Context, v *state.Volume, stg *state.Staging,
 	} else if len(opts.Data) > 0 {
 		return errorf(codes.InvalidArgument, "mount flags %v cannot apply to a directory volume", opts.Data)
 	}
-	if err := ensureDir(stg.Path); err != nil {
+	if _, err := ensureDir(stg.Path); err != nil {
 		return hostError(err, "staging path")
 	}
 	probe := *v

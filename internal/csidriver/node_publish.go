@@ -63,6 +63,7 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 		MountFlags: c.GetMount().GetMountFlags(),
 	}
 	if old, ok := v.Targets[target]; ok {
+		t.Created = old.Created
 		if !reflect.DeepEqual(old, t) {
 			return nil, errorf(codes.AlreadyExists, "volume %s is published at %s with other arguments", id, target)
 		}
@@ -113,15 +114,17 @@ func (d *Driver) publish(ctx context.Context, v *state.Volume, target string, t 
 		flags = append(flags, "ro")
 	}
 	source := v.Staged.Path
+	var created bool
 	if t.Block {
 		source = v.Staged.Device
-		err = ensureFile(target)
+		created, err = ensureFile(target)
 	} else {
-		err = ensureDir(target)
+		created, err = ensureDir(target)
 	}
 	if err != nil {
 		return hostError(err, "target path")
 	}
+	t.Created = t.Created || created
 	mp, mounted, err := d.mountAt(target)
 	if err != nil {
 		return hostError(err, "read mount table")
@@ -141,9 +144,12 @@ func (d *Driver) publish(ctx context.Context, v *state.Volume, target string, t 
 	return nil
 }
 
-// NodeUnpublishVolume implements csi.NodeServer: unmount the target and
-// delete the directory or file the driver made there. A target that does
-// not exist is already unpublished.
+// NodeUnpublishVolume implements csi.NodeServer: unmount the volume from
+// the target and, if the driver made the target directory or file when
+// it published it, delete it. A path the driver has no publication of is
+// never removed (only a mount of this volume on it is undone, for a
+// publication whose record a crash lost). A target that does not exist
+// is already unpublished.
 func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
 	id, target := req.GetVolumeId(), req.GetTargetPath()
 	switch {
@@ -161,10 +167,12 @@ func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublish
 	if err := d.unmountAll(ctx, target, &v); err != nil {
 		return nil, err
 	}
-	if err := os.Remove(target); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, hostError(err, "remove target %s", target)
-	}
-	if _, ok := v.Targets[target]; ok {
+	if t, ok := v.Targets[target]; ok {
+		if t.Created {
+			if err := os.Remove(target); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, hostError(err, "remove target %s", target)
+			}
+		}
 		delete(v.Targets, target)
 		if err := d.store.PutVolume(v); err != nil {
 			return nil, hostError(err, "record unpublication of volume %s", id)

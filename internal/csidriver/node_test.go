@@ -285,3 +285,44 @@ func TestStageNeverReformats(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeUnpublishRemovesOnlyWhatItCreated: a path the driver did not
+// publish, or a target that existed before publication, survives
+// NodeUnpublishVolume; the target the driver made does not.
+func TestNodeUnpublishRemovesOnlyWhatItCreated(t *testing.T) {
+	ctx := context.Background()
+	f := stagedDirVolume(t)
+	unpublish := func(target string) {
+		t.Helper()
+		if _, err := f.d.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: f.id, TargetPath: target}); err != nil {
+			t.Fatalf("unpublish %s: %v", target, err)
+		}
+	}
+	stranger := filepath.Join(f.dir, "someone-elses")
+	if err := os.Mkdir(stranger, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	strangerFile := filepath.Join(f.dir, "someone-elses-file")
+	if err := os.WriteFile(strangerFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unpublish(stranger)
+	unpublish(strangerFile)
+	for _, p := range []string{stranger, strangerFile} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s, never published, was removed: %v", p, err)
+		}
+	}
+
+	precreated := filepath.Join(f.dir, "precreated")
+	if err := os.Mkdir(precreated, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.publish(precreated, mountCap(snw), false); err != nil {
+		t.Fatal(err)
+	}
+	unpublish(precreated)
+	if _, err := os.Stat(precreated); err != nil || f.mounted(t, precreated) {
+		t.Errorf("target the CO created: %v, mounted %v; want it kept, unmounted", err, f.mounted(t, precreated))
+	}
+}

@@ -101,40 +101,41 @@ func mountIsVolume(mp hostops.MountPoint, v *state.Volume) bool {
 	return mp.Source == dev || mp.Root == "/"+filepath.Base(dev)
 }
 
-// ensureDir makes path a directory if it does not exist.
-func ensureDir(path string) error {
+// ensureDir makes path a directory if it does not exist, and reports
+// whether it made it.
+func ensureDir(path string) (created bool, err error) {
 	fi, err := os.Stat(path)
 	switch {
 	case err == nil && fi.IsDir():
-		return nil
+		return false, nil
 	case err == nil:
-		return errorf(codes.InvalidArgument, "%s exists and is not a directory", path)
+		return false, errorf(codes.InvalidArgument, "%s exists and is not a directory", path)
 	case errors.Is(err, os.ErrNotExist):
 		if err := os.MkdirAll(path, 0o750); err != nil {
-			return fmt.Errorf("create %s: %w", path, err)
+			return false, fmt.Errorf("create %s: %w", path, err)
 		}
-		return nil
+		return true, nil
 	default:
-		return err
+		return false, err
 	}
 }
 
 // ensureFile makes path an empty file if it does not exist: the mount
 // point of a raw block device.
-func ensureFile(path string) error {
+func ensureFile(path string) (created bool, err error) {
 	fi, err := os.Stat(path)
 	switch {
 	case err == nil && !fi.IsDir():
-		return nil
+		return false, nil
 	case err == nil:
-		return errorf(codes.InvalidArgument, "%s is a directory; a block volume is published on a file", path)
+		return false, errorf(codes.InvalidArgument, "%s is a directory; a block volume is published on a file", path)
 	case errors.Is(err, os.ErrNotExist):
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o640)
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
 		if err != nil {
-			return fmt.Errorf("create %s: %w", path, err)
+			return false, fmt.Errorf("create %s: %w", path, err)
 		}
-		return f.Close()
+		return true, f.Close()
 	default:
-		return err
+		return false, err
 	}
 }

@@ -94,6 +94,9 @@ type Target struct {
 	Block      bool     `json:"block,omitempty"`
 	AccessMode int32    `json:"accessMode"`
 	MountFlags []string `json:"mountFlags,omitempty"`
+	// Created says the driver made the target directory or file, so
+	// unpublishing removes it; a target the CO made is left to it.
+	Created bool `json:"created,omitempty"`
 }
 
 // Snapshot is a point-in-time copy of a volume that lives on after the
