@@ -120,7 +120,6 @@ func (r *rig) detach(t *testing.T, id string, deleteToo bool) {
 	}
 }
 
-
 // writeTree writes a few files of random content under dir.
 func writeTree(t *testing.T, dir string) {
 	t.Helper()

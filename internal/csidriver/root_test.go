@@ -95,7 +95,6 @@ func TestBlockVolumeIsABlockDevice(t *testing.T) {
 	}
 }
 
-
 // Expansion shows inside the mounted filesystem: XFS grows online; ext4
 // grows when staged again (online ext4 growth needs CAP_SYS_RESOURCE).
 func TestExpansionIsVisibleInTheFilesystem(t *testing.T) {

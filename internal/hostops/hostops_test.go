@@ -195,7 +195,6 @@ func TestFilesystems(t *testing.T) {
 	}
 }
 
-
 func TestBindMountReadOnly(t *testing.T) {
 	hostopstest.RequireRoot(t)
 	dir := t.TempDir()
@@ -277,7 +276,6 @@ func TestBtrfsQgroupEnforcesLimit(t *testing.T) {
 		t.Fatal("creating a subvolume under a missing directory succeeded")
 	}
 }
-
 
 func TestCloneFile(t *testing.T) {
 	for _, fstype := range []string{"btrfs", "ext4"} {

@@ -19,12 +19,19 @@ import (
 // fails instead, so a root test never passes by not running.
 func RequireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs root: mounts, loop devices and btrfs")
-		}
-		t.Skip("needs root: mounts, loop devices and btrfs")
+	requireRoot(t, os.Geteuid(), os.Getenv("CI"))
+}
+
+func requireRoot(t testing.TB, euid int, ci string) {
+	t.Helper()
+	if euid == 0 {
+		return
 	}
+	if ci == "true" {
+		t.Fatal("needs root: mounts, loop devices and btrfs")
+		return
+	}
+	t.Skip("needs root: mounts, loop devices and btrfs")
 }
 
 // LoopFS makes a sparse image of size bytes in a fresh temporary
