@@ -163,17 +163,21 @@ func (s *Streamer) Exec(ctx context.Context, id string, cmd []string, in io.Read
 	if errw != nil {
 		c.Stderr = errw
 	}
-	var stdinW *os.File
+	var stdinR, stdinW *os.File
 	if in != nil {
-		pr, pw, err := os.Pipe()
-		if err != nil {
+		if stdinR, stdinW, err = os.Pipe(); err != nil {
 			return err
 		}
-		c.Stdin, stdinW = pr, pw
-		defer pr.Close()
-		defer pw.Close()
+		c.Stdin = stdinR
+		defer stdinW.Close()
 	}
-	if err := c.Start(); err != nil {
+	err = c.Start()
+	if stdinR != nil {
+		// The process has its own copy; ours would keep writes from
+		// failing once it is gone.
+		stdinR.Close()
+	}
+	if err != nil {
 		return err
 	}
 	if stdinW != nil {
