@@ -10,6 +10,7 @@ import (
 	"volplane/internal/controller/attachdetach"
 	"volplane/internal/controller/binder"
 	"volplane/internal/controller/csrapprover"
+	"volplane/internal/controller/ephemeral"
 	"volplane/internal/controller/protection"
 )
 
@@ -18,6 +19,7 @@ type Options struct {
 	Binder       binder.Config
 	Protection   protection.Config
 	AttachDetach attachdetach.Config
+	Ephemeral    ephemeral.Config
 }
 
 // DefaultOptions returns the options used without flags.
@@ -46,6 +48,7 @@ func DescriptorsFor(o Options) []controller.Descriptor {
 		protection.PVDescriptor(o.Protection),
 		protection.VACDescriptor(o.Protection),
 		attachdetach.Descriptor(o.AttachDetach),
+		ephemeral.Descriptor(o.Ephemeral),
 		csrapprover.Descriptor(),
 	}
 }
