@@ -141,9 +141,14 @@ func TestRealRuntimeLifecycle(t *testing.T) {
 	}
 
 	waitFor(t, "bad reported", func() bool {
-		s := containerStatus(t, e.apiPod(bad), "app").State
-		return s.Waiting != nil && (s.Waiting.Reason == "CreateContainerError" || s.Waiting.Reason == "RunContainerError" || s.Waiting.Reason == "CrashLoopBackOff")
+		st := e.apiPod(bad).Status.ContainerStatuses
+		return len(st) == 1 && st[0].State.Waiting != nil && st[0].State.Waiting.Reason != "ContainerCreating"
 	})
+	// The runtime's runc create fails for a missing command: upstream's
+	// CreateContainerError, with the runtime's words.
+	if s := containerStatus(t, e.apiPod(bad), "app").State; s.Waiting.Reason != "CreateContainerError" || !strings.Contains(s.Waiting.Message, "/no/such/command") {
+		t.Errorf("bad command: %+v", s.Waiting)
+	}
 
 	// kill -9 of the agent: new runtime and workers over the same state.
 	before := containerStatus(t, e.apiPod(run), "app")
@@ -175,5 +180,25 @@ func TestRealRuntimeLifecycle(t *testing.T) {
 	})
 	if _, err := os.Stat(e.w.podDir(run.UID)); !os.IsNotExist(err) {
 		t.Errorf("pod directory left: %v", err)
+	}
+}
+
+// A liveness probe that never succeeds, exec'd in the container through
+// the runtime: Unhealthy, the container killed and restarted.
+func TestRealRuntimeLivenessRestarts(t *testing.T) {
+	pod := shPod("probe", corev1.RestartPolicyAlways, "exec sleep 1000")
+	pod.Spec.Containers[0].LivenessProbe = &corev1.Probe{
+		ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"sh", "-c", "echo not today; exit 1"}}},
+		PeriodSeconds: 1, FailureThreshold: 1, TimeoutSeconds: 5,
+	}
+	e := newRealEnv(t, pod)
+	e.w.Update(e.apiPod(pod))
+	waitFor(t, "a restart", func() bool {
+		st := e.apiPod(pod).Status.ContainerStatuses
+		return len(st) == 1 && st[0].RestartCount >= 1
+	})
+	ev := e.drainEvents()
+	if !hasEvent(ev, "Warning Unhealthy Liveness probe failed: not today") || !hasEvent(ev, "Killing Container app failed liveness probe, will be restarted") {
+		t.Errorf("events %q", ev)
 	}
 }
