@@ -1,0 +1,92 @@
+package cache
+
+import (
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"volplane/internal/node/plugins"
+)
+
+func pod(uid types.UID) *corev1.Pod {
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{UID: uid}}
+}
+
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+func TestDesired(t *testing.T) {
+	d := NewDesired()
+	ch := d.Changed()
+	d.SetPodError("a", "v1", "boom")
+	if !closed(ch) {
+		t.Fatal("Changed not closed by a change")
+	}
+	d.AddPodVolume(VolumeToMount{VolumeName: "shared", OuterName: "v1", Pod: pod("a"), Spec: &plugins.Spec{}})
+	d.AddPodVolume(VolumeToMount{VolumeName: "shared", OuterName: "v", Pod: pod("b"), Spec: &plugins.Spec{}})
+	d.AddPodVolume(VolumeToMount{VolumeName: "own-b", OuterName: "w", Pod: pod("b"), Spec: &plugins.Spec{}})
+	for _, tc := range []struct {
+		name string
+		got  any
+		want any
+	}{
+		{"error cleared by add", len(d.PodErrors("a")), 0},
+		{"a wants shared", d.Wants("shared", "a"), true},
+		{"b's volumes", len(d.PodVolumes("b")), 2},
+		{"pairs", len(d.VolumesToMount()), 3},
+		{"order", d.VolumesToMount()[0].VolumeName + "/" + string(d.VolumesToMount()[0].Pod.UID), "own-b/b"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
+	d.DeletePod("a")
+	if d.Wants("shared", "a") || !d.HasVolume("shared") {
+		t.Fatal("DeletePod removed too much or too little")
+	}
+	d.DeletePodVolume("b", "v")
+	if d.HasVolume("shared") || !d.HasPod("b") {
+		t.Fatal("DeletePodVolume")
+	}
+	if uids := d.PodUIDs(); len(uids) != 1 || uids[0] != "b" {
+		t.Fatalf("PodUIDs = %v", uids)
+	}
+}
+
+func TestActual(t *testing.T) {
+	a := NewActual()
+	a.MarkDeviceMounted("vol", nil, &plugins.Spec{}, "/global")
+	a.MarkMounted(MountedVolume{VolumeName: "vol", OuterName: "data", PodUID: "a", Spec: &plugins.Spec{}})
+	a.MarkMounted(MountedVolume{VolumeName: "vol", OuterName: "data", PodUID: "b", Spec: &plugins.Spec{}, Uncertain: true})
+	if len(a.UnusedDevices()) != 0 {
+		t.Fatal("device in use reported unused")
+	}
+	if m, ok := a.Mounted("vol", "b"); !ok || !m.Uncertain {
+		t.Fatal("uncertain mount lost")
+	}
+	a.RequestRemount("a", func(MountedVolume) bool { return true })
+	if m, _ := a.Mounted("vol", "a"); !m.RemountRequested {
+		t.Fatal("remount not requested")
+	}
+	a.MarkUnmounted("vol", "a")
+	a.MarkUnmounted("vol", "b")
+	if d := a.UnusedDevices(); len(d) != 1 || d[0].MountPath != "/global" {
+		t.Fatalf("UnusedDevices = %+v", d)
+	}
+	if len(a.VolumeNames()) != 1 {
+		t.Fatal("volume forgotten while its device is mounted")
+	}
+	ch := a.Changed()
+	a.MarkDeviceUnmounted("vol")
+	if !closed(ch) || len(a.VolumeNames()) != 0 {
+		t.Fatal("volume not forgotten after its device went")
+	}
+}

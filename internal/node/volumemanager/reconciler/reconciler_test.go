@@ -1,0 +1,193 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+
+	"volplane/internal/hostops/fakehost"
+	"volplane/internal/node/plugins"
+	"volplane/internal/node/volumemanager/cache"
+	"volplane/internal/node/volumemanager/reconstruction"
+)
+
+// fakePlugin is an attachable device mounter that logs its calls.
+type fakePlugin struct {
+	mu       sync.Mutex
+	calls    []string
+	setUpErr error
+}
+
+func (f *fakePlugin) log(s string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, s)
+}
+
+func (f *fakePlugin) Calls() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return strings.Join(f.calls, ",")
+}
+
+func (f *fakePlugin) Name() string                                  { return "example.com/fake" }
+func (f *fakePlugin) Init(*plugins.Host) error                      { return nil }
+func (f *fakePlugin) CanSupport(*plugins.Spec) bool                 { return true }
+func (f *fakePlugin) Attachable(*plugins.Spec) bool                 { return true }
+func (f *fakePlugin) DeviceMountPath(*plugins.Spec) (string, error) { return "", nil }
+func (f *fakePlugin) VolumeName(s *plugins.Spec, p *corev1.Pod) (string, error) {
+	return "fake/" + s.Name, nil
+}
+func (f *fakePlugin) SetUp(ctx context.Context, a plugins.SetUpArgs) error {
+	f.log("SetUp " + string(a.Pod.UID) + " " + a.DeviceMountPath)
+	return f.setUpErr
+}
+func (f *fakePlugin) TearDown(ctx context.Context, dir string) error {
+	f.log("TearDown " + filepath.Base(filepath.Dir(filepath.Dir(filepath.Dir(dir)))))
+	return nil
+}
+func (f *fakePlugin) MountDevice(ctx context.Context, s *plugins.Spec, p string) error {
+	f.log("MountDevice")
+	return nil
+}
+func (f *fakePlugin) UnmountDevice(ctx context.Context, p string) error {
+	f.log("UnmountDevice")
+	return nil
+}
+
+type devPathPlugin struct {
+	*fakePlugin
+	root string
+}
+
+func (d devPathPlugin) DeviceMountPath(*plugins.Spec) (string, error) {
+	return filepath.Join(d.root, "plugins/example.com~fake/globalmount"), nil
+}
+
+var _ plugins.DeviceMounter = devPathPlugin{}
+var _ plugins.Attachable = devPathPlugin{}
+
+func TestReconcileOrder(t *testing.T) {
+	root := t.TempDir()
+	fp := &fakePlugin{}
+	pl := devPathPlugin{fp, root}
+	desired, actual := cache.NewDesired(), cache.NewActual()
+	var attachedMu sync.Mutex
+	var attached []corev1.AttachedVolume
+	ready := true
+	rec := record.NewFakeRecorder(10)
+	r, err := New(Config{RootDir: root, Ops: fakehost.New(), Desired: desired, Actual: actual,
+		Store: reconstruction.Store{Root: root}, Recorder: rec,
+		Attached: func() []corev1.AttachedVolume {
+			attachedMu.Lock()
+			defer attachedMu.Unlock()
+			return attached
+		},
+		Ready:      func() bool { return ready },
+		NodeLabels: func(context.Context) (map[string]string, error) { return nil, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	spec := &plugins.Spec{Name: "data", Volume: &corev1.Volume{Name: "data"}}
+	for _, uid := range []string{"a", "b"} {
+		desired.AddPodVolume(cache.VolumeToMount{VolumeName: "fake/data", OuterName: "data", Plugin: pl, Spec: spec,
+			Pod: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{UID: typesUID(uid)}}, Attachable: true})
+	}
+	step := func() {
+		r.Reconcile(ctx)
+		r.Wait()
+	}
+	step()
+	if fp.Calls() != "" {
+		t.Fatalf("mounted before the volume was attached: %s", fp.Calls())
+	}
+	attachedMu.Lock()
+	attached = []corev1.AttachedVolume{{Name: "fake/data"}}
+	attachedMu.Unlock()
+	for range 3 {
+		step()
+	}
+	global := filepath.Join(root, "plugins/example.com~fake/globalmount")
+	if got, want := fp.Calls(), "MountDevice,SetUp a "+global+",SetUp b "+global; got != want {
+		t.Fatalf("calls %q, want %q", got, want)
+	}
+	if _, err := os.Stat(filepath.Join(root, "pods/a/volume-meta/example.com~fake~~data.json")); err != nil {
+		t.Fatalf("no record for the mounted volume: %v", err)
+	}
+	// Teardown: pods first, the device only after the last pod.
+	desired.DeletePod("a")
+	desired.DeletePod("b")
+	ready = false
+	step()
+	if strings.Contains(fp.Calls(), "TearDown") {
+		t.Fatal("tore down before the desired state was ready")
+	}
+	ready = true
+	for range 4 {
+		step()
+	}
+	calls := strings.Split(fp.Calls(), ",")
+	if len(calls) != 6 || calls[3] != "TearDown a" || calls[4] != "TearDown b" || calls[5] != "UnmountDevice" {
+		t.Fatalf("teardown calls %v", calls)
+	}
+	if len(actual.VolumeNames()) != 0 {
+		t.Fatalf("actual state not empty: %v", actual.VolumeNames())
+	}
+	if _, err := os.Stat(filepath.Join(root, "pods/a/volume-meta/example.com~fake~~data.json")); !os.IsNotExist(err) {
+		t.Fatalf("record left after teardown: %v", err)
+	}
+}
+
+func TestBackoffAndEvent(t *testing.T) {
+	root := t.TempDir()
+	fp := &fakePlugin{setUpErr: errors.New("boom")}
+	desired, actual := cache.NewDesired(), cache.NewActual()
+	rec := record.NewFakeRecorder(10)
+	now := time.Unix(1000, 0)
+	r, err := New(Config{RootDir: root, Ops: fakehost.New(), Desired: desired, Actual: actual,
+		Store: reconstruction.Store{Root: root}, Recorder: rec,
+		Attached: func() []corev1.AttachedVolume { return nil }, Ready: func() bool { return true },
+		NodeLabels: func(context.Context) (map[string]string, error) { return nil, nil },
+		Now:        func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := struct{ plugins.Plugin }{fp}
+	desired.AddPodVolume(cache.VolumeToMount{VolumeName: "fake/v", OuterName: "v", Plugin: plain,
+		Spec: &plugins.Spec{Name: "v"}, Pod: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{UID: "a"}}})
+	step := func() { r.Reconcile(context.Background()); r.Wait() }
+	step()
+	if ev := <-rec.Events; ev != `Warning FailedMount MountVolume.SetUp failed for volume "v" : boom` {
+		t.Fatalf("event %q", ev)
+	}
+	step()
+	if n := strings.Count(fp.Calls(), "SetUp"); n != 1 {
+		t.Fatalf("retried within the backoff: %d SetUps", n)
+	}
+	now = now.Add(initialBackoff)
+	step()
+	if n := strings.Count(fp.Calls(), "SetUp"); n != 2 {
+		t.Fatalf("not retried after the backoff: %d SetUps", n)
+	}
+	now = now.Add(initialBackoff) // the delay doubled: still waiting
+	step()
+	if n := strings.Count(fp.Calls(), "SetUp"); n != 2 {
+		t.Fatalf("backoff did not double: %d SetUps", n)
+	}
+	if m, ok := actual.Mounted("fake/v", "a"); !ok || !m.Uncertain {
+		t.Fatal("a failed SetUp is not recorded as uncertain")
+	}
+}
+
+func typesUID(s string) types.UID { return types.UID(s) }
