@@ -17,6 +17,7 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"volplane/internal/hostops/hostopstest"
 )
@@ -28,8 +29,9 @@ const builtinDriver = "local.csi.volplane.io"
 // against `volplane up`'s API, the way a sidecar runs next to a driver
 // in any cluster: an Immediate class of the driver provisions a claim
 // (one backend volume, a PV bound to the claim), a VolumeAttachment is
-// attached and detached, and deleting the claim deletes the PV and the
-// backend volume.
+// attached and detached, deleting the claim deletes the PV and the
+// backend volume, and CSIStorageCapacity follows the pool and goes with
+// the CSIDriver.
 func TestCSIControllerSidecar(t *testing.T) {
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {
@@ -38,6 +40,8 @@ func TestCSIControllerSidecar(t *testing.T) {
 		t.Skip("needs root: the built-in CSI driver mounts its pool")
 	}
 	p := startUp(t)
+	// Mounts `up` leaves under its data dir go once it has stopped.
+	t.Cleanup(func() { p.Stop(); hostopstest.Teardown(t, p.DataDir) })
 	base := t.TempDir()
 	t.Cleanup(func() { hostopstest.Teardown(t, base) })
 	sock := filepath.Join(base, "csi.sock")
@@ -48,6 +52,25 @@ func TestCSIControllerSidecar(t *testing.T) {
 	cs := p.Client()
 	ctx := context.Background()
 	backend := driverVolumes(t, sock)
+
+	// A node of the driver's topology, and the driver's CSIDriver object:
+	// capacity is published for it, owned by the CSIDriver.
+	const topoKey = "topology.local.csi.volplane.io/node"
+	if _, err := cs.CoreV1().Nodes().Create(ctx, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "e2e-attach-node",
+		Labels: map[string]string{topoKey: "e2e-node"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.StorageV1().CSINodes().Create(ctx, &storagev1.CSINode{
+		ObjectMeta: metav1.ObjectMeta{Name: "e2e-attach-node"},
+		Spec: storagev1.CSINodeSpec{Drivers: []storagev1.CSINodeDriver{
+			{Name: builtinDriver, NodeID: "e2e-node", TopologyKeys: []string{topoKey}}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.StorageV1().CSIDrivers().Create(ctx, &storagev1.CSIDriver{ObjectMeta: metav1.ObjectMeta{Name: builtinDriver},
+		Spec: storagev1.CSIDriverSpec{AttachRequired: ptr.To(true), StorageCapacity: ptr.To(true)}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 
 	p.Apply(t, `
 apiVersion: storage.k8s.io/v1
@@ -64,7 +87,7 @@ metadata: {name: data, namespace: default}
 spec:
   storageClassName: e2e-csi
   accessModes: [ReadWriteOnce]
-  resources: {requests: {storage: 64Mi}}
+  resources: {requests: {storage: 512Mi}}
 `)
 	var pv *v1.PersistentVolume
 	eventually(t, 2*time.Minute, func() error {
@@ -95,15 +118,32 @@ spec:
 		}
 	}
 
-	// Attach to a node whose CSINode names the driver's node ID.
-	_, err := cs.StorageV1().CSINodes().Create(ctx, &storagev1.CSINode{
-		ObjectMeta: metav1.ObjectMeta{Name: "e2e-attach-node"},
-		Spec:       storagev1.CSINodeSpec{Drivers: []storagev1.CSINodeDriver{{Name: builtinDriver, NodeID: "e2e-node"}}},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = cs.StorageV1().VolumeAttachments().Create(ctx, &storagev1.VolumeAttachment{
+	// Capacity: one object for the class in the node's segment, less
+	// than the pool once the volume took its share.
+	var before int64
+	eventually(t, 2*time.Minute, func() error {
+		l, err := cs.StorageV1().CSIStorageCapacities("kube-system").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		mine := capacityOf(l.Items, "e2e-csi")
+		if len(mine) != 1 {
+			return fmt.Errorf("%d CSIStorageCapacity objects of class e2e-csi, want 1", len(mine))
+		}
+		c := mine[0]
+		if c.StorageClassName != "e2e-csi" || c.NodeTopology == nil || c.NodeTopology.MatchLabels[topoKey] != "e2e-node" ||
+			len(c.OwnerReferences) != 1 || c.OwnerReferences[0].Kind != "CSIDriver" || c.Capacity == nil {
+			return fmt.Errorf("CSIStorageCapacity %+v", c)
+		}
+		before = c.Capacity.Value()
+		if before <= 0 || before > 1<<30-512<<20 {
+			return fmt.Errorf("capacity %d does not count the 512Mi volume", before)
+		}
+		return nil
+	})
+
+	// Attach to the node whose CSINode names the driver's node ID.
+	_, err := cs.StorageV1().VolumeAttachments().Create(ctx, &storagev1.VolumeAttachment{
 		ObjectMeta: metav1.ObjectMeta{Name: "e2e-va"},
 		Spec: storagev1.VolumeAttachmentSpec{Attacher: builtinDriver, NodeName: "e2e-attach-node",
 			Source: storagev1.VolumeAttachmentSource{PersistentVolumeName: &pv.Name}},
@@ -144,6 +184,33 @@ spec:
 	if ids := backend(); len(ids) != 0 {
 		t.Errorf("backend volumes left: %v", ids)
 	}
+	eventually(t, 2*time.Minute, func() error {
+		l, err := cs.StorageV1().CSIStorageCapacities("kube-system").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		mine := capacityOf(l.Items, "e2e-csi")
+		if len(mine) != 1 {
+			return fmt.Errorf("capacity objects of class e2e-csi: %v", mine)
+		}
+		if got := mine[0].Capacity.Value(); got <= before {
+			return fmt.Errorf("capacity %d after the volume went, %d before", got, before)
+		}
+		return nil
+	})
+
+	// The driver's CSIDriver goes: the garbage collector takes its
+	// capacity objects.
+	if err := cs.StorageV1().CSIDrivers().Delete(ctx, builtinDriver, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Minute, func() error {
+		l, err := cs.StorageV1().CSIStorageCapacities("kube-system").List(ctx, metav1.ListOptions{})
+		if err != nil || len(l.Items) != 0 {
+			return fmt.Errorf("capacity objects left: %v, %v", l, err)
+		}
+		return nil
+	})
 }
 
 // driverVolumes returns a function listing the volume IDs the driver on
@@ -178,4 +245,15 @@ func driverVolumes(t *testing.T, sock string) func() []string {
 		}
 		return ids
 	}
+}
+
+// capacityOf returns the objects of class.
+func capacityOf(items []storagev1.CSIStorageCapacity, class string) []storagev1.CSIStorageCapacity {
+	var out []storagev1.CSIStorageCapacity
+	for _, c := range items {
+		if c.StorageClassName == class {
+			out = append(out, c)
+		}
+	}
+	return out
 }
