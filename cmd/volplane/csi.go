@@ -25,7 +25,9 @@ type csiFlags struct {
 	nodeID     string
 	maxVolumes int64
 	metrics    string
-	verbosity  int
+	// metricsRemote lets --metrics-listen take a non-loopback address.
+	metricsRemote bool
+	verbosity     int
 }
 
 func (f *csiFlags) add(fs *pflag.FlagSet) {
@@ -34,7 +36,8 @@ func (f *csiFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.poolSize, "pool-size", "", "size of the sparse btrfs image used when the pool's filesystem enforces no quota (default 10Gi for a new image; a larger size grows an existing one)")
 	fs.StringVar(&f.nodeID, "node-id", "", "this node's ID (default: the hostname)")
 	fs.Int64Var(&f.maxVolumes, "max-volumes-per-node", csidriver.DefaultMaxVolumesPerNode, "volumes that may be published to this node at once")
-	fs.StringVar(&f.metrics, "metrics-listen", "", "HOST:PORT where the driver serves Prometheus /metrics (off when empty)")
+	fs.StringVar(&f.metrics, "metrics-listen", "", "loopback HOST:PORT where the driver serves Prometheus /metrics (off when empty)")
+	fs.BoolVar(&f.metricsRemote, "metrics-allow-remote", false, "let --metrics-listen take an address other hosts reach (the metrics are unauthenticated)")
 	fs.IntVarP(&f.verbosity, "v", "v", 0, "log verbosity: 1 logs every CSI call")
 }
 
@@ -50,6 +53,11 @@ func (f *csiFlags) config() (csidriver.Config, error) {
 			return csidriver.Config{}, fmt.Errorf("--pool-size: %w", err)
 		}
 		size = q.Value()
+	}
+	if f.metrics != "" {
+		if err := checkMetricsAddr(f.metrics, f.metricsRemote); err != nil {
+			return csidriver.Config{}, err
+		}
 	}
 	cfg := csidriver.Config{
 		NodeID:            f.nodeID,
@@ -93,6 +101,22 @@ becomes a sparse btrfs image of --pool-size mounted under the pool.`,
 	}
 	f.add(cmd.Flags())
 	return cmd
+}
+
+// checkMetricsAddr accepts a HOST:PORT for /metrics: a loopback host, as
+// the controller manager requires, or any host when remote is set.
+func checkMetricsAddr(addr string, remote bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--metrics-listen %q: %w", addr, err)
+	}
+	if remote {
+		return nil
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("--metrics-listen %q is not a loopback address (use --metrics-allow-remote to serve metrics to other hosts)", addr)
+	}
+	return nil
 }
 
 // serveMetrics serves handler at /metrics on addr until ctx is done.
