@@ -16,6 +16,14 @@
 // same way succeeds without mounting twice, TearDown of a directory that
 // holds nothing succeeds. That is what makes a restart at any point safe.
 //
+// Optional interfaces say what else a plugin does: DeviceMounter (a
+// per-node global mount before the pods' SetUp), Attachable (wait for
+// status.volumesAttached), Remounter (SetUp again when content changes),
+// PathPlugin (the volume lives at a host path of its own, hostPath) and
+// BlockMapper (raw block devices). Helpers shared by plugins:
+// SetVolumeOwnership (fsGroup, fsGroupChangePolicy), MountsUnder,
+// PodScopedVolumeName, PodVolumeDir.
+//
 // Privileged work goes through hostops.Host (Host.Ops); API reads go
 // through Host.Client with the node's own identity, which the Node
 // authorizer limits to objects the node's pods reference.

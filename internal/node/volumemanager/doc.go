@@ -55,4 +55,72 @@
 // down) are found at start: reconstruction rebuilds the actual state from
 // <root>/pods, the mount table and each volume's metadata, and the
 // populator, seeing no pod that wants them, tears them down.
+//
+// # Using it
+//
+//	m, err := volumemanager.New(volumemanager.Config{
+//		RootDir: "/var/lib/volplane/kubelet", NodeName: "node1",
+//		Client: nodeClient, Recorder: recorder, Ops: hostops.New(),
+//		Pods: agentPods, PodsSynced: agentSynced,
+//		AttachedVolumes: func() []corev1.AttachedVolume { ... },
+//		Plugins: []plugins.Plugin{emptyDir, hostpath.New(), local.New(), nfs.New(), img, ...},
+//	})
+//	go m.Run(ctx)
+//
+// New initialises every plugin with a plugins.Host (whose Remount pushes
+// a content update into running pods) and touches nothing on the host;
+// Run reconstructs, then runs the populator, the reconciler and the
+// orphan cleanup until ctx is done. Stopping it unmounts nothing.
+//
+// # On disk
+//
+//	<root>/pods/<uid>/volumes/kubernetes.io~<plugin>/<name>   a pod's volume (PV name for PVs)
+//	<root>/pods/<uid>/volumeDevices/kubernetes.io~<plugin>/<name>  symlink to a block device
+//	<root>/pods/<uid>/volume-subpaths/<volume>/<container>/<index>  subPath bind mounts
+//	<root>/pods/<uid>/volume-meta/<plugin>~~<name>.json         the record of a pod volume
+//	<root>/plugins/kubernetes.io~<plugin>/volumeDevices/<volume>/<uid>  bind mount of a block device
+//	<root>/plugins/kubernetes.io~<plugin>/volume-meta/<hex>.json  the record of a global mount
+//
+// A record is written (fsync, rename, fsync) before anything of its
+// volume touches the host and removed only after the host is clean, so
+// after kill -9 at any point every possible mount has a record.
+// Reconstruction puts recorded volumes in the actual state as uncertain;
+// the reconciler then runs the plugin's idempotent SetUp again for a pod
+// that still wants the volume (it finds the mount and mounts nothing) or
+// TearDown for one that does not. Nothing is torn down until the agent's
+// pod list is synced (PodsSynced) and the populator has made a full
+// pass. Pod directories the agent no longer lists and that hold no
+// volume are removed every 2 s, only when nothing is mounted beneath
+// them (kubernetes#72257), with a walk that never crosses a filesystem
+// boundary; one that holds a mount is logged and kept.
+//
+// # Events and errors
+//
+// The reconciler emits upstream's per-volume events on the pod
+// (FailedMount "MountVolume.SetUp failed for volume "x" : ...",
+// "MountVolume.MountDevice failed ...", "MountVolume.NodeAffinity check
+// failed ..."; FailedMapVolume "MapVolume.MapPodDevice failed ...") and
+// retries with backoff from 500 ms doubling to 2 m 2 s, one operation per
+// volume at a time. WaitForAttachAndMount returns upstream's
+// "unmounted volumes=[...], unattached volumes=[...], failed to process
+// volumes=[...]: context deadline exceeded" (capped, as upstream, at
+// 2 m 3 s), which the agent turns into "Unable to attach or mount
+// volumes: ...".
+//
+// # Departures from upstream, on purpose
+//
+//   - The populator emits a FailedMount event with the processing error
+//     ("error processing PVC default/data: PVC is not bound"), once each
+//     time it changes: upstream relies on its scheduler never placing a
+//     pod whose claim is unbound, and volplane's scheduler may.
+//   - Claims, volumes and the Node are read with Get through a cache of
+//     APICacheTTL (1 s), because the Node authorizer allows nothing else.
+//   - A disk emptyDir's sizeLimit is a btrfs qgroup when the emptyDir
+//     plugin has a btrfs directory (package emptydir); without one the
+//     limit is not enforced (no eviction yet).
+//   - The per-volume records replace upstream's reconstruction from
+//     plugin-specific guesses (and its vol_data.json for CSI only).
+//
+// It may call: its subpackages, the plugins, package subpath,
+// hostops.Host and the API as the node.
 package volumemanager
