@@ -133,7 +133,6 @@ func (h *harness) stop() {
 	<-h.done
 }
 
-
 func (h *harness) waitMounted(t *testing.T, pod *corev1.Pod) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

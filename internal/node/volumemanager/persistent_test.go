@@ -48,8 +48,8 @@ func claimAndPV(name, node string, src corev1.PersistentVolumeSource, mode corev
 		ObjectMeta: metav1.ObjectMeta{Name: "pv-" + name},
 		Spec: corev1.PersistentVolumeSpec{
 			PersistentVolumeSource: src, VolumeMode: &mode,
-			Capacity:  corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
-			ClaimRef:  &corev1.ObjectReference{Namespace: "default", Name: name, UID: claim.UID},
+			Capacity: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
+			ClaimRef: &corev1.ObjectReference{Namespace: "default", Name: name, UID: claim.UID},
 			NodeAffinity: &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
 				MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "kubernetes.io/hostname", Operator: corev1.NodeSelectorOpIn, Values: []string{node}}},
 			}}}},
@@ -228,4 +228,3 @@ func TestImageVolume(t *testing.T) {
 		t.Fatalf("left mounted: %v", left)
 	}
 }
-
