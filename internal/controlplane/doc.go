@@ -21,18 +21,34 @@
 //     non-storage controllers only, serving nothing on the network.
 //
 // kube-controller-manager's storage controllers are turned off, by their
-// upstream names in v1.37 (aliases in brackets):
+// upstream names in v1.37 (aliases in brackets), each with what takes its
+// place in volplane, or why nothing needs to:
 //
-//	persistentvolume-binder-controller          (persistentvolume-binder)
-//	persistentvolume-attach-detach-controller   (attachdetach)
-//	persistentvolume-expander-controller        (persistentvolume-expander)
+//	persistentvolume-binder-controller (persistentvolume-binder)
+//	    controller/binder: binding, in-process provisioning, reclaim,
+//	    recycle; CSI provisioning through controller/provisioner.
+//	persistentvolume-attach-detach-controller (attachdetach)
+//	    controller/attachdetach creates and deletes VolumeAttachments;
+//	    controller/attacher carries them out for CSI drivers (the
+//	    CSI/attach-detach work of issue 20).
+//	persistentvolume-expander-controller (persistentvolume-expander)
+//	    none yet: volplane has no resizer, so a claim whose request grows
+//	    is not expanded. It is the resizer named in SPEC section 3, still
+//	    to be built.
 //	persistentvolumeclaim-protection-controller (pvc-protection)
-//	persistentvolume-protection-controller      (pv-protection)
-//	ephemeral-volume-controller                 (ephemeral-volume)
+//	    controller/protection (pvc-protection).
+//	persistentvolume-protection-controller (pv-protection)
+//	    controller/protection (pv-protection).
+//	ephemeral-volume-controller (ephemeral-volume)
+//	    controller/ephemeral.
 //	volumeattributesclass-protection-controller
+//	    controller/protection (volumeattributesclass-protection).
 //	selinux-warning-controller
+//	    none needed: it only warns about pods whose SELinux mount labels
+//	    conflict on a shared volume, and volplane's node agent applies no
+//	    SELinux labels (no SELinux mount option is used), so no conflict
+//	    can arise.
 //
-// volplane's own controllers (package controller) take their place.
 // Cloud controllers are not part of kube-controller-manager in this
 // release; node-ipam-controller is off as volplane allocates no pod CIDRs.
 //
