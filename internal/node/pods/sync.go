@@ -157,10 +157,17 @@ func (pw *podWorker) backoffHold(pod *corev1.Pod, a action) (time.Duration, bool
 	ts := a.BackoffFrom.FinishedAt
 	if b.IsInBackOffSince(key, ts) {
 		d := b.Get(key)
-		pw.w.cfg.Recorder.Eventf(containerRef(pod, a.Container), corev1.EventTypeWarning, eventBackOff,
-			"Back-off restarting failed container %s in pod %s", a.Container.Name, formatPod(pod))
-		pw.setReason(a.Container.Name, &waitReason{Reason: reasonCrashLoopBackOff,
-			Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", d, a.Container.Name, formatPod(pod))})
+		r := waitReason{Reason: reasonCrashLoopBackOff,
+			Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", d, a.Container.Name, formatPod(pod))}
+		pw.mu.Lock()
+		prev, had := pw.reasons[a.Container.Name]
+		pw.mu.Unlock()
+		// One event per wait, however often the pod is synced during it.
+		if !had || prev != r {
+			pw.w.cfg.Recorder.Eventf(containerRef(pod, a.Container), corev1.EventTypeWarning, eventBackOff,
+				"Back-off restarting failed container %s in pod %s", a.Container.Name, formatPod(pod))
+		}
+		pw.setReason(a.Container.Name, &r)
 		return max(time.Until(ts.Add(d)), 0) + 10*time.Millisecond, true
 	}
 	b.Next(key, ts)

@@ -104,9 +104,12 @@ func TestCrashLoopBackOffGrows(t *testing.T) {
 		if ev := h.drainEvents(); !hasEvent(ev, "BackOff Back-off restarting failed container app in pod crash_default(crash-uid)") {
 			t.Errorf("crash %d: events %q", i+2, ev)
 		}
-		// Not yet: one second short of the backoff.
+		// Not yet: one second short of the backoff; no second event.
 		h.clock.Step(want - time.Second)
 		h.sync(pw)
+		if ev := h.drainEvents(); hasEvent(ev, "BackOff") {
+			t.Errorf("crash %d: a second BackOff event in the same wait: %q", i+2, ev)
+		}
 		if cs := containerStatus(t, h.apiPod(pod), "app"); cs.State.Running != nil {
 			t.Fatalf("crash %d: restarted before the backoff", i+2)
 		}
