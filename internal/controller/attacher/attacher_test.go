@@ -142,11 +142,9 @@ func TestAttachAndDetach(t *testing.T) {
 	if va.Status.Attached || slices.Contains(va.Finalizers, fin) {
 		t.Errorf("after detach: status %+v finalizers %v", va.Status, va.Finalizers)
 	}
-	// The PV keeps its finalizer while the attachment exists, loses it
-	// after.
-	if !slices.Contains(h.pv().Finalizers, fin) {
-		t.Error("PV finalizer removed while the VolumeAttachment exists")
-	}
+	// The PV loses its finalizer once no attachment names it (the fake
+	// API keeps a deleted object without finalizers; the real one does
+	// not).
 	h.cs.StorageV1().VolumeAttachments().Delete(ctx, "va1", metav1.DeleteOptions{})
 	h.start()
 	if err := h.c.syncVolume(ctx, "pv1"); err != nil {
@@ -260,5 +258,20 @@ func TestOtherDriverIgnored(t *testing.T) {
 	va, _ := h.cs.StorageV1().VolumeAttachments().Get(context.Background(), "va2", metav1.GetOptions{})
 	if va.Status.Attached || len(va.Finalizers) != 0 {
 		t.Errorf("another driver's attachment touched: %+v", va)
+	}
+}
+
+func TestVolumeFinalizerStaysWhileAttached(t *testing.T) {
+	h := newHarness(t, csitest.Options{})
+	ctx := context.Background()
+	if err := h.c.syncAttachment(ctx, "va1"); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	if err := h.c.syncVolume(ctx, "pv1"); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(h.pv().Finalizers, kube.AttacherFinalizer(driver)) {
+		t.Error("PV finalizer removed while a VolumeAttachment names the PV")
 	}
 }
