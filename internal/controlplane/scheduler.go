@@ -104,7 +104,9 @@ func (cp *ControlPlane) RunScheduler(ctx context.Context, ready func()) error {
 		}
 		return err
 	}
+	// Run sees a scheduler without an election of its own.
 	cc.LeaderElection = nil
+	cc.ComponentConfig.LeaderElection.LeaderElect = false
 	le.ReleaseOnCancel = true
 	var runErr error
 	le.Callbacks = leaderelection.LeaderCallbacks{

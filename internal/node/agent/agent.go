@@ -51,13 +51,16 @@ func Run(ctx context.Context, cfg Config, ready func()) error {
 	if err := a.registerNode(ctx); err != nil {
 		return err
 	}
+	waitParts, err := a.startParts(ctx)
+	if err != nil {
+		return err
+	}
 	if err := a.updateStatus(ctx); err != nil {
 		return fmt.Errorf("node status: %w", err)
 	}
-	poke := make(chan struct{}, 1)
 	done := make(chan struct{}, 2)
 	go func() { a.runLease(ctx); done <- struct{}{} }()
-	go func() { a.runStatus(ctx, poke); done <- struct{}{} }()
+	go func() { a.runStatus(ctx); done <- struct{}{} }()
 	log.Info("node registered", "ip", a.nodeIP, "kubelet-port", cfg.KubeletPort)
 	ready()
 
@@ -65,6 +68,7 @@ func Run(ctx context.Context, cfg Config, ready func()) error {
 	for range 2 {
 		<-done
 	}
+	waitParts()
 	return nil
 }
 

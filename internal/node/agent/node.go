@@ -26,6 +26,9 @@ const (
 	// ControllerManagedAttachAnnotation tells the attach/detach
 	// controller that it, not the node, attaches this node's volumes.
 	ControllerManagedAttachAnnotation = "volumes.kubernetes.io/controller-managed-attach-detach"
+	// statusCheckPeriod is how often the agent looks for a change the
+	// Node's status must show.
+	statusCheckPeriod = time.Second
 	// maxPods is the pods capacity the Node reports, upstream's default.
 	maxPods = 110
 )
@@ -214,22 +217,31 @@ func (a *Agent) renewLease(ctx context.Context) error {
 	return err
 }
 
-// runStatus writes the Node's status every StatusUpdateFrequency, and at
-// once when poke is signalled (volumes in use changed).
-func (a *Agent) runStatus(ctx context.Context, poke <-chan struct{}) {
+// runStatus writes the Node's status every StatusUpdateFrequency, and
+// within statusCheckPeriod of a change of the volumes in use: the
+// attach/detach controller reads those before it detaches.
+func (a *Agent) runStatus(ctx context.Context) {
 	log := logging.FromContext(ctx)
-	tick := time.NewTicker(a.cfg.StatusUpdateFrequency)
+	tick := time.NewTicker(statusCheckPeriod)
 	defer tick.Stop()
+	last, written := a.volumesInUse(), time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-		case <-poke:
 		}
-		if err := a.updateStatus(ctx); err != nil && ctx.Err() == nil {
-			log.Warn("updating the node status", "err", err)
+		inUse := a.volumesInUse()
+		if slices.Equal(inUse, last) && time.Since(written) < a.cfg.StatusUpdateFrequency {
+			continue
 		}
+		if err := a.updateStatus(ctx); err != nil {
+			if ctx.Err() == nil {
+				log.Warn("updating the node status", "err", err)
+			}
+			continue
+		}
+		last, written = inUse, time.Now()
 	}
 }
 
