@@ -36,6 +36,13 @@
 // be written after PVCreateRetries deletes the backend volume again
 // (ProvisioningFailed "... Deleting the volume.").
 //
+// Data sources: a claim cloning a claim (dataSource kind
+// PersistentVolumeClaim, same namespace and class, bound to a volume of
+// this driver, not larger) gets a CreateVolume with that volume as
+// content source. Other data sources (snapshots, populators) fail with
+// ProvisioningFailed rather than yield an empty volume, until the
+// snapshot controller lands.
+//
 // Deletion (delete.go). A Released PV with reclaim Delete that this
 // driver provisioned: DeleteVolume with the recorded deletion secret,
 // then the finalizer off and the PV deleted. A failure is a

@@ -158,7 +158,12 @@ func (c *Controller) request(ctx context.Context, claim *v1.PersistentVolumeClai
 	if err != nil {
 		return nil, err
 	}
+	source, err := c.sourceVolume(claim, class)
+	if err != nil {
+		return nil, err
+	}
 	return &client.CreateVolumeRequest{
+		SourceVolumeID: source,
 		Name:          pvName,
 		RequiredBytes: size.Value(),
 		Capabilities:  caps,
@@ -265,6 +270,47 @@ func (c *Controller) createVolume(ctx context.Context, claim *v1.PersistentVolum
 			fmt.Sprintf("Error cleaning provisioned volume for claim %s: %v. Please delete manually.", key, derr))
 	}
 	return fmt.Errorf("creating volume %s for claim %s: %w", pv.Name, key, err)
+}
+
+// sourceVolume is the volume handle a claim clones (a dataSource naming
+// a claim of the same namespace, bound to a volume of this driver and
+// class, no larger than the new claim), "" without a data source. Other
+// data sources (snapshots, populators) are not supported yet and fail,
+// rather than give the claim an empty volume.
+func (c *Controller) sourceVolume(claim *v1.PersistentVolumeClaim, class *storagev1.StorageClass) (string, error) {
+	ds := claim.Spec.DataSourceRef
+	if ds == nil {
+		if claim.Spec.DataSource == nil {
+			return "", nil
+		}
+		ds = &v1.TypedObjectReference{APIGroup: claim.Spec.DataSource.APIGroup, Kind: claim.Spec.DataSource.Kind, Name: claim.Spec.DataSource.Name}
+	}
+	if ds.Kind != "PersistentVolumeClaim" || (ds.APIGroup != nil && *ds.APIGroup != "") || (ds.Namespace != nil && *ds.Namespace != claim.Namespace) {
+		return "", fmt.Errorf("data source %s %q is not supported", ds.Kind, ds.Name)
+	}
+	src, err := c.claims.PersistentVolumeClaims(claim.Namespace).Get(ds.Name)
+	if err != nil {
+		return "", fmt.Errorf("error getting PVC %s (namespace %q) from api server: %w", ds.Name, claim.Namespace, err)
+	}
+	if src.Status.Phase != v1.ClaimBound || src.Spec.VolumeName == "" {
+		return "", fmt.Errorf("the PVC %s is not bound", ds.Name)
+	}
+	if storagehelpers.GetPersistentVolumeClaimClass(src) != class.Name {
+		return "", fmt.Errorf("the source PVC and destination PVCs must be in the same storage class for cloning; source is in %q, but destination is in %q",
+			storagehelpers.GetPersistentVolumeClaimClass(src), class.Name)
+	}
+	want, have := claim.Spec.Resources.Requests[v1.ResourceStorage], src.Spec.Resources.Requests[v1.ResourceStorage]
+	if want.Cmp(have) < 0 {
+		return "", fmt.Errorf("error, new PVC request must be greater than or equal in size to the specified PVC data source, requested %v but source is %v", want.Value(), have.Value())
+	}
+	pv, err := c.volumes.Get(src.Spec.VolumeName)
+	if err != nil {
+		return "", fmt.Errorf("error getting volume %s of the source PVC: %w", src.Spec.VolumeName, err)
+	}
+	if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != c.cfg.Driver {
+		return "", fmt.Errorf("the source PVC %s is not a volume of %s", ds.Name, c.cfg.Driver)
+	}
+	return pv.Spec.CSI.VolumeHandle, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

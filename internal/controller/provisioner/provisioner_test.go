@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	k8stesting "k8s.io/client-go/testing"
 	storagehelpers "k8s.io/component-helpers/storage/volume"
+	"k8s.io/utils/ptr"
 
 	"volplane/internal/csi/client"
 	"volplane/internal/csi/csitest"
@@ -364,5 +365,32 @@ func TestSecretRef(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%q/%q = %v, %v; want %v", tc.name, tc.ns, got, err, tc.want)
 		}
+	}
+}
+
+func TestDataSources(t *testing.T) {
+	src := claim("src", "fast", nil)
+	src.Spec.VolumeName = "pv-src"
+	src.Status.Phase = v1.ClaimBound
+	srcPV := &v1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "pv-src"},
+		Spec: v1.PersistentVolumeSpec{PersistentVolumeSource: v1.PersistentVolumeSource{CSI: &v1.CSIPersistentVolumeSource{Driver: driver, VolumeHandle: "vol-src"}}}}
+	clone := claim("clone", "fast", nil)
+	clone.Spec.DataSource = &v1.TypedLocalObjectReference{Kind: "PersistentVolumeClaim", Name: "src"}
+	fromSnap := claim("snap", "fast", nil)
+	fromSnap.Spec.DataSource = &v1.TypedLocalObjectReference{APIGroup: ptr.To("snapshot.storage.k8s.io"), Kind: "VolumeSnapshot", Name: "s1"}
+	h := newHarness(t, csitest.Options{}, class("fast", storagev1.VolumeBindingImmediate, nil), src, srcPV, clone, fromSnap)
+
+	if err := h.c.syncClaim(context.Background(), "default/clone"); err != nil {
+		t.Fatal(err)
+	}
+	if v := h.drv.Volumes()["pvc-uid-clone"]; v.Source != "vol-src" {
+		t.Errorf("clone made from %q, want vol-src", v.Source)
+	}
+	h.events()
+	if err := h.c.syncClaim(context.Background(), "default/snap"); err == nil {
+		t.Fatal("a snapshot source was accepted")
+	}
+	if _, made := h.drv.Volumes()["pvc-uid-snap"]; made || !h.hasEvent(`Warning ProvisioningFailed failed to provision volume with StorageClass "fast": data source VolumeSnapshot "s1" is not supported`) {
+		t.Errorf("volume made %v, or no ProvisioningFailed event", made)
 	}
 }

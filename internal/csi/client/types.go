@@ -106,6 +106,8 @@ type CreateVolumeRequest struct {
 	// Requisite and Preferred are the accessibility requirements; both
 	// empty sends none.
 	Requisite, Preferred []Topology
+	// SourceVolumeID makes the volume a clone of that volume.
+	SourceVolumeID string
 }
 
 // Validate checks the request.
@@ -156,6 +158,10 @@ func (r *CreateVolumeRequest) proto() *csi.CreateVolumeRequest {
 	}
 	for _, c := range r.Capabilities {
 		req.VolumeCapabilities = append(req.VolumeCapabilities, c.proto())
+	}
+	if r.SourceVolumeID != "" {
+		req.VolumeContentSource = &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Volume{
+			Volume: &csi.VolumeContentSource_VolumeSource{VolumeId: r.SourceVolumeID}}}
 	}
 	if len(r.Requisite) > 0 || len(r.Preferred) > 0 {
 		req.AccessibilityRequirements = &csi.TopologyRequirement{

@@ -45,6 +45,8 @@ type Volume struct {
 	Topology   map[string]string
 	Requisite  []map[string]string
 	Preferred  []map[string]string
+	// Source is the volume it was cloned from.
+	Source string
 }
 
 // Driver is the fake driver.
@@ -205,7 +207,8 @@ func (d *Driver) CreateVolume(_ context.Context, req *csi.CreateVolumeRequest) (
 		}
 		d.nextID++
 		v = &Volume{ID: fmt.Sprintf("vol-%d", d.nextID), Name: req.GetName(), Bytes: size,
-			Parameters: req.GetParameters(), Secrets: req.GetSecrets()}
+			Parameters: req.GetParameters(), Secrets: req.GetSecrets(),
+			Source: req.GetVolumeContentSource().GetVolume().GetVolumeId()}
 		for _, t := range req.GetAccessibilityRequirements().GetRequisite() {
 			v.Requisite = append(v.Requisite, t.GetSegments())
 		}
