@@ -164,13 +164,13 @@ func (c *Controller) request(ctx context.Context, claim *v1.PersistentVolumeClai
 	}
 	return &client.CreateVolumeRequest{
 		SourceVolumeID: source,
-		Name:          pvName,
-		RequiredBytes: size.Value(),
-		Capabilities:  caps,
-		Parameters:    kube.DriverParameters(class.Parameters),
-		Secrets:       secrets,
-		Requisite:     requisite,
-		Preferred:     preferred,
+		Name:           pvName,
+		RequiredBytes:  size.Value(),
+		Capabilities:   caps,
+		Parameters:     kube.DriverParameters(class.Parameters),
+		Secrets:        secrets,
+		Requisite:      requisite,
+		Preferred:      preferred,
 	}, nil
 }
 
