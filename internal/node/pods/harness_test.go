@@ -73,6 +73,8 @@ type fakeVolumes struct {
 	root     string
 	podDir   func(types.UID) string
 	mountErr error
+	// mountBlocks makes WaitForAttachAndMount wait for its context.
+	mountBlocks bool
 
 	mu       sync.Mutex
 	subPaths []volumemanager.SubPathRequest
@@ -82,6 +84,10 @@ func (f *fakeVolumes) Run(ctx context.Context) {}
 
 func (f *fakeVolumes) WaitForAttachAndMount(ctx context.Context, pod *corev1.Pod) error {
 	f.log.add("WaitForAttachAndMount")
+	if f.mountBlocks {
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	return f.mountErr
 }
 

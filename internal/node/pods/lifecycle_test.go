@@ -118,3 +118,32 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 	t.Fatalf("timed out waiting for %s", what)
 }
+
+// A pod whose volumes never mount can still be deleted: the deletion
+// interrupts the wait.
+func TestDeletionInterruptsMountWait(t *testing.T) {
+	pod := testPod("stuck", ctr("app"))
+	h := newHarness(t, pod)
+	h.volumes.mountBlocks = true
+	h.w.ctx = nil
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go h.w.Run(ctx)
+	h.w.Update(pod)
+	waitFor(t, "the mount wait", func() bool { return strings.Contains(strings.Join(h.log.get(), ","), "WaitForAttachAndMount") })
+
+	p := h.apiPod(pod)
+	now, grace := metav1.Now(), int64(30)
+	p.DeletionTimestamp, p.DeletionGracePeriodSeconds = &now, &grace
+	if _, err := h.client.CoreV1().Pods("default").Update(ctx, p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.w.Update(p)
+	waitFor(t, "the pod object deleted", func() bool {
+		_, err := h.client.CoreV1().Pods("default").Get(ctx, "stuck", metav1.GetOptions{})
+		return err != nil
+	})
+	if len(h.rt.Sandboxes) != 0 {
+		t.Error("a sandbox was made for a pod being deleted")
+	}
+}
