@@ -147,3 +147,50 @@ func TestDeletionInterruptsMountWait(t *testing.T) {
 		t.Error("a sandbox was made for a pod being deleted")
 	}
 }
+
+// postStart runs right after the start, preStop before the stop.
+func TestLifecycleHooks(t *testing.T) {
+	c := ctr("app")
+	c.Lifecycle = &corev1.Lifecycle{
+		PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"post"}}},
+		PreStop:   &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"pre"}}},
+	}
+	pod := testPod("hooks", c)
+	h := newHarness(t, pod)
+	pw := h.worker(pod)
+	h.sync(pw)
+	p := h.apiPod(pod)
+	now, grace := metav1.Now(), int64(5)
+	p.DeletionTimestamp, p.DeletionGracePeriodSeconds = &now, &grace
+	if _, err := h.client.CoreV1().Pods("default").Update(context.Background(), p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.sync(pw)
+	var seq []string
+	for _, call := range h.rt.GetCalls() {
+		switch call {
+		case "StartContainer", "ExecSync", "StopContainer":
+			seq = append(seq, call)
+		}
+	}
+	if got := strings.Join(seq, ","); got != "StartContainer,ExecSync,ExecSync,StopContainer" {
+		t.Errorf("calls %s, want the postStart exec after the start and the preStop exec before the stop", got)
+	}
+}
+
+func TestFailedPostStartKillsTheContainer(t *testing.T) {
+	c := ctr("app")
+	c.Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"false"}}}}
+	pod := testPod("post", c)
+	h := newHarness(t, pod)
+	h.rt.InjectError("ExecSync", errString("exit status 1"))
+	pw := h.worker(pod)
+	h.sync(pw)
+	ev := h.drainEvents()
+	if !hasEvent(ev, "Warning FailedPostStartHook PostStartHook failed") || !hasEvent(ev, "Killing") {
+		t.Errorf("events %q", ev)
+	}
+	if cs := containerStatus(t, h.apiPod(pod), "app"); cs.State.Waiting == nil || cs.State.Waiting.Reason != "PostStartHookError" {
+		t.Errorf("state %+v", cs.State)
+	}
+}
