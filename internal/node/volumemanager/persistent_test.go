@@ -228,3 +228,25 @@ func TestImageVolume(t *testing.T) {
 		t.Fatalf("left mounted: %v", left)
 	}
 }
+
+// TestGenericEphemeralVolume: the claim <pod>-<volume> the pod owns is
+// used like any claim.
+func TestGenericEphemeralVolume(t *testing.T) {
+	root := rootDir(t)
+	pod := testPod("web", "uid-e", corev1.Volume{Name: "scratch", VolumeSource: corev1.VolumeSource{Ephemeral: &corev1.EphemeralVolumeSource{}}})
+	claim, pv := claimAndPV("web-scratch", "node1", corev1.PersistentVolumeSource{Local: &corev1.LocalVolumeSource{Path: t.TempDir()}}, corev1.PersistentVolumeFilesystem, true)
+	claim.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: "web", UID: pod.UID, Controller: ptrTrue()}}
+	pods := newFakePods(pod)
+	h := start(t, root, hostops.New(), pods, allPlugins(t, t.TempDir()), claim, pv)
+	h.waitMounted(t, pod)
+	if got := h.m.PodVolumes(pod.UID)["scratch"].HostPath; got != filepath.Join(root, "pods/uid-e/volumes/kubernetes.io~local-volume/pv-web-scratch") {
+		t.Fatalf("HostPath %s", got)
+	}
+	pods.terminate(pod.UID)
+	h.waitUnmounted(t, pod)
+	if left := hostopstest.MountsUnder(t, root); len(left) != 0 {
+		t.Fatalf("left mounted: %v", left)
+	}
+}
+
+func ptrTrue() *bool { b := true; return &b }
