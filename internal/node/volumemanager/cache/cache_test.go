@@ -52,10 +52,11 @@ func TestDesired(t *testing.T) {
 	if d.Wants("shared", "a") || !d.HasVolume("shared") {
 		t.Fatal("DeletePod removed too much or too little")
 	}
-	d.DeletePodVolume("b", "v")
-	if d.HasVolume("shared") || !d.HasPod("b") {
-		t.Fatal("DeletePodVolume")
+	d.DeletePod("b")
+	if d.HasVolume("shared") || d.HasPod("b") {
+		t.Fatal("DeletePod of the last pod left the volume")
 	}
+	d.SetPodError("b", "w", "still failing")
 	if uids := d.PodUIDs(); len(uids) != 1 || uids[0] != "b" {
 		t.Fatalf("PodUIDs = %v", uids)
 	}

@@ -70,21 +70,6 @@ func (d *Desired) DeletePod(uid types.UID) {
 	d.n.notify()
 }
 
-// DeletePodVolume forgets one volume of the pod, by its outer name.
-func (d *Desired) DeletePodVolume(uid types.UID, outerName string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for name, pods := range d.volumes {
-		if v, ok := pods[uid]; ok && v.OuterName == outerName {
-			delete(pods, uid)
-			if len(pods) == 0 {
-				delete(d.volumes, name)
-			}
-		}
-	}
-	d.n.notify()
-}
-
 // SetPodError records why the pod's volume outerName could not be
 // processed; an empty err clears it.
 func (d *Desired) SetPodError(uid types.UID, outerName, err string) {
