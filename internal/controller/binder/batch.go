@@ -25,6 +25,21 @@ import (
 // that greedy order never strands a claim that some assignment could
 // serve, and gives every claim its exact fit when one exists.
 //
+// A burst made by parallel kubectl processes arrives over seconds, with
+// gaps longer than the settle window, so one batch does not hold it. A
+// claim whose only fit is a volume larger than it asked is therefore held
+// until its group has had no arrival (claim or volume) for
+// Config.BurstGap, at most Config.MaxBurstHold, unless it arrived alone
+// (its group quiet for BurstGap before it and since). Exact fits bind at
+// once: an exact fit can neither strand a larger claim nor be larger than
+// asked. Once the burst is quiet, the held claims are matched together,
+// largest first. The guarantee: for a burst whose arrivals are less than
+// BurstGap apart and which lasts less than MaxBurstHold, no claim is
+// stranded and none gets a larger volume than its exact fit, when exact
+// fits exist. A lone claim waits the settle window, as before; a claim of
+// a burst whose only fit is larger waits for the burst to end plus
+// BurstGap.
+//
 // A claim that found nothing waits in its group (class, attributes
 // class, volume mode); a volume becoming bindable in that group makes its
 // waiting claims part of the next batch, so a claim does not wait for the
@@ -49,10 +64,37 @@ type batcher struct {
 	lastArrival time.Time
 	firstWork   time.Time
 	wake        chan struct{}
+
+	// Burst detection (see holding below). burstGap is Config.BurstGap;
+	// groupLast is the last arrival of a claim or volume in each group;
+	// arrivals holds each claim's last arrival until it is decided; held
+	// are claims whose only fit was larger than they asked, since when.
+	burstGap  time.Duration
+	groupLast map[groupKey]time.Time
+	arrivals  map[string]arrival
+	held      map[string]holding
 }
 
-func newBatcher() *batcher {
+// holding is a held claim's group and since when it is held.
+type holding struct {
+	g     groupKey
+	since time.Time
+}
+
+// arrival is when a claim arrived in its group, and whether the group had
+// been quiet for the burst gap before (a lone claim).
+type arrival struct {
+	g    groupKey
+	at   time.Time
+	lone bool
+}
+
+func newBatcher(burstGap time.Duration) *batcher {
 	return &batcher{
+		burstGap:  burstGap,
+		groupLast: map[groupKey]time.Time{},
+		arrivals:  map[string]arrival{},
+		held:      map[string]holding{},
 		pending:   map[string]struct{}{},
 		waiting:   map[groupKey]map[string]struct{}{},
 		waitingIn: map[string]groupKey{},
@@ -72,6 +114,13 @@ func (b *batcher) wakeUp() {
 
 func (b *batcher) hasWorkLocked() bool { return len(b.pending) > 0 || len(b.dirty) > 0 }
 
+// arrivedLocked notes an arrival in group g.
+func (b *batcher) arrivedLocked(g groupKey, now time.Time) {
+	if now.After(b.groupLast[g]) {
+		b.groupLast[g] = now
+	}
+}
+
 func (b *batcher) noteWorkLocked(now time.Time) {
 	if !b.hasWorkLocked() {
 		b.firstWork = now
@@ -79,11 +128,14 @@ func (b *batcher) noteWorkLocked(now time.Time) {
 	b.lastArrival = now
 }
 
-// addClaim makes the claim part of the next batch.
-func (b *batcher) addClaim(key string, now time.Time) {
+// addClaim makes the claim, of group g, part of the next batch.
+func (b *batcher) addClaim(key string, g groupKey, now time.Time) {
 	b.mu.Lock()
 	b.noteWorkLocked(now)
 	b.pending[key] = struct{}{}
+	last, seen := b.groupLast[g]
+	b.arrivals[key] = arrival{g: g, at: now, lone: !seen || now.Sub(last) >= b.burstGap}
+	b.arrivedLocked(g, now)
 	b.mu.Unlock()
 	b.wakeUp()
 }
@@ -93,6 +145,7 @@ func (b *batcher) addClaim(key string, now time.Time) {
 // claims waiting in g into the next batch.
 func (b *batcher) volumeArrived(g groupKey, now time.Time) {
 	b.mu.Lock()
+	b.arrivedLocked(g, now)
 	if b.hasWorkLocked() {
 		b.lastArrival = now
 	}
@@ -110,6 +163,8 @@ func (b *batcher) forget(key string) {
 	defer b.mu.Unlock()
 	delete(b.pending, key)
 	delete(b.recheck, key)
+	delete(b.arrivals, key)
+	delete(b.held, key)
 	b.unwaitLocked(key)
 }
 
@@ -129,31 +184,98 @@ func (b *batcher) hasWork() bool {
 	return b.hasWorkLocked()
 }
 
+// hasHeld reports whether claims are held for their burst to settle.
+func (b *batcher) hasHeld() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.held) > 0
+}
+
 func (b *batcher) pendingLen() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.pending)
 }
 
-// due says whether the batch is ready, or how long until it may be.
-func (b *batcher) due(now time.Time, settle, max time.Duration) (ready bool, wait time.Duration) {
+// due says whether the batch is ready, or how long until it may be:
+// pending claims once no claim or volume has arrived for settle (at most
+// max after the first), held claims once their group has been quiet for
+// the burst gap (at most maxHold after they were first held).
+func (b *batcher) due(now time.Time, settle, max, maxHold time.Duration) (ready bool, wait time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.hasWorkLocked() {
-		return false, -1
+	wait = -1
+	if b.hasWorkLocked() {
+		quiet := now.Sub(b.lastArrival)
+		waited := now.Sub(b.firstWork)
+		if quiet >= settle || waited >= max {
+			return true, 0
+		}
+		wait = min(settle-quiet, max-waited)
 	}
-	quiet := now.Sub(b.lastArrival)
-	waited := now.Sub(b.firstWork)
-	if quiet >= settle || waited >= max {
-		return true, 0
+	for _, h := range b.held {
+		d := b.holdLeftLocked(h, now, maxHold)
+		if d <= 0 {
+			return true, 0
+		}
+		if wait < 0 || d < wait {
+			wait = d
+		}
 	}
-	return false, min(settle-quiet, max-waited)
+	return false, wait
 }
 
-// take returns the claims of the next batch: the pending ones and those
-// waiting in a group where a volume arrived, minus those with a decision
-// in flight.
-func (b *batcher) take() []string {
+// holdLeftLocked is how much longer a held claim waits: until its group
+// has been quiet for the burst gap, or maxHold after it was first held.
+func (b *batcher) holdLeftLocked(h holding, now time.Time, maxHold time.Duration) time.Duration {
+	return min(h.since.Add(maxHold).Sub(now), b.groupLast[h.g].Add(b.burstGap).Sub(now))
+}
+
+// mayTakeLarger says whether claim key may now be given a volume larger
+// than it asked for: when it arrived alone (its group quiet for the burst
+// gap before and since), when its group has been quiet for the burst gap,
+// or when it has been held for maxHold. Otherwise a burst is still
+// arriving, and its exact fit, or a larger claim that needs the volume,
+// may be in it.
+func (b *batcher) mayTakeLarger(key string, g groupKey, now time.Time, maxHold time.Duration) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	last := b.groupLast[g]
+	if a, ok := b.arrivals[key]; ok && a.lone && !last.After(a.at) {
+		return true
+	}
+	if now.Sub(last) >= b.burstGap {
+		return true
+	}
+	h, held := b.held[key]
+	return held && now.Sub(h.since) >= maxHold
+}
+
+// hold keeps a claim whose only fit is larger than it asked until its
+// burst has settled (see due).
+func (b *batcher) hold(key string, g groupKey, now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.held[key]; !ok {
+		b.held[key] = holding{g: g, since: now}
+	}
+}
+
+// unhold ends the holding of claims a round did not hold again.
+func (b *batcher) unhold(keys []string, kept map[string]bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, k := range keys {
+		if !kept[k] {
+			delete(b.held, k)
+		}
+	}
+}
+
+// take returns the claims of the next batch: the pending ones, those
+// waiting in a group where a volume arrived, and held ones whose burst
+// settled, minus those with a decision in flight.
+func (b *batcher) take(now time.Time, maxHold time.Duration) []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	keys := make([]string, 0, len(b.pending))
@@ -161,6 +283,11 @@ func (b *batcher) take() []string {
 		keys = append(keys, k)
 	}
 	clear(b.pending)
+	for k, h := range b.held {
+		if b.holdLeftLocked(h, now, maxHold) <= 0 {
+			keys = append(keys, k)
+		}
+	}
 	for g := range b.dirty {
 		for k := range b.waiting[g] {
 			keys = append(keys, k)
@@ -185,6 +312,8 @@ func (b *batcher) decide(key, volume string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.decisions[key] = volume
+	delete(b.arrivals, key)
+	delete(b.held, key)
 	b.unwaitLocked(key)
 }
 
@@ -242,7 +371,7 @@ func (c *Controller) runMatcher(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		ready, wait := c.batcher.due(c.now(), c.cfg.SettleWindow, c.cfg.MaxSettleDelay)
+		ready, wait := c.batcher.due(c.now(), c.cfg.SettleWindow, c.cfg.MaxSettleDelay, c.cfg.MaxBurstHold)
 		if ready {
 			c.matchRound(ctx)
 			continue
@@ -270,7 +399,8 @@ type candidate struct {
 // matchRound decides a volume (or none) for every claim of the batch and
 // hands the decisions to the bind workers.
 func (c *Controller) matchRound(ctx context.Context) {
-	keys := c.batcher.take()
+	now := c.now()
+	keys := c.batcher.take(now, c.cfg.MaxBurstHold)
 	if len(keys) == 0 {
 		return
 	}
@@ -302,6 +432,10 @@ func (c *Controller) matchRound(ctx context.Context) {
 
 	s := c.store
 	s.mu.Lock()
+	heldAgain := map[string]bool{}
+	// Claims taken from the held ones and not held again (decided, bound
+	// meanwhile, gone) are held no more.
+	defer c.batcher.unhold(keys, heldAgain)
 	decided := make([]string, 0, len(cands))
 	for _, cd := range cands {
 		start := time.Now()
@@ -312,6 +446,11 @@ func (c *Controller) matchRound(ctx context.Context) {
 			pv, err := s.index.Best(cd.claim)
 			if err != nil {
 				log.Warn("cannot match claim", "claim", cd.key, "err", err)
+			} else if pv != nil && capacityOf(pv) > cd.request && !c.batcher.mayTakeLarger(cd.key, claimGroup(cd.claim), now, c.cfg.MaxBurstHold) {
+				c.batcher.hold(cd.key, claimGroup(cd.claim), now)
+				heldAgain[cd.key] = true
+				c.metrics.matchSeconds.Observe(time.Since(start).Seconds())
+				continue
 			} else if pv != nil {
 				volume = pv.Name
 				s.reserveLocked(pv.Name, cd.key)

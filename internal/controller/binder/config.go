@@ -24,6 +24,15 @@ type Config struct {
 	SettleWindow time.Duration
 	// MaxSettleDelay caps how long a claim waits for a burst to settle.
 	MaxSettleDelay time.Duration
+	// BurstGap: a claim whose only fit is a volume larger than it asked
+	// is held until no claim or volume of its group has arrived for this
+	// long, unless it arrived alone (its group quiet for BurstGap before
+	// and since). Bursts whose arrivals are less than BurstGap apart are
+	// thus matched as a whole: no claim stranded, none on a larger volume
+	// than its exact fit. Exact fits bind after the settle window.
+	BurstGap time.Duration
+	// MaxBurstHold caps how long a claim is held by BurstGap.
+	MaxBurstHold time.Duration
 	// ResyncPeriod is how often every claim and volume is synced again
 	// (upstream's --pvclaimbinder-sync-period).
 	ResyncPeriod time.Duration
@@ -67,6 +76,12 @@ func (c *Config) setDefaults() {
 	if c.MaxSettleDelay == 0 {
 		c.MaxSettleDelay = time.Second
 	}
+	if c.BurstGap == 0 {
+		c.BurstGap = time.Second
+	}
+	if c.MaxBurstHold == 0 {
+		c.MaxBurstHold = 30 * time.Second
+	}
 	if c.ResyncPeriod == 0 {
 		c.ResyncPeriod = 15 * time.Second
 	}
@@ -100,6 +115,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxSettleDelay < c.SettleWindow {
 		errs = append(errs, fmt.Errorf("max settle delay %v is shorter than the settle window %v", c.MaxSettleDelay, c.SettleWindow))
+	}
+	if c.BurstGap < 0 {
+		errs = append(errs, fmt.Errorf("burst gap %v < 0", c.BurstGap))
+	}
+	if c.MaxBurstHold < c.BurstGap {
+		errs = append(errs, fmt.Errorf("max burst hold %v is shorter than the burst gap %v", c.MaxBurstHold, c.BurstGap))
 	}
 	if c.ResyncPeriod < time.Second {
 		errs = append(errs, fmt.Errorf("resync period %v is under a second", c.ResyncPeriod))
@@ -135,6 +156,10 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 		"Match unbound claims as a batch, largest request first, once none has arrived for this long; the latency added to a lone claim (0: no window).")
 	fs.DurationVar(&c.MaxSettleDelay, "pv-bind-max-settle-delay", d.MaxSettleDelay,
 		"Longest a claim waits for a burst of claims and volumes to settle before it is matched.")
+	fs.DurationVar(&c.BurstGap, "pv-bind-burst-gap", d.BurstGap,
+		"Hold a claim whose only fit is larger than it asked until no claim or volume of its kind has arrived for this long (a lone claim is not held): bursts with arrivals closer than this get exact fits.")
+	fs.DurationVar(&c.MaxBurstHold, "pv-bind-max-burst-hold", d.MaxBurstHold,
+		"Longest a claim is held for its burst to settle.")
 	fs.IntVar(&c.BindWorkers, "pv-bind-workers", d.BindWorkers, "Binds executed in parallel.")
 	fs.DurationVar(&c.ResyncPeriod, "pvclaimbinder-sync-period", d.ResyncPeriod,
 		"How often every claim and volume is synced again.")

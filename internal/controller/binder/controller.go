@@ -137,7 +137,7 @@ func newController(cfg Config, d deps) (*Controller, error) {
 		claimQueue:   d.queues("claims"),
 		volumeQueue:  d.queues("volumes"),
 		bindQueue:    d.queues("binds"),
-		batcher:      newBatcher(),
+		batcher:      newBatcher(cfg.BurstGap),
 		locks:        keylock.New(),
 		ops:          newOperations(cfg.OperationBackoff, cfg.OperationMaxBackoff, d.inline),
 		provisioners: map[string]Provisioner{},

@@ -50,7 +50,12 @@
 // capacity, so a match costs O(log n). batch.go collects unbound claims
 // during a settle window and matches a burst as a batch, largest request
 // first: no claim is stranded by arrival order and each gets its exact
-// fit when there is one. Claims of a WaitForFirstConsumer class only take
+// fit when there is one. A burst that arrives over seconds (parallel
+// kubectl processes) is held together by the burst gap: a claim whose
+// only fit is larger than asked waits until its group has been quiet for
+// Config.BurstGap (1s), so any burst whose arrivals are under a second
+// apart, and which lasts under Config.MaxBurstHold (30s), ends with
+// exact fits and nothing stranded. Claims of a WaitForFirstConsumer class only take
 // volumes pre-bound to them (the scheduler binds the others).
 //
 // # Concurrency

@@ -287,6 +287,11 @@ type harness struct {
 	ctrl   *Controller
 	events *eventRecorder
 	ctx    context.Context
+	// clock is the controller's time; the driver moves it on when only
+	// claims held for their burst to settle are left, unless arriving
+	// says a burst is still arriving.
+	clock    time.Time
+	arriving bool
 }
 
 type setup struct {
@@ -339,7 +344,9 @@ func newHarness(t testing.TB, api *fakeAPI, s setup) *harness {
 		t.Fatal(err)
 	}
 	ctx := logging.NewContext(context.Background(), slog.New(slog.DiscardHandler))
-	return &harness{t: t, api: api, client: client, ctrl: c, events: rec, ctx: ctx}
+	h := &harness{t: t, api: api, client: client, ctrl: c, events: rec, ctx: ctx, clock: time.Unix(1_800_000_000, 0)}
+	c.now = func() time.Time { return h.clock }
+	return h
 }
 
 // start delivers every object the API holds, as an informer's first list.
@@ -398,6 +405,12 @@ func (h *harness) drain() int {
 		case bq.Len() > 0:
 			k, _ := bq.Get()
 			c.process(h.ctx, bq, "bind", k, c.processDecision)
+		case c.batcher.hasHeld() && !h.arriving:
+			// Nothing arrives any more: the burst has settled.
+			h.clock = h.clock.Add(c.cfg.BurstGap)
+			if ready, _ := c.batcher.due(h.clock, c.cfg.SettleWindow, c.cfg.MaxSettleDelay, c.cfg.MaxBurstHold); ready {
+				c.matchRound(h.ctx)
+			}
 		default:
 			return len(h.api.writes) - before
 		}

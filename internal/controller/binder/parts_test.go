@@ -17,28 +17,28 @@ import (
 )
 
 func TestBatcherSettleWindow(t *testing.T) {
-	b := newBatcher()
+	b := newBatcher(time.Second)
 	t0 := time.Unix(1000, 0)
 	settle, max := 100*time.Millisecond, time.Second
-	if ready, wait := b.due(t0, settle, max); ready || wait >= 0 {
+	if ready, wait := b.due(t0, settle, max, 30*time.Second); ready || wait >= 0 {
 		t.Fatalf("empty batcher: ready=%v wait=%v, want not ready and no wait", ready, wait)
 	}
-	b.addClaim("ns/a", t0)
-	if ready, wait := b.due(t0.Add(50*time.Millisecond), settle, max); ready || wait != 50*time.Millisecond {
+	b.addClaim("ns/a", groupKey{}, t0)
+	if ready, wait := b.due(t0.Add(50*time.Millisecond), settle, max, 30*time.Second); ready || wait != 50*time.Millisecond {
 		t.Fatalf("50ms after the only claim: ready=%v wait=%v, want 50ms more", ready, wait)
 	}
 	// Arrivals keep the window open...
 	for i := 1; i <= 15; i++ {
-		b.addClaim("ns/b", t0.Add(time.Duration(i)*80*time.Millisecond))
-		if ready, _ := b.due(t0.Add(time.Duration(i)*80*time.Millisecond+50*time.Millisecond), settle, max); ready && i*80+50 < 1000 {
+		b.addClaim("ns/b", groupKey{}, t0.Add(time.Duration(i)*80*time.Millisecond))
+		if ready, _ := b.due(t0.Add(time.Duration(i)*80*time.Millisecond+50*time.Millisecond), settle, max, 30*time.Second); ready && i*80+50 < 1000 {
 			t.Fatalf("ready %dms into a burst that keeps arriving", i*80+50)
 		}
 	}
 	// ...but not past the maximum delay.
-	if ready, _ := b.due(t0.Add(max), settle, max); !ready {
+	if ready, _ := b.due(t0.Add(max), settle, max, 30*time.Second); !ready {
 		t.Fatal("not ready after the maximum settle delay")
 	}
-	keys := b.take()
+	keys := b.take(t0.Add(max), 30*time.Second)
 	if len(keys) != 2 || keys[0] != "ns/a" || keys[1] != "ns/b" {
 		t.Fatalf("batch %v, want [ns/a ns/b]", keys)
 	}
@@ -48,7 +48,7 @@ func TestBatcherSettleWindow(t *testing.T) {
 }
 
 func TestBatcherWaitingClaimsWakeOnArrival(t *testing.T) {
-	b := newBatcher()
+	b := newBatcher(time.Second)
 	now := time.Unix(0, 0)
 	g := groupKey{class: "gold", mode: v1.PersistentVolumeFilesystem}
 	other := groupKey{class: "silver", mode: v1.PersistentVolumeFilesystem}
@@ -60,17 +60,17 @@ func TestBatcherWaitingClaimsWakeOnArrival(t *testing.T) {
 		t.Fatal("a volume of another group woke a waiting claim")
 	}
 	b.volumeArrived(g, now)
-	if keys := b.take(); len(keys) != 1 || keys[0] != "ns/a" {
+	if keys := b.take(now, 30*time.Second); len(keys) != 1 || keys[0] != "ns/a" {
 		t.Fatalf("batch %v, want the waiting claim", keys)
 	}
 	// A claim due while its decision is in flight joins the batch after.
 	b.decide("ns/c", "")
-	b.addClaim("ns/c", now)
-	if keys := b.take(); len(keys) != 0 {
+	b.addClaim("ns/c", groupKey{}, now)
+	if keys := b.take(now, 30*time.Second); len(keys) != 0 {
 		t.Fatalf("batch %v while the decision is in flight", keys)
 	}
 	b.done("ns/c", now)
-	if keys := b.take(); len(keys) != 1 || keys[0] != "ns/c" {
+	if keys := b.take(now, 30*time.Second); len(keys) != 1 || keys[0] != "ns/c" {
 		t.Fatalf("batch %v after the decision, want ns/c", keys)
 	}
 }

@@ -104,7 +104,7 @@ func (c *Controller) syncUnboundClaim(ctx context.Context, key string) error {
 		if volume != nil && storagehelpers.IsVolumeBoundToClaim(volume, claim) && preboundFits(volume, claim) {
 			return c.bind(ctx, volume, claim)
 		}
-		c.batcher.addClaim(key, c.now())
+		c.batcher.addClaim(key, claimGroup(claim), c.now())
 		return nil
 	}
 
@@ -206,7 +206,9 @@ func (c *Controller) processDecision(ctx context.Context, key string) error {
 			// again in the next batch, against the newer objects, rather
 			// than after a backoff that lets smaller claims go first. The
 			// sync below finishes a bind that got past the claim's spec.
-			c.batcher.addClaim(key, c.now())
+			if cl := c.store.claim(key); cl != nil {
+				c.batcher.addClaim(key, claimGroup(cl), c.now())
+			}
 		}
 		c.claimQueue.AddRateLimited(key)
 		return nil
