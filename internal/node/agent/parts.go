@@ -29,6 +29,9 @@ import (
 	"volplane/internal/node/plugins/emptydir"
 	"volplane/internal/node/plugins/gitrepo"
 	"volplane/internal/node/plugins/hostpath"
+	"volplane/internal/node/plugins/image"
+	"volplane/internal/node/plugins/local"
+	"volplane/internal/node/plugins/nfs"
 	"volplane/internal/node/plugins/objectcache"
 	"volplane/internal/node/plugins/podcert"
 	"volplane/internal/node/plugins/projected"
@@ -98,6 +101,10 @@ func (a *Agent) startParts(ctx context.Context) (wait func(), err error) {
 	if err != nil {
 		return nil, err
 	}
+	imageVolumes, err := image.New(image.Config{ImagesDir: a.cfg.ImagesDir})
+	if err != nil {
+		return nil, err
+	}
 	volumePlugins := []plugins.Plugin{
 		emptyDir,
 		hostpath.New(),
@@ -106,6 +113,9 @@ func (a *Agent) startParts(ctx context.Context) (wait func(), err error) {
 		downwardapi.New(),
 		projected.New(projected.Config{Objects: objects, Tokens: tokens, Certificates: certs}),
 		gitRepo,
+		local.New(),
+		nfs.New(),
+		imageVolumes,
 	}
 
 	states := &podStates{}
