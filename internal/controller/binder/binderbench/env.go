@@ -31,8 +31,9 @@ import (
 // its own (fresh data dir), or the cluster of --kubeconfig.
 type env struct {
 	plane *controlplane.ControlPlane
-	// client is the load generator's (admin) client.
+	// client is the load generator's (admin) client, admin its config.
 	client kubernetes.Interface
+	admin  *rest.Config
 	// ctrlKubeconfig is what the controller process uses: volplane's
 	// controller identity on an embedded plane.
 	ctrlKubeconfig string
@@ -84,6 +85,7 @@ func startEnv(ctx context.Context, cfg *Config) (*env, error) {
 	// with the encoding the binder's writes use.
 	admin.ContentType = runtime.ContentTypeProtobuf
 	admin.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	e.admin = admin
 	if e.client, err = kubernetes.NewForConfig(admin); err != nil {
 		e.stop()
 		return nil, err
