@@ -37,7 +37,10 @@ func newUpCommand() *cobra.Command {
 			}
 			var plane *controlplane.ControlPlane
 			prepare := func(ctx context.Context, plane *controlplane.ControlPlane) error {
-				return bootstrap.EnsureDefaultClass(ctx, plane.AdminClient())
+				if err := bootstrap.EnsureDefaultClass(ctx, plane.AdminClient()); err != nil {
+					return err
+				}
+				return bootstrap.WaitForDefaultServiceAccount(ctx, plane.AdminClient())
 			}
 			return run(ctx, cmd, log,
 				func() (string, []any) { return plane.KubeconfigPath(), []any{"node", node.name} },

@@ -6,11 +6,13 @@ package bootstrap
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
@@ -43,6 +45,21 @@ func EnsureDefaultClass(ctx context.Context, cs kubernetes.Interface) error {
 	_, err := cs.StorageV1().StorageClasses().Create(ctx, DefaultClass(), metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("storage class %s: %w", DefaultStorageClass, err)
+	}
+	return nil
+}
+
+// WaitForDefaultServiceAccount waits until upstream's service account
+// controller has made the default namespace's "default" service account:
+// until then admission refuses every pod there ("serviceaccount
+// \"default\" not found"), so `up` is not ready for `kubectl run` before.
+func WaitForDefaultServiceAccount(ctx context.Context, cs kubernetes.Interface) error {
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := cs.CoreV1().ServiceAccounts(metav1.NamespaceDefault).Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for the default service account: %w", err)
 	}
 	return nil
 }

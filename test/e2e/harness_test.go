@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -232,6 +233,8 @@ func (p *Process) WaitExit(limit time.Duration) error {
 func startUp(t testing.TB, extra ...string) *Process {
 	t.Helper()
 	dir := t.TempDir()
+	// Runs after the process has stopped (cleanups run last first).
+	t.Cleanup(func() { cleanupNode(t, dir) })
 	listen := freeAddr(t)
 	args := append([]string{"up", "--data-dir", dir, "--listen", listen, "--node-name", "e2e-node", "--kubelet-port", freePort(t)}, extra...)
 	p := startProcess(t, dir, listen, args...)
@@ -325,4 +328,72 @@ func eventually(t testing.TB, limit time.Duration, cond func() error) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// cleanupNode undoes what a node agent under dataDir leaves on purpose
+// when it stops (pods keep running, volumes stay mounted): it kills the
+// containers of its runtime and their conmon monitors and unmounts every
+// mount under dataDir, deepest first. It touches nothing outside dataDir.
+func cleanupNode(t testing.TB, dataDir string) {
+	runcRoots, _ := filepath.Glob(filepath.Join(dataDir, "*", "runtime", "runc"))
+	if more, _ := filepath.Glob(filepath.Join(dataDir, "*", "*", "runtime", "runc")); len(more) > 0 {
+		runcRoots = append(runcRoots, more...)
+	}
+	for _, root := range runcRoots {
+		out, _ := exec.Command("runc", "--root", root, "list", "-q").Output()
+		for _, id := range strings.Fields(string(out)) {
+			_ = exec.Command("runc", "--root", root, "kill", id, "KILL").Run()
+			_ = exec.Command("runc", "--root", root, "delete", "-f", id).Run()
+		}
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		cmdline, err := os.ReadFile(p)
+		if err != nil || !bytes.HasPrefix(cmdline, []byte("conmon\x00")) && !bytes.Contains(cmdline, []byte("/conmon\x00")) {
+			continue
+		}
+		if bytes.Contains(cmdline, []byte(dataDir+"/")) {
+			var pid int
+			fmt.Sscanf(filepath.Base(filepath.Dir(p)), "%d", &pid)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Errorf("cleanup: %v", err)
+		return
+	}
+	var mounts []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && (f[4] == dataDir || strings.HasPrefix(f[4], dataDir+"/")) {
+			mounts = append(mounts, f[4])
+		}
+	}
+	sort.Slice(mounts, func(i, j int) bool { return len(mounts[i]) > len(mounts[j]) })
+	for _, m := range mounts {
+		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("cleanup: unmount %s: %v", m, err)
+		}
+	}
+}
+
+// WaitPodsAccepted waits until pods can be created and run: the node is
+// Ready and the default namespace's service account exists (the
+// kubeconfig appears as soon as the API answers, a little before).
+func (p *Process) WaitPodsAccepted(t testing.TB) {
+	t.Helper()
+	eventually(t, 2*time.Minute, func() error {
+		if _, err := p.Kubectl("get", "serviceaccount", "default"); err != nil {
+			return err
+		}
+		out, err := p.Kubectl("get", "nodes", "-o", `jsonpath={.items[*].status.conditions[?(@.type=="Ready")].status}`)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, "True") {
+			return fmt.Errorf("no node is Ready: %q", out)
+		}
+		return nil
+	})
 }

@@ -63,6 +63,7 @@ func TestNode(t *testing.T) {
 	})
 
 	t.Run("scheduled", func(t *testing.T) {
+		p.WaitPodsAccepted(t)
 		p.MustKubectl(t, "run", "sched", "--image=busybox", "--restart=Never", "--", "sh", "-c", "sleep 1")
 		eventually(t, time.Minute, func() error {
 			out, err := p.Kubectl("get", "pod", "sched", "-o", "jsonpath={.spec.nodeName}")
