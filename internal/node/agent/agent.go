@@ -56,7 +56,7 @@ func Run(ctx context.Context, cfg Config, ready func()) error {
 		return err
 	}
 	if err := a.updateStatus(ctx); err != nil {
-		return fmt.Errorf("node status: %w", err)
+		log.Warn("updating the node status; retrying", "err", err)
 	}
 	done := make(chan struct{}, 2)
 	go func() { a.runLease(ctx); done <- struct{}{} }()

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"runtime"
@@ -89,19 +90,34 @@ func (a *Agent) registerNode(ctx context.Context) error {
 }
 
 // updateStatus writes the Node's status: capacity, addresses, the
-// kubelet endpoint, node info, conditions and volumesInUse.
+// kubelet endpoint, node info, conditions and volumesInUse. It patches
+// only those fields, as the kubelet does: an update of the whole object
+// would carry the spec it read, and NodeRestriction refuses a node that
+// seems to change its own taints when the node-lifecycle controller has
+// changed them meanwhile. status.volumesAttached stays the attach/detach
+// controller's.
 func (a *Agent) updateStatus(ctx context.Context) error {
 	nodes := a.client.CoreV1().Nodes()
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cur, err := nodes.Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		next := cur.DeepCopy()
-		a.fillStatus(&next.Status, time.Now())
-		_, err = nodes.UpdateStatus(ctx, next, metav1.UpdateOptions{})
+	cur, err := nodes.Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
+	if err != nil {
 		return err
-	})
+	}
+	st := cur.Status.DeepCopy()
+	a.fillStatus(st, time.Now())
+	patch, err := json.Marshal(map[string]any{"status": map[string]any{
+		"capacity":        st.Capacity,
+		"allocatable":     st.Allocatable,
+		"addresses":       st.Addresses,
+		"daemonEndpoints": st.DaemonEndpoints,
+		"nodeInfo":        st.NodeInfo,
+		"conditions":      st.Conditions,
+		"volumesInUse":    st.VolumesInUse,
+	}})
+	if err != nil {
+		return err
+	}
+	_, err = nodes.PatchStatus(ctx, a.cfg.NodeName, patch)
+	return err
 }
 
 // fillStatus sets everything the agent reports in status, keeping the
