@@ -80,7 +80,7 @@ func (c *Config) setDefaults() {
 		c.BurstGap = time.Second
 	}
 	if c.MaxBurstHold == 0 {
-		c.MaxBurstHold = 30 * time.Second
+		c.MaxBurstHold = 2 * time.Minute
 	}
 	if c.ResyncPeriod == 0 {
 		c.ResyncPeriod = 15 * time.Second
