@@ -77,7 +77,7 @@ func (c *Config) setDefaults() {
 		c.MaxSettleDelay = time.Second
 	}
 	if c.BurstGap == 0 {
-		c.BurstGap = time.Second
+		c.BurstGap = 3 * time.Second
 	}
 	if c.MaxBurstHold == 0 {
 		c.MaxBurstHold = 2 * time.Minute

@@ -53,7 +53,7 @@
 // fit when there is one. A burst that arrives over seconds (parallel
 // kubectl processes) is held together by the burst gap: a claim whose
 // only fit is larger than asked waits until its group has been quiet for
-// Config.BurstGap (1s), so any burst whose arrivals are under a second
+// Config.BurstGap (3s), so any burst whose arrivals are under 3 seconds
 // apart, and which lasts under Config.MaxBurstHold (2 min), ends with
 // exact fits and nothing stranded. Claims of a WaitForFirstConsumer class only take
 // volumes pre-bound to them (the scheduler binds the others).
