@@ -378,8 +378,11 @@ func TestExec(t *testing.T) {
 		resize <- remoteSize{Width: 123, Height: 45}
 		close(resize)
 		go func() {
-			// The shell reads its commands from the terminal.
-			_, _ = io.WriteString(pw, "stty size; tty; exit 6\n")
+			// The shell reads its commands from the terminal. runc
+			// sizes the container's console from the host terminal
+			// just after the process starts, so a command queued
+			// before then can see 0 0: wait for the resize first.
+			_, _ = io.WriteString(pw, "sleep 1; stty size; tty; exit 6\n")
 		}()
 		err := s.Exec(e.ctx, id, []string{"sh"}, pr, nopCloser{&out}, nil, true, resize)
 		pw.Close()
