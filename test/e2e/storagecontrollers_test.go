@@ -65,11 +65,12 @@ func TestUpstreamStorageControllersDoNotRun(t *testing.T) {
 	if err := cs.CoreV1().PersistentVolumeClaims("default").Delete(ctx, "protected", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	// attachdetach: a pod on a node using a CSI volume gets no
-	// VolumeAttachment.
-	if _, err := cs.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	// attachdetach: a pod on a node whose attach/detach is
+	// controller-managed, using a bound CSI PV of a driver that needs
+	// attaching, gets no VolumeAttachment from upstream's controller
+	// (which would attach exactly this; an inline CSI volume it would
+	// not).
+	attachablePV(t, cs)
 	if _, err := cs.StorageV1().CSIDrivers().Create(ctx, &storagev1.CSIDriver{ObjectMeta: metav1.ObjectMeta{Name: "attach.example.com"}, Spec: storagev1.CSIDriverSpec{AttachRequired: ptr.To(true)}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +80,7 @@ func TestUpstreamStorageControllersDoNotRun(t *testing.T) {
 			NodeName:   "n1",
 			Containers: []corev1.Container{{Name: "c", Image: "busybox"}},
 			Volumes: []corev1.Volume{
-				{Name: "inline", VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{Driver: "attach.example.com"}}},
+				{Name: "attached", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "attached"}}},
 				// ephemeral-volume: no claim is made for this.
 				{Name: "scratch", VolumeSource: corev1.VolumeSource{Ephemeral: &corev1.EphemeralVolumeSource{VolumeClaimTemplate: &corev1.PersistentVolumeClaimTemplate{
 					Spec: corev1.PersistentVolumeClaimSpec{
@@ -124,12 +125,109 @@ func TestUpstreamStorageControllersDoNotRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(vas.Items) != 0 {
-		t.Errorf("VolumeAttachments made with volplane's controllers off: %v", vas.Items)
+	// Told apart by who wrote them: volplane's own attach/detach
+	// controller makes VolumeAttachments too, as controller.UserAgent.
+	for _, va := range vas.Items {
+		for _, mf := range va.ManagedFields {
+			if mf.Manager != controller.UserAgent {
+				t.Errorf("VolumeAttachment %s (for %s on %s) written by %s with volplane's controllers off",
+					va.Name, ptr.Deref(va.Spec.Source.PersistentVolumeName, "?"), va.Spec.NodeName, mf.Manager)
+			}
+		}
 	}
 	if _, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, "user-scratch", metav1.GetOptions{}); err == nil {
 		t.Error("ephemeral volume claim made with volplane's controllers off")
 	}
+}
+
+// attachablePV makes node n1 with controller-managed attach/detach and a
+// CSI PV of attach.example.com bound to claim default/attached, bound by
+// hand (the PV controller is off).
+func attachablePV(t *testing.T, cs kubernetes.Interface) {
+	t.Helper()
+	ctx := context.Background()
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1",
+		Annotations: map[string]string{"volumes.kubernetes.io/controller-managed-attach-detach": "true"}}}
+	if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	claim, err := cs.CoreV1().PersistentVolumeClaims("default").Create(ctx, &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "attached"},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			StorageClassName: ptr.To(""),
+			VolumeName:       "attached",
+			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pv, err := cs.CoreV1().PersistentVolumes().Create(ctx, &corev1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: "attached"},
+		Spec: corev1.PersistentVolumeSpec{
+			Capacity:    corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			ClaimRef:    &corev1.ObjectReference{Kind: "PersistentVolumeClaim", APIVersion: "v1", Namespace: "default", Name: "attached", UID: claim.UID},
+			PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{
+				Driver: "attach.example.com", VolumeHandle: "vol-1"}},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pv.Status.Phase = corev1.VolumeBound
+	if _, err := cs.CoreV1().PersistentVolumes().UpdateStatus(ctx, pv, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	claim.Status = corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimBound,
+		AccessModes: claim.Spec.AccessModes, Capacity: pv.Spec.Capacity}
+	if _, err := cs.CoreV1().PersistentVolumeClaims("default").UpdateStatus(ctx, claim, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestVolumeAttributesClassDeletion: a VolumeAttributesClass no claim
+// uses goes when deleted (the API adds kubernetes.io/vac-protection;
+// volplane's volumeattributesclass-protection removes it), while one a
+// claim asks for stays Terminating until that claim is gone.
+func TestVolumeAttributesClassDeletion(t *testing.T) {
+	p := startUp(t)
+	cs := p.Client()
+	ctx := context.Background()
+	for _, n := range []string{"unused", "used"} {
+		if _, err := cs.StorageV1().VolumeAttributesClasses().Create(ctx, &storagev1.VolumeAttributesClass{
+			ObjectMeta: metav1.ObjectMeta{Name: n}, DriverName: "attach.example.com", Parameters: map[string]string{"iops": "1000"}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cs.CoreV1().PersistentVolumeClaims("default").Create(ctx, &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "vac-user"},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			StorageClassName:          ptr.To("manual"),
+			VolumeAttributesClassName: ptr.To("used"),
+			AccessModes:               []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:                 corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p.MustKubectl(t, "delete", "volumeattributesclass", "unused", "used", "--wait=false")
+	gone := func(name string) func() error {
+		return func() error {
+			if _, err := cs.StorageV1().VolumeAttributesClasses().Get(ctx, name, metav1.GetOptions{}); err == nil {
+				return fmt.Errorf("volume attributes class %s still there", name)
+			}
+			return nil
+		}
+	}
+	eventually(t, time.Minute, gone("unused"))
+	used, err := cs.StorageV1().VolumeAttributesClasses().Get(ctx, "used", metav1.GetOptions{})
+	if err != nil || used.DeletionTimestamp == nil {
+		t.Fatalf("class a claim asks for: %v, %v; want it Terminating", used, err)
+	}
+	p.MustKubectl(t, "delete", "pvc", "vac-user", "--wait=false")
+	eventually(t, time.Minute, gone("used"))
 }
 
 // TestBindingComesFromVolplane: with volplane's controllers on, a static
