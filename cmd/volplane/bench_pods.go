@@ -1,0 +1,56 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"volplane/internal/logging"
+	"volplane/internal/node/podbench"
+)
+
+func newBenchPodsCommand() *cobra.Command {
+	var (
+		cfg       podbench.Config
+		verbosity int
+	)
+	cmd := &cobra.Command{
+		Use:   "pods",
+		Short: "Pod startup and teardown on a one-node volplane up, beside the runc floor",
+		Long: `Start 'volplane up' (this binary, a child process) on a fresh temporary data
+dir and free loopback ports, then print: created -> Running latency p50/p99
+of a lone pod created --lone times in a row, and of --pods pods created at
+once with the time until all are Running; the time to delete them all; and
+the runtime's floor measured in the same run (--pods bare 'runc run' one
+after another: wall, CPU, wall/cores), beside issue 17's goals and
+upstream's pod-startup SLO (a reference, not measured here).
+
+Afterwards the child gets SIGTERM and the bench removes the containers,
+conmon monitors and mounts a stopped agent leaves under its data dir.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop, log := signalContext(cmd.Context(), verbosity)
+			defer stop()
+			if verbosity == 0 {
+				log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			}
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			cfg.Executable = exe
+			return podbench.Run(logging.NewContext(ctx, log), cfg, cmd.OutOrStdout())
+		},
+	}
+	fs := cmd.Flags()
+	fs.IntVar(&cfg.Pods, "pods", 100, "pods created at once (and bare runc runs in the floor)")
+	fs.IntVar(&cfg.Lone, "lone", 20, "lone pods created one after another")
+	fs.BoolVar(&cfg.Keep, "keep", false, "keep the data dir (its containers and mounts are removed all the same)")
+	fs.StringVar(&cfg.WorkDir, "work-dir", "", "where the data dir is made (default: the system's temporary directory)")
+	fs.StringVar(&cfg.Runc, "runc", "runc", "runc binary for the floor and the cleanup")
+	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "give up a wait after this (a hang, not a target)")
+	fs.IntVarP(&verbosity, "v", "v", 0, "log verbosity")
+	return cmd
+}

@@ -1,0 +1,284 @@
+package podbench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	goruntime "runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"volplane/internal/logging"
+	noderuntime "volplane/internal/node/runtime"
+)
+
+// Config configures the bench.
+type Config struct {
+	// Executable is the volplane binary started as `up` (the bench's own).
+	Executable string
+	// Pods is how many pods are created at once, and how many bare runc
+	// runs make the floor.
+	Pods int
+	// Lone is how many lone pods are timed one after another.
+	Lone int
+	// Keep leaves the data dir in place (its containers and mounts are
+	// still removed).
+	Keep bool
+	// WorkDir is where the data dir is made (default: the system's
+	// temporary directory).
+	WorkDir string
+	// Runc is the runc binary for the floor and the cleanup ("runc" on
+	// $PATH when empty).
+	Runc string
+	// Timeout bounds each wait (a hang, not a target).
+	Timeout time.Duration
+}
+
+// Validate fills in defaults and checks c.
+func (c *Config) Validate() error {
+	if c.Executable == "" {
+		return errors.New("bench pods: no executable")
+	}
+	if c.Pods <= 0 || c.Lone <= 0 {
+		return errors.New("bench pods: --pods and --lone must be positive")
+	}
+	if c.Runc == "" {
+		c.Runc = "runc"
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 5 * time.Minute
+	}
+	return nil
+}
+
+const (
+	nodeName   = "bench-pods"
+	namespace  = v1.NamespaceDefault
+	benchLabel = "volplane-bench"
+)
+
+// Goals of issue 17.
+const (
+	loneGoal    = 300 * time.Millisecond
+	floorFactor = 1.5
+)
+
+// Result is what one run measured.
+type Result struct {
+	Lone     []time.Duration
+	Burst    []time.Duration
+	AllUp    time.Duration
+	Teardown time.Duration
+	Floor    noderuntime.FloorResult
+	Cores    int
+}
+
+// FloorWall is the floor's total wall time.
+func (r Result) FloorWall() time.Duration {
+	var t time.Duration
+	for _, d := range r.Floor.Runs {
+		t += d
+	}
+	return t
+}
+
+// Run starts the cluster, measures, prints the table to out and cleans up.
+func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log := logging.FromContext(ctx)
+	dataDir, err := os.MkdirTemp(cfg.WorkDir, "volplane-bench-pods-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := cleanupNode(cfg.Runc, dataDir); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("cleanup %s: %w", dataDir, cerr))
+		}
+		if cfg.Keep {
+			fmt.Fprintf(out, "data dir kept: %s\n", dataDir)
+			return
+		}
+		if rerr := os.RemoveAll(dataDir); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+	}()
+	fmt.Fprintf(out, "volplane bench pods: volplane up in %s, %d lone pods, %d at once\n", dataDir, cfg.Lone, cfg.Pods)
+	start := time.Now()
+	c, err := startCluster(ctx, cfg.Executable, dataDir, nodeName, cfg.Timeout)
+	if c != nil {
+		defer func() {
+			if serr := c.stop(); serr != nil {
+				err = errors.Join(err, serr)
+			}
+		}()
+	}
+	if err != nil {
+		return err
+	}
+	log.Info("cluster ready", "took", time.Since(start))
+	res, err := measure(ctx, c.client, cfg, dataDir)
+	if err != nil {
+		return fmt.Errorf("%w\n--- last lines of volplane up:\n%s", err, c.tail(30))
+	}
+	return PrintTable(out, res.Rows(cfg))
+}
+
+func measure(ctx context.Context, cs kubernetes.Interface, cfg Config, dataDir string) (Result, error) {
+	res := Result{Cores: goruntime.NumCPU()}
+	tr, err := startTracker(ctx, cs)
+	if err != nil {
+		return res, err
+	}
+	defer tr.stop()
+	for i := range cfg.Lone {
+		name := "lone-" + strconv.Itoa(i)
+		d, err := createAndWait(ctx, cs, tr, name, cfg.Timeout)
+		if err != nil {
+			return res, err
+		}
+		res.Lone = append(res.Lone, d)
+		if _, err := deleteAndWait(ctx, cs, tr, []string{name}, cfg.Timeout); err != nil {
+			return res, err
+		}
+	}
+	names := make([]string, cfg.Pods)
+	for i := range names {
+		names[i] = "burst-" + strconv.Itoa(i)
+	}
+	res.Burst = make([]time.Duration, cfg.Pods)
+	errs := make([]error, cfg.Pods)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Go(func() { res.Burst[i], errs[i] = createAndWait(ctx, cs, tr, name, cfg.Timeout) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return res, err
+	}
+	for _, name := range names {
+		res.AllUp = max(res.AllUp, tr.running(name).Sub(start))
+	}
+	if res.Teardown, err = deleteAndWait(ctx, cs, tr, names, cfg.Timeout); err != nil {
+		return res, err
+	}
+	// The floor runs on the same machine with the cluster up and idle, as
+	// it was before the burst.
+	floor, err := noderuntime.RuncFloor(ctx, cfg.Runc, dataDir, cfg.Pods)
+	if err != nil {
+		return res, fmt.Errorf("runc floor: %w", err)
+	}
+	res.Floor = floor
+	return res, nil
+}
+
+// createAndWait creates a bench pod and returns the time from the start
+// of the create call until the watch sees it Running with every container
+// ready.
+func createAndWait(ctx context.Context, cs kubernetes.Interface, tr *tracker, name string, timeout time.Duration) (time.Duration, error) {
+	ready := tr.expect(name)
+	start := time.Now()
+	if _, err := cs.CoreV1().Pods(namespace).Create(ctx, benchPod(name), metav1.CreateOptions{}); err != nil {
+		return 0, fmt.Errorf("create pod %s: %w", name, err)
+	}
+	select {
+	case <-ready:
+		return tr.running(name).Sub(start), nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-tr.done:
+		return 0, tr.err
+	case <-time.After(timeout):
+		return 0, fmt.Errorf("pod %s not Running after %v", name, timeout)
+	}
+}
+
+// deleteAndWait deletes the pods at once with a grace period of 1 s (as
+// `kubectl delete --now`: the bench's `sleep` ignores SIGTERM as PID 1,
+// so the default 30 s would measure the grace period) and returns the time
+// until the watch has seen every one of them deleted from the API.
+func deleteAndWait(ctx context.Context, cs kubernetes.Interface, tr *tracker, names []string, timeout time.Duration) (time.Duration, error) {
+	gone := make([]<-chan struct{}, len(names))
+	for i, n := range names {
+		gone[i] = tr.expectGone(n)
+	}
+	grace := int64(1)
+	errs := make([]error, len(names))
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Go(func() {
+			errs[i] = cs.CoreV1().Pods(namespace).Delete(ctx, n, metav1.DeleteOptions{GracePeriodSeconds: &grace})
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return 0, err
+	}
+	deadline := time.After(timeout)
+	for i, ch := range gone {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-tr.done:
+			return 0, tr.err
+		case <-deadline:
+			return 0, fmt.Errorf("pod %s still in the API after %v", names[i], timeout)
+		}
+	}
+	var last time.Time
+	for _, n := range names {
+		if t := tr.deleted(n); t.After(last) {
+			last = t
+		}
+	}
+	return last.Sub(start), nil
+}
+
+func benchPod(name string) *v1.Pod {
+	return &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{benchLabel: "pods"}},
+		Spec: v1.PodSpec{
+			RestartPolicy: v1.RestartPolicyNever,
+			Containers: []v1.Container{{
+				Name:    "c",
+				Image:   "busybox",
+				Command: []string{"sh", "-c", "exec sleep 3600"},
+			}},
+		},
+	}
+}
+
+// Rows is the printed table: the figures measured, the reference, the
+// goals.
+func (r Result) Rows(cfg Config) []Row {
+	wall := r.FloorWall()
+	floor := wall / time.Duration(r.Cores)
+	n := len(r.Floor.Runs)
+	rows := []Row{
+		{"lone pod created -> Running p50", ms(Percentile(r.Lone, 50)), fmt.Sprintf("%d pods one after another, from the create call to the watch event", len(r.Lone))},
+		{"lone pod created -> Running p99", ms(Percentile(r.Lone, 99)), ""},
+		{fmt.Sprintf("%d at once: created -> Running p50", len(r.Burst)), ms(Percentile(r.Burst, 50)), "parallel create calls; each pod from its own create call"},
+		{fmt.Sprintf("%d at once: created -> Running p99", len(r.Burst)), ms(Percentile(r.Burst, 99)), ""},
+		{fmt.Sprintf("%d at once: all Running", len(r.Burst)), ms(r.AllUp), "from the first create call"},
+		{fmt.Sprintf("teardown of %d", len(r.Burst)), ms(r.Teardown), "delete (grace 1 s, as kubectl delete --now) -> all gone from the API"},
+		{fmt.Sprintf("runc floor: %d bare runc run, wall", n), ms(wall), fmt.Sprintf("%s per run", ms(wall/time.Duration(max(n, 1))))},
+		{fmt.Sprintf("runc floor: %d bare runc run, CPU", n), ms(r.Floor.CPU), fmt.Sprintf("%s per run, user+system", ms(r.Floor.CPU/time.Duration(max(n, 1))))},
+		{"runc floor = wall / cores", ms(floor), fmt.Sprintf("%d cores", r.Cores)},
+		{"reference (not measured here)", "p99 <= 5 s", "upstream pod-startup SLO for stateless pods (kubernetes/community sig-scalability SLOs)"},
+		{"reference (not measured here)", "~50 ms wall, ~24 ms CPU", "per bare runc run, issue 17's note of this machine"},
+		Goal{Name: "lone p99 < 300 ms", Value: Percentile(r.Lone, 99), Limit: loneGoal, Strict: true}.Row(),
+		Goal{Name: fmt.Sprintf("%d at once within %.1fx floor", len(r.Burst), floorFactor), Value: r.AllUp, Limit: time.Duration(float64(floor) * floorFactor)}.Row(),
+	}
+	return rows
+}
