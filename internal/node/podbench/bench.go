@@ -8,6 +8,7 @@ import (
 	"os"
 	goruntime "runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -112,6 +113,10 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 		}
 	}()
 	fmt.Fprintf(out, "volplane bench pods: volplane up in %s, %d lone pods, %d at once\n", dataDir, cfg.Lone, cfg.Pods)
+	// The machine may be shared: its load says how to read the figures.
+	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Fprintf(out, "load average at start (1/5/15 min): %s\n", strings.Join(strings.Fields(string(load))[:3], " "))
+	}
 	start := time.Now()
 	c, err := startCluster(ctx, cfg.Executable, dataDir, nodeName, cfg.Timeout)
 	if c != nil {

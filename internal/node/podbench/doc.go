@@ -23,9 +23,8 @@
 // the child gets SIGTERM; since a stopped agent leaves its pods running on
 // purpose, the bench then kills the runc containers under the data dir
 // and their conmon monitors, removes their sandboxes' empty cgroups,
-// unmounts every mount under the data dir
-// deepest first and removes it (unless Config.Keep). It touches nothing
-// outside the data dir.
+// unmounts every mount under the data dir deepest first and removes it
+// (unless Config.Keep). It touches nothing that is not the data dir's.
 //
 // The package may call the node runtime (RuncFloor) and client-go; only
 // the bench command uses it.
