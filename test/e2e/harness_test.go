@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +18,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"volplane/internal/node/leftovers"
 )
 
 var volplaneBin string
@@ -331,50 +332,11 @@ func eventually(t testing.TB, limit time.Duration, cond func() error) {
 }
 
 // cleanupNode undoes what a node agent under dataDir leaves on purpose
-// when it stops (pods keep running, volumes stay mounted): it kills the
-// containers of its runtime and their conmon monitors and unmounts every
-// mount under dataDir, deepest first. It touches nothing outside dataDir.
+// when it stops (pods keep running, volumes stay mounted): containers,
+// their monitors, sandbox cgroups and every mount under dataDir.
 func cleanupNode(t testing.TB, dataDir string) {
-	runcRoots, _ := filepath.Glob(filepath.Join(dataDir, "*", "runtime", "runc"))
-	if more, _ := filepath.Glob(filepath.Join(dataDir, "*", "*", "runtime", "runc")); len(more) > 0 {
-		runcRoots = append(runcRoots, more...)
-	}
-	for _, root := range runcRoots {
-		out, _ := exec.Command("runc", "--root", root, "list", "-q").Output()
-		for _, id := range strings.Fields(string(out)) {
-			_ = exec.Command("runc", "--root", root, "kill", id, "KILL").Run()
-			_ = exec.Command("runc", "--root", root, "delete", "-f", id).Run()
-		}
-	}
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, p := range procs {
-		cmdline, err := os.ReadFile(p)
-		if err != nil || !bytes.HasPrefix(cmdline, []byte("conmon\x00")) && !bytes.Contains(cmdline, []byte("/conmon\x00")) {
-			continue
-		}
-		if bytes.Contains(cmdline, []byte(dataDir+"/")) {
-			var pid int
-			fmt.Sscanf(filepath.Base(filepath.Dir(p)), "%d", &pid)
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Errorf("cleanup: %v", err)
-		return
-	}
-	var mounts []string
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && (f[4] == dataDir || strings.HasPrefix(f[4], dataDir+"/")) {
-			mounts = append(mounts, f[4])
-		}
-	}
-	sort.Slice(mounts, func(i, j int) bool { return len(mounts[i]) > len(mounts[j]) })
-	for _, m := range mounts {
-		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
-			t.Errorf("cleanup: unmount %s: %v", m, err)
-		}
+	if err := leftovers.Clean("runc", dataDir); err != nil {
+		t.Errorf("cleanup of %s: %v", dataDir, err)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"volplane/internal/logging"
+	"volplane/internal/node/leftovers"
 	noderuntime "volplane/internal/node/runtime"
 )
 
@@ -101,7 +102,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 		return err
 	}
 	defer func() {
-		if cerr := cleanupNode(cfg.Runc, dataDir); cerr != nil {
+		if cerr := leftovers.Clean(cfg.Runc, dataDir); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("cleanup %s: %w", dataDir, cerr))
 		}
 		if cfg.Keep {
