@@ -9,10 +9,17 @@
 //	                reconciler, reconstruction: puts volumes into pods
 //	plugins/        the volume plugins the volume manager drives, one
 //	                package each, behind plugins.Plugin
+//	subpath/        subPath resolved through file descriptors, never
+//	                escaping its volume
+//	pods/           the pod workers and the status manager: containers
+//	                started, probed, restarted and stopped as upstream
 //	runtime/        the built-in container runtime behind the CRI
 //	                RuntimeService interface: runc from an OCI bundle,
 //	                watched by conmon
 //	server/         the kubelet API (logs, exec, attach) on HTTPS
+//	podbench/       `volplane bench pods`
+//	leftovers/      ends what a stopped agent leaves running on purpose,
+//	                for benches and tests
 //
 // Two seams join them, each written down in one place:
 //
