@@ -56,6 +56,9 @@ func TestExecOverSPDY(t *testing.T) {
 	}))
 	defer srv.Close()
 
+	// stderr, when not a terminal, goes to its own writer: the two
+	// streams are separate and their order between them is not kept.
+	var stderr strings.Builder
 	run := func(cmd []string, tty bool, stdin string) (string, error) {
 		u, _ := url.Parse(srv.URL)
 		q := url.Values{"command": cmd, corev1.ExecStdoutParam: {"1"}, corev1.ExecStdinParam: {"1"}}
@@ -74,7 +77,7 @@ func TestExecOverSPDY(t *testing.T) {
 		if tty {
 			opts.TerminalSizeQueue = &fixedSize{}
 		} else {
-			opts.Stderr = &out
+			opts.Stderr = &stderr
 		}
 		err = ex.StreamWithContext(e.ctx, opts)
 		return out.String(), err
@@ -89,7 +92,7 @@ func TestExecOverSPDY(t *testing.T) {
 		t.Errorf("tty output %q lacks the size 11 77", out)
 	}
 	out, err = run([]string{"sh", "-c", "cat; echo err >&2"}, false, "piped\n")
-	if err != nil || out != "piped\nerr\n" {
-		t.Errorf("exec with pipes: %q, %v", out, err)
+	if err != nil || out != "piped\n" || stderr.String() != "err\n" {
+		t.Errorf("exec with pipes: stdout %q, stderr %q, %v", out, stderr.String(), err)
 	}
 }
