@@ -83,7 +83,9 @@ func TestExecOverSPDY(t *testing.T) {
 		return out.String(), err
 	}
 
-	out, err := run([]string{"sh"}, true, "stty size; exit 3\n")
+	// runc sizes the container's console just after the process starts:
+	// give it that moment before asking (see TestExec's tty case).
+	out, err := run([]string{"sh"}, true, "sleep 1; stty size; exit 3\n")
 	var ee clientexec.ExitError
 	if !errors.As(err, &ee) || ee.ExitStatus() != 3 {
 		t.Errorf("tty exec: %v (output %q), want exit code 3", err, out)
