@@ -279,7 +279,7 @@ func ensureTokens(dir string, read func(string) (map[string]string, [][]string, 
 // user system:node:<node> in group system:nodes, as the Node authorizer
 // and NodeRestriction expect. It returns the certificate and key as PEM.
 func (p *PKI) NodeClientCert(node string) (certPEM, keyPEM []byte, err error) {
-	cert, key, err := issue(p.CA, p.caKey, pkix.Name{CommonName: "system:node:" + node, Organization: []string{"system:nodes"}}, nil, x509.ExtKeyUsageClientAuth)
+	cert, key, err := issue(p.CA, p.caKey, pkix.Name{CommonName: NodeUser(node), Organization: []string{NodesGroup}}, nil, x509.ExtKeyUsageClientAuth)
 	if err != nil {
 		return nil, nil, err
 	}
