@@ -9,6 +9,8 @@
 //	                reconciler, reconstruction: puts volumes into pods
 //	plugins/        the volume plugins the volume manager drives, one
 //	                package each, behind plugins.Plugin
+//	csidrivers/     the CSI drivers registered on this node: registration
+//	                adds them, the CSI plugin looks their endpoints up
 //	subpath/        subPath resolved through file descriptors, never
 //	                escaping its volume
 //	pods/           the pod workers and the status manager: containers

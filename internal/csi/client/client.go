@@ -67,6 +67,7 @@ type Client struct {
 	conn       *grpc.ClientConn
 	identity   csi.IdentityClient
 	controller csi.ControllerClient
+	node       csi.NodeClient
 }
 
 // New returns a client for the driver at cfg.Endpoint. It does not wait
@@ -84,7 +85,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("csi client %s: %w", cfg.Endpoint, err)
 	}
 	return &Client{cfg: cfg, conn: conn,
-		identity: csi.NewIdentityClient(conn), controller: csi.NewControllerClient(conn)}, nil
+		identity: csi.NewIdentityClient(conn), controller: csi.NewControllerClient(conn), node: csi.NewNodeClient(conn)}, nil
 }
 
 // Close closes the connection.
