@@ -20,7 +20,8 @@
 // node_publish.go and node_stats.go (stats, node expansion), health.go;
 // validate.go holds the pure checks of requests, nodepaths.go the checks
 // of paths the CO hands the node service, recover.go what happens at
-// start, interceptor.go and server.go the gRPC side.
+// start, release.go the clean stop (an image pool is unmounted only when
+// no volume is staged), interceptor.go and server.go the gRPC side.
 //
 // State. Every object is a record in state.Store, written before the RPC
 // answers. Records carry a phase: Creating is written before the pool is
