@@ -12,6 +12,7 @@ import (
 	storagehelpers "k8s.io/component-helpers/storage/volume"
 
 	"volplane/internal/logging"
+	"volplane/internal/volumematch"
 )
 
 // The matcher. Upstream matches each claim the moment its sync runs, so in
@@ -53,9 +54,9 @@ import (
 type batcher struct {
 	mu        sync.Mutex
 	pending   map[string]struct{}
-	waiting   map[groupKey]map[string]struct{}
-	waitingIn map[string]groupKey
-	dirty     map[groupKey]struct{}
+	waiting   map[volumematch.Group]map[string]struct{}
+	waitingIn map[string]volumematch.Group
+	dirty     map[volumematch.Group]struct{}
 	// decisions in flight: claim key -> volume name, "" for no match.
 	decisions map[string]string
 	// recheck holds claims that were due for a batch while their decision
@@ -70,21 +71,21 @@ type batcher struct {
 	// arrivals holds each claim's last arrival until it is decided; held
 	// are claims whose only fit was larger than they asked, since when.
 	burstGap  time.Duration
-	groupLast map[groupKey]time.Time
+	groupLast map[volumematch.Group]time.Time
 	arrivals  map[string]arrival
 	held      map[string]holding
 }
 
 // holding is a held claim's group and since when it is held.
 type holding struct {
-	g     groupKey
+	g     volumematch.Group
 	since time.Time
 }
 
 // arrival is when a claim arrived in its group, and whether the group had
 // been quiet for the burst gap before (a lone claim).
 type arrival struct {
-	g    groupKey
+	g    volumematch.Group
 	at   time.Time
 	lone bool
 }
@@ -92,13 +93,13 @@ type arrival struct {
 func newBatcher(burstGap time.Duration) *batcher {
 	return &batcher{
 		burstGap:  burstGap,
-		groupLast: map[groupKey]time.Time{},
+		groupLast: map[volumematch.Group]time.Time{},
 		arrivals:  map[string]arrival{},
 		held:      map[string]holding{},
 		pending:   map[string]struct{}{},
-		waiting:   map[groupKey]map[string]struct{}{},
-		waitingIn: map[string]groupKey{},
-		dirty:     map[groupKey]struct{}{},
+		waiting:   map[volumematch.Group]map[string]struct{}{},
+		waitingIn: map[string]volumematch.Group{},
+		dirty:     map[volumematch.Group]struct{}{},
 		decisions: map[string]string{},
 		recheck:   map[string]struct{}{},
 		wake:      make(chan struct{}, 1),
@@ -115,7 +116,7 @@ func (b *batcher) wakeUp() {
 func (b *batcher) hasWorkLocked() bool { return len(b.pending) > 0 || len(b.dirty) > 0 }
 
 // arrivedLocked notes an arrival in group g.
-func (b *batcher) arrivedLocked(g groupKey, now time.Time) {
+func (b *batcher) arrivedLocked(g volumematch.Group, now time.Time) {
 	if now.After(b.groupLast[g]) {
 		b.groupLast[g] = now
 	}
@@ -129,7 +130,7 @@ func (b *batcher) noteWorkLocked(now time.Time) {
 }
 
 // addClaim makes the claim, of group g, part of the next batch.
-func (b *batcher) addClaim(key string, g groupKey, now time.Time) {
+func (b *batcher) addClaim(key string, g volumematch.Group, now time.Time) {
 	b.mu.Lock()
 	b.noteWorkLocked(now)
 	b.pending[key] = struct{}{}
@@ -143,7 +144,7 @@ func (b *batcher) addClaim(key string, g groupKey, now time.Time) {
 // volumeArrived notes a volume that became bindable in group g: it
 // extends the settle window of a batch being collected, and puts the
 // claims waiting in g into the next batch.
-func (b *batcher) volumeArrived(g groupKey, now time.Time) {
+func (b *batcher) volumeArrived(g volumematch.Group, now time.Time) {
 	b.mu.Lock()
 	b.arrivedLocked(g, now)
 	if b.hasWorkLocked() {
@@ -237,7 +238,7 @@ func (b *batcher) holdLeftLocked(h holding, now time.Time, maxHold time.Duration
 // or when it has been held for maxHold. Otherwise a burst is still
 // arriving, and its exact fit, or a larger claim that needs the volume,
 // may be in it.
-func (b *batcher) mayTakeLarger(key string, g groupKey, now time.Time, maxHold time.Duration) bool {
+func (b *batcher) mayTakeLarger(key string, g volumematch.Group, now time.Time, maxHold time.Duration) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	last := b.groupLast[g]
@@ -253,7 +254,7 @@ func (b *batcher) mayTakeLarger(key string, g groupKey, now time.Time, maxHold t
 
 // hold keeps a claim whose only fit is larger than it asked until its
 // burst has settled (see due).
-func (b *batcher) hold(key string, g groupKey, now time.Time) {
+func (b *batcher) hold(key string, g volumematch.Group, now time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.held[key]; !ok {
@@ -355,7 +356,7 @@ func (b *batcher) done(key string, now time.Time) {
 }
 
 // wait parks a claim that found no volume in its group.
-func (b *batcher) wait(key string, g groupKey) {
+func (b *batcher) wait(key string, g volumematch.Group) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.unwaitLocked(key)
@@ -417,7 +418,7 @@ func (c *Controller) matchRound(ctx context.Context) {
 			c.claimQueue.AddRateLimited(k)
 			continue
 		}
-		cands = append(cands, candidate{key: k, claim: claim, request: requestOf(claim), delay: delay})
+		cands = append(cands, candidate{key: k, claim: claim, request: volumematch.Request(claim), delay: delay})
 	}
 	c.metrics.batchSize.Observe(float64(len(cands)))
 	slices.SortFunc(cands, func(a, b candidate) int {
@@ -446,8 +447,8 @@ func (c *Controller) matchRound(ctx context.Context) {
 			pv, err := s.index.Best(cd.claim)
 			if err != nil {
 				log.Warn("cannot match claim", "claim", cd.key, "err", err)
-			} else if pv != nil && capacityOf(pv) > cd.request && !c.batcher.mayTakeLarger(cd.key, claimGroup(cd.claim), now, c.cfg.MaxBurstHold) {
-				c.batcher.hold(cd.key, claimGroup(cd.claim), now)
+			} else if pv != nil && volumematch.Capacity(pv) > cd.request && !c.batcher.mayTakeLarger(cd.key, volumematch.ClaimGroup(cd.claim), now, c.cfg.MaxBurstHold) {
+				c.batcher.hold(cd.key, volumematch.ClaimGroup(cd.claim), now)
 				heldAgain[cd.key] = true
 				c.metrics.matchSeconds.Observe(time.Since(start).Seconds())
 				continue
@@ -459,7 +460,7 @@ func (c *Controller) matchRound(ctx context.Context) {
 		c.metrics.matchSeconds.Observe(time.Since(start).Seconds())
 		c.batcher.decide(cd.key, volume)
 		if volume == "" && !cd.delay {
-			c.batcher.wait(cd.key, claimGroup(cd.claim))
+			c.batcher.wait(cd.key, volumematch.ClaimGroup(cd.claim))
 		}
 		decided = append(decided, cd.key)
 	}

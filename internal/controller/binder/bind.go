@@ -11,6 +11,7 @@ import (
 	storagehelpers "k8s.io/component-helpers/storage/volume"
 
 	"volplane/internal/logging"
+	"volplane/internal/volumematch"
 )
 
 // annPreResizeCapacity is set by the resizer on a PV whose filesystem
@@ -29,7 +30,7 @@ func (c *Controller) countWrite(resource, verb string, err error) {
 // the write made bindable wakes the claims waiting in its group.
 func (c *Controller) storeWrittenVolume(pv *v1.PersistentVolume) {
 	if _, arrived := c.store.putVolume(pv, true); arrived {
-		c.batcher.volumeArrived(volumeGroup(pv), c.now())
+		c.batcher.volumeArrived(volumematch.VolumeGroup(pv), c.now())
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"volplane/internal/controller/podindex"
 	"volplane/internal/keylock"
 	"volplane/internal/logging"
+	"volplane/internal/volumematch"
 )
 
 // Name is the controller's name in the manager, upstream's.
@@ -253,7 +254,7 @@ func (c *Controller) onVolume(obj any) {
 	}
 	c.volumeQueue.Add(pv.Name)
 	if arrived {
-		c.batcher.volumeArrived(volumeGroup(pv), c.now())
+		c.batcher.volumeArrived(volumematch.VolumeGroup(pv), c.now())
 	}
 }
 

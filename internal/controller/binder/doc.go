@@ -45,7 +45,8 @@
 //
 // # Matching
 //
-// match.go keeps the bindable volumes in an index by (class, attributes
+// The match index (package volumematch, shared with the scheduler's
+// binding plugin) keeps the bindable volumes by (class, attributes
 // class, volume mode), then access-mode set (fewest modes first), then
 // capacity, so a match costs O(log n). batch.go collects unbound claims
 // during a settle window and matches a burst as a batch, largest request

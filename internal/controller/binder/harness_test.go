@@ -622,3 +622,8 @@ func (r *fakeRecycler) Recycle(_ context.Context, pv *v1.PersistentVolume, event
 	r.recycled = append(r.recycled, pv.Name)
 	return nil
 }
+
+func requestQ(c *v1.PersistentVolumeClaim) string {
+	q := c.Spec.Resources.Requests[v1.ResourceStorage]
+	return q.String()
+}

@@ -9,6 +9,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"volplane/internal/volumematch"
 )
 
 // MatchCost measures what choosing a volume costs the matcher, per claim,
@@ -22,7 +24,7 @@ func MatchCost(volumes, claims int) time.Duration {
 		{v1.ReadWriteOnce}, {v1.ReadWriteOnce, v1.ReadOnlyMany}, {v1.ReadWriteMany},
 	}
 	fs := v1.PersistentVolumeFilesystem
-	x := newMatchIndex()
+	x := volumematch.NewIndex()
 	for i := range volumes {
 		x.Put(&v1.PersistentVolume{
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("pv-%07d", i)},

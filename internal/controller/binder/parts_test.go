@@ -14,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"volplane/internal/volumematch"
 )
 
 func TestBatcherSettleWindow(t *testing.T) {
@@ -23,13 +25,13 @@ func TestBatcherSettleWindow(t *testing.T) {
 	if ready, wait := b.due(t0, settle, max, 30*time.Second); ready || wait >= 0 {
 		t.Fatalf("empty batcher: ready=%v wait=%v, want not ready and no wait", ready, wait)
 	}
-	b.addClaim("ns/a", groupKey{}, t0)
+	b.addClaim("ns/a", volumematch.Group{}, t0)
 	if ready, wait := b.due(t0.Add(50*time.Millisecond), settle, max, 30*time.Second); ready || wait != 50*time.Millisecond {
 		t.Fatalf("50ms after the only claim: ready=%v wait=%v, want 50ms more", ready, wait)
 	}
 	// Arrivals keep the window open...
 	for i := 1; i <= 15; i++ {
-		b.addClaim("ns/b", groupKey{}, t0.Add(time.Duration(i)*80*time.Millisecond))
+		b.addClaim("ns/b", volumematch.Group{}, t0.Add(time.Duration(i)*80*time.Millisecond))
 		if ready, _ := b.due(t0.Add(time.Duration(i)*80*time.Millisecond+50*time.Millisecond), settle, max, 30*time.Second); ready && i*80+50 < 1000 {
 			t.Fatalf("ready %dms into a burst that keeps arriving", i*80+50)
 		}
@@ -50,8 +52,8 @@ func TestBatcherSettleWindow(t *testing.T) {
 func TestBatcherWaitingClaimsWakeOnArrival(t *testing.T) {
 	b := newBatcher(time.Second)
 	now := time.Unix(0, 0)
-	g := groupKey{class: "gold", mode: v1.PersistentVolumeFilesystem}
-	other := groupKey{class: "silver", mode: v1.PersistentVolumeFilesystem}
+	g := volumematch.Group{Class: "gold", Mode: v1.PersistentVolumeFilesystem}
+	other := volumematch.Group{Class: "silver", Mode: v1.PersistentVolumeFilesystem}
 	b.decide("ns/a", "")
 	b.wait("ns/a", g)
 	b.done("ns/a", now)
@@ -65,7 +67,7 @@ func TestBatcherWaitingClaimsWakeOnArrival(t *testing.T) {
 	}
 	// A claim due while its decision is in flight joins the batch after.
 	b.decide("ns/c", "")
-	b.addClaim("ns/c", groupKey{}, now)
+	b.addClaim("ns/c", volumematch.Group{}, now)
 	if keys := b.take(now, 30*time.Second); len(keys) != 0 {
 		t.Fatalf("batch %v while the decision is in flight", keys)
 	}
@@ -131,8 +133,8 @@ func TestHostPathProvisioner(t *testing.T) {
 	if st, err := os.Stat(path); err != nil || !st.IsDir() || st.Mode().Perm() != 0o777 {
 		t.Fatalf("directory %s: %v %v", path, st, err)
 	}
-	if capacityOf(pv) != requestOf(claim) || len(pv.Spec.AccessModes) != 2 {
-		t.Fatalf("capacity %d modes %v", capacityOf(pv), pv.Spec.AccessModes)
+	if volumematch.Capacity(pv) != volumematch.Request(claim) || len(pv.Spec.AccessModes) != 2 {
+		t.Fatalf("capacity %d modes %v", volumematch.Capacity(pv), pv.Spec.AccessModes)
 	}
 	// Idempotent by name.
 	if _, err := p.Provision(context.Background(), ProvisionRequest{PVName: "pvc-1", Claim: claim}); err != nil {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+
+	"volplane/internal/volumematch"
 )
 
 // store is the binder's view of PersistentVolumes and claims: the newest
@@ -24,7 +26,7 @@ type store struct {
 	mu       sync.Mutex
 	volumes  map[string]*v1.PersistentVolume
 	claims   map[string]*v1.PersistentVolumeClaim
-	index    *matchIndex
+	index    *volumematch.Index
 	prebound map[string]map[string]struct{} // claim key -> volumes whose claimRef names it
 	reserved map[string]string              // volume -> claim key
 	// firstSeen is when each claim was first seen unbound, for the bind
@@ -36,7 +38,7 @@ func newStore() *store {
 	return &store{
 		volumes:   map[string]*v1.PersistentVolume{},
 		claims:    map[string]*v1.PersistentVolumeClaim{},
-		index:     newMatchIndex(),
+		index:     volumematch.NewIndex(),
 		prebound:  map[string]map[string]struct{}{},
 		reserved:  map[string]string{},
 		firstSeen: map[string]time.Time{},
@@ -215,7 +217,7 @@ func (s *store) preboundLocked(claim *v1.PersistentVolumeClaim) *v1.PersistentVo
 	var byName *v1.PersistentVolume
 	for _, n := range names {
 		pv := s.volumes[n]
-		if pv == nil || pv.Spec.ClaimRef == nil || !preboundFits(pv, claim) {
+		if pv == nil || pv.Spec.ClaimRef == nil || !volumematch.PreboundFits(pv, claim) {
 			continue
 		}
 		ref := pv.Spec.ClaimRef

@@ -14,6 +14,7 @@ import (
 
 	"volplane/internal/controller/podindex"
 	"volplane/internal/logging"
+	"volplane/internal/volumematch"
 )
 
 // Upstream's wording of the events a waiting claim gets.
@@ -101,10 +102,10 @@ func (c *Controller) syncUnboundClaim(ctx context.Context, key string) error {
 	}
 
 	if claim.Spec.VolumeName == "" {
-		if volume != nil && storagehelpers.IsVolumeBoundToClaim(volume, claim) && preboundFits(volume, claim) {
+		if volume != nil && storagehelpers.IsVolumeBoundToClaim(volume, claim) && volumematch.PreboundFits(volume, claim) {
 			return c.bind(ctx, volume, claim)
 		}
-		c.batcher.addClaim(key, claimGroup(claim), c.now())
+		c.batcher.addClaim(key, volumematch.ClaimGroup(claim), c.now())
 		return nil
 	}
 
@@ -117,7 +118,7 @@ func (c *Controller) syncUnboundClaim(ctx context.Context, key string) error {
 		_, err := c.updateClaimStatus(ctx, claim, v1.ClaimPending, nil)
 		return err
 	case volume.Spec.ClaimRef == nil:
-		if err := checkVolumeSatisfyClaim(volume, claim); err != nil {
+		if err := volumematch.CheckVolumeSatisfyClaim(volume, claim); err != nil {
 			c.recorder.Event(claim, v1.EventTypeWarning, reasonVolumeMismatch,
 				fmt.Sprintf("Cannot bind to requested volume %q: %s", name, err))
 			_, err := c.updateClaimStatus(ctx, claim, v1.ClaimPending, nil)
@@ -185,7 +186,7 @@ func (c *Controller) processDecision(ctx context.Context, key string) error {
 		err = c.bindDecided(ctx, key, volume)
 		if c.store.unreserve(volume) {
 			if pv := c.store.volume(volume); pv != nil {
-				c.batcher.volumeArrived(volumeGroup(pv), c.now())
+				c.batcher.volumeArrived(volumematch.VolumeGroup(pv), c.now())
 			}
 		}
 	} else {
@@ -207,7 +208,7 @@ func (c *Controller) processDecision(ctx context.Context, key string) error {
 			// than after a backoff that lets smaller claims go first. The
 			// sync below finishes a bind that got past the claim's spec.
 			if cl := c.store.claim(key); cl != nil {
-				c.batcher.addClaim(key, claimGroup(cl), c.now())
+				c.batcher.addClaim(key, volumematch.ClaimGroup(cl), c.now())
 			}
 		}
 		c.claimQueue.AddRateLimited(key)
@@ -232,11 +233,11 @@ func (c *Controller) bindDecided(ctx context.Context, key, volumeName string) er
 	}
 	switch {
 	case volume.Spec.ClaimRef == nil:
-		if err := checkVolumeSatisfyClaim(volume, claim); err != nil {
+		if err := volumematch.CheckVolumeSatisfyClaim(volume, claim); err != nil {
 			return fmt.Errorf("volume %s chosen for claim %s no longer fits: %w", volumeName, key, err)
 		}
 	case storagehelpers.IsVolumeBoundToClaim(volume, claim):
-		if !preboundFits(volume, claim) {
+		if !volumematch.PreboundFits(volume, claim) {
 			return fmt.Errorf("volume %s pre-bound to claim %s no longer fits", volumeName, key)
 		}
 	default:

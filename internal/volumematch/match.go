@@ -1,4 +1,4 @@
-package binder
+package volumematch
 
 import (
 	"fmt"
@@ -26,31 +26,33 @@ import (
 // that has a fitting volume wins, and within it the smallest volume that
 // is large enough (ties by name).
 
-// groupKey names the volumes a claim can ever match regardless of size
+// Group names the volumes a claim can ever match regardless of size
 // and access modes.
-type groupKey struct {
-	class string
-	vac   string
-	mode  v1.PersistentVolumeMode
+type Group struct {
+	Class string
+	VAC   string
+	Mode  v1.PersistentVolumeMode
 }
 
-func (g groupKey) String() string {
-	return fmt.Sprintf("class=%q vac=%q mode=%s", g.class, g.vac, g.mode)
+func (g Group) String() string {
+	return fmt.Sprintf("class=%q vac=%q mode=%s", g.Class, g.VAC, g.Mode)
 }
 
-func volumeGroup(pv *v1.PersistentVolume) groupKey {
-	return groupKey{
-		class: storagehelpers.GetPersistentVolumeClass(pv),
-		vac:   ptr.Deref(pv.Spec.VolumeAttributesClassName, ""),
-		mode:  ptr.Deref(pv.Spec.VolumeMode, v1.PersistentVolumeFilesystem),
+// VolumeGroup is the group of a volume.
+func VolumeGroup(pv *v1.PersistentVolume) Group {
+	return Group{
+		Class: storagehelpers.GetPersistentVolumeClass(pv),
+		VAC:   ptr.Deref(pv.Spec.VolumeAttributesClassName, ""),
+		Mode:  ptr.Deref(pv.Spec.VolumeMode, v1.PersistentVolumeFilesystem),
 	}
 }
 
-func claimGroup(claim *v1.PersistentVolumeClaim) groupKey {
-	return groupKey{
-		class: storagehelpers.GetPersistentVolumeClaimClass(claim),
-		vac:   ptr.Deref(claim.Spec.VolumeAttributesClassName, ""),
-		mode:  ptr.Deref(claim.Spec.VolumeMode, v1.PersistentVolumeFilesystem),
+// ClaimGroup is the group of the volumes a claim may match.
+func ClaimGroup(claim *v1.PersistentVolumeClaim) Group {
+	return Group{
+		Class: storagehelpers.GetPersistentVolumeClaimClass(claim),
+		VAC:   ptr.Deref(claim.Spec.VolumeAttributesClassName, ""),
+		Mode:  ptr.Deref(claim.Spec.VolumeMode, v1.PersistentVolumeFilesystem),
 	}
 }
 
@@ -65,14 +67,14 @@ func accessKey(modes []v1.PersistentVolumeAccessMode) string {
 	return strings.Join(slices.Compact(s), ",")
 }
 
-// capacityOf is a volume's storage capacity in bytes.
-func capacityOf(pv *v1.PersistentVolume) int64 {
+// Capacity is a volume's storage capacity in bytes.
+func Capacity(pv *v1.PersistentVolume) int64 {
 	q := pv.Spec.Capacity[v1.ResourceStorage]
 	return q.Value()
 }
 
-// requestOf is a claim's storage request in bytes.
-func requestOf(claim *v1.PersistentVolumeClaim) int64 {
+// Request is a claim's storage request in bytes.
+func Request(claim *v1.PersistentVolumeClaim) int64 {
 	q := claim.Spec.Resources.Requests[v1.ResourceStorage]
 	return q.Value()
 }
@@ -97,37 +99,39 @@ type group struct {
 	buckets []*bucket
 }
 
-// matchIndex is not safe for concurrent use; the store guards it.
-type matchIndex struct {
-	groups map[groupKey]*group
+// Index is the match index. It is not safe for concurrent use; its
+// owner guards it.
+type Index struct {
+	groups map[Group]*group
 	// where records the position of each indexed volume so that it can be
 	// removed after its object changed.
 	where map[string]indexPos
 }
 
 type indexPos struct {
-	group  groupKey
+	group  Group
 	bucket string
 	key    sizeKey
 }
 
-func newMatchIndex() *matchIndex {
-	return &matchIndex{groups: map[groupKey]*group{}, where: map[string]indexPos{}}
+// NewIndex returns an empty index.
+func NewIndex() *Index {
+	return &Index{groups: map[Group]*group{}, where: map[string]indexPos{}}
 }
 
 // Len is the number of indexed volumes.
-func (x *matchIndex) Len() int { return len(x.where) }
+func (x *Index) Len() int { return len(x.where) }
 
 // Has reports whether the volume is indexed.
-func (x *matchIndex) Has(name string) bool {
+func (x *Index) Has(name string) bool {
 	_, ok := x.where[name]
 	return ok
 }
 
 // Put indexes pv, replacing an earlier version.
-func (x *matchIndex) Put(pv *v1.PersistentVolume) {
+func (x *Index) Put(pv *v1.PersistentVolume) {
 	x.Remove(pv.Name)
-	gk := volumeGroup(pv)
+	gk := VolumeGroup(pv)
 	g := x.groups[gk]
 	if g == nil {
 		g = &group{}
@@ -151,13 +155,13 @@ func (x *matchIndex) Put(pv *v1.PersistentVolume) {
 		})
 		i = slices.Index(g.buckets, b)
 	}
-	k := sizeKey{size: capacityOf(pv), name: pv.Name}
+	k := sizeKey{size: Capacity(pv), name: pv.Name}
 	g.buckets[i].vols.Set(k, pv)
 	x.where[pv.Name] = indexPos{group: gk, bucket: ak, key: k}
 }
 
 // Remove takes the named volume out of the index, if it is there.
-func (x *matchIndex) Remove(name string) {
+func (x *Index) Remove(name string) {
 	pos, ok := x.where[name]
 	if !ok {
 		return
@@ -183,8 +187,14 @@ func (x *matchIndex) Remove(name string) {
 // everything upstream's matching checks except pre-binding (the caller
 // looks for volumes pre-bound to the claim first) and delayed binding (the
 // caller does not ask for delayed-binding claims).
-func (x *matchIndex) Best(claim *v1.PersistentVolumeClaim) (*v1.PersistentVolume, error) {
-	g := x.groups[claimGroup(claim)]
+func (x *Index) Best(claim *v1.PersistentVolumeClaim) (*v1.PersistentVolume, error) {
+	return x.BestFunc(claim, nil)
+}
+
+// BestFunc is Best among the volumes accept admits (all when accept is
+// nil): the scheduler passes the node's affinity and its assumptions.
+func (x *Index) BestFunc(claim *v1.PersistentVolumeClaim, accept func(*v1.PersistentVolume) bool) (*v1.PersistentVolume, error) {
+	g := x.groups[ClaimGroup(claim)]
 	if g == nil {
 		return nil, nil
 	}
@@ -192,11 +202,11 @@ func (x *matchIndex) Best(claim *v1.PersistentVolumeClaim) (*v1.PersistentVolume
 	if claim.Spec.Selector != nil {
 		s, err := metav1.LabelSelectorAsSelector(claim.Spec.Selector)
 		if err != nil {
-			return nil, fmt.Errorf("claim %s: label selector: %w", claimKey(claim), err)
+			return nil, fmt.Errorf("claim %s: label selector: %w", claim.Namespace+"/"+claim.Name, err)
 		}
 		selector = s
 	}
-	request := requestOf(claim)
+	request := Request(claim)
 	for _, b := range g.buckets {
 		if !b.offers(claim.Spec.AccessModes) {
 			continue
@@ -204,6 +214,9 @@ func (x *matchIndex) Best(claim *v1.PersistentVolumeClaim) (*v1.PersistentVolume
 		var found *v1.PersistentVolume
 		b.vols.AscendFrom(request, func(_ sizeKey, pv *v1.PersistentVolume) bool {
 			if selector != nil && !selector.Matches(labels.Set(pv.Labels)) {
+				return true
+			}
+			if accept != nil && !accept(pv) {
 				return true
 			}
 			found = pv
@@ -216,15 +229,15 @@ func (x *matchIndex) Best(claim *v1.PersistentVolumeClaim) (*v1.PersistentVolume
 	return nil, nil
 }
 
-// checkVolumeSatisfyClaim says why volume cannot serve claim, or nil. It
+// CheckVolumeSatisfyClaim says why volume cannot serve claim, or nil. It
 // is the check for a claim that names its volume: class, size, mode,
 // access modes, attributes class, not being deleted. Its messages are
 // upstream's.
-func checkVolumeSatisfyClaim(volume *v1.PersistentVolume, claim *v1.PersistentVolumeClaim) error {
+func CheckVolumeSatisfyClaim(volume *v1.PersistentVolume, claim *v1.PersistentVolumeClaim) error {
 	if volume.DeletionTimestamp != nil {
 		return fmt.Errorf("the volume is marked for deletion %q", volume.Name)
 	}
-	if capacityOf(volume) < requestOf(claim) {
+	if Capacity(volume) < Request(claim) {
 		return fmt.Errorf("requested PV is too small")
 	}
 	if storagehelpers.GetPersistentVolumeClass(volume) != storagehelpers.GetPersistentVolumeClaimClass(claim) {
@@ -242,13 +255,13 @@ func checkVolumeSatisfyClaim(volume *v1.PersistentVolume, claim *v1.PersistentVo
 	return nil
 }
 
-// preboundFits reports whether a volume pre-bound to claim may be bound
+// PreboundFits reports whether a volume pre-bound to claim may be bound
 // to it: upstream checks size, volume mode, attributes class and deletion
 // for pre-bound volumes, but not class or access modes (the creator of
 // the pre-binding asked for this pair).
-func preboundFits(volume *v1.PersistentVolume, claim *v1.PersistentVolumeClaim) bool {
+func PreboundFits(volume *v1.PersistentVolume, claim *v1.PersistentVolumeClaim) bool {
 	return volume.DeletionTimestamp == nil &&
-		capacityOf(volume) >= requestOf(claim) &&
+		Capacity(volume) >= Request(claim) &&
 		!storagehelpers.CheckVolumeModeMismatches(&claim.Spec, &volume.Spec) &&
 		ptr.Deref(claim.Spec.VolumeAttributesClassName, "") == ptr.Deref(volume.Spec.VolumeAttributesClassName, "")
 }

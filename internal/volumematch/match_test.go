@@ -1,4 +1,4 @@
-package binder
+package volumematch
 
 import (
 	"fmt"
@@ -8,7 +8,9 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	storagehelpers "k8s.io/component-helpers/storage/volume"
+	"k8s.io/utils/ptr"
 )
 
 func TestOrderedSetAgainstSortedSlice(t *testing.T) {
@@ -79,7 +81,7 @@ func bruteBest(vols []*v1.PersistentVolume, claim *v1.PersistentVolumeClaim) *v1
 	for _, pv := range vols {
 		if storagehelpers.GetPersistentVolumeClass(pv) != storagehelpers.GetPersistentVolumeClaimClass(claim) ||
 			storagehelpers.CheckVolumeModeMismatches(&claim.Spec, &pv.Spec) ||
-			!storagehelpers.CheckAccessModes(claim, pv) || capacityOf(pv) < requestOf(claim) {
+			!storagehelpers.CheckAccessModes(claim, pv) || Capacity(pv) < Request(claim) {
 			continue
 		}
 		if claim.Spec.Selector != nil && pv.Labels["tier"] != claim.Spec.Selector.MatchLabels["tier"] {
@@ -91,7 +93,7 @@ func bruteBest(vols []*v1.PersistentVolume, claim *v1.PersistentVolumeClaim) *v1
 			n < bestModes,
 			n == bestModes && accessKey(pv.Spec.AccessModes) < accessKey(best.Spec.AccessModes),
 			n == bestModes && accessKey(pv.Spec.AccessModes) == accessKey(best.Spec.AccessModes) &&
-				(sizeKey{capacityOf(pv), pv.Name}).less(sizeKey{capacityOf(best), best.Name}):
+				(sizeKey{Capacity(pv), pv.Name}).less(sizeKey{Capacity(best), best.Name}):
 			best, bestModes = pv, n
 		}
 	}
@@ -110,7 +112,7 @@ func accessKeyModes(pv *v1.PersistentVolume) []v1.PersistentVolumeAccessMode {
 func TestMatchIndexAgainstBruteForce(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	classes := []string{"", "gold", "silver"}
-	x := newMatchIndex()
+	x := NewIndex()
 	live := map[string]*v1.PersistentVolume{}
 	for i := 0; i < 3000; i++ {
 		name := fmt.Sprintf("pv-%d", r.IntN(400))
@@ -187,11 +189,11 @@ func BenchmarkMatch(b *testing.B) {
 
 // matchFixture builds an index of n volumes of mixed sizes, classes and
 // access modes, and claims to match against it.
-func matchFixture(n int) (*matchIndex, []*v1.PersistentVolumeClaim) {
+func matchFixture(n int) (*Index, []*v1.PersistentVolumeClaim) {
 	r := rand.New(rand.NewPCG(5, 6))
 	classes := []string{"", "gold", "silver", "bronze"}
 	modeSets := [][]v1.PersistentVolumeAccessMode{{v1.ReadWriteOnce}, {v1.ReadWriteOnce, v1.ReadOnlyMany}, {v1.ReadWriteMany}}
-	x := newMatchIndex()
+	x := NewIndex()
 	for i := 0; i < n; i++ {
 		pv := newPV(fmt.Sprintf("pv-%06d", i), "1Gi", pvClass(classes[i%len(classes)]), pvModes(modeSets[i%len(modeSets)]...))
 		pv.Spec.Capacity[v1.ResourceStorage] = *resource.NewQuantity(int64(1+r.IntN(1000))<<30, resource.BinarySI)
@@ -204,4 +206,61 @@ func matchFixture(n int) (*matchIndex, []*v1.PersistentVolumeClaim) {
 		claims = append(claims, c)
 	}
 	return x, claims
+}
+
+type pvOpt func(*v1.PersistentVolume)
+
+func newPV(name, size string, opts ...pvOpt) *v1.PersistentVolume {
+	pv := &v1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1.PersistentVolumeSpec{
+			Capacity:    v1.ResourceList{v1.ResourceStorage: resource.MustParse(size)},
+			AccessModes: []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce},
+			VolumeMode:  ptr.To(v1.PersistentVolumeFilesystem),
+		},
+		Status: v1.PersistentVolumeStatus{Phase: v1.VolumeAvailable},
+	}
+	for _, o := range opts {
+		o(pv)
+	}
+	return pv
+}
+
+func pvClass(c string) pvOpt { return func(pv *v1.PersistentVolume) { pv.Spec.StorageClassName = c } }
+func pvModes(m ...v1.PersistentVolumeAccessMode) pvOpt {
+	return func(pv *v1.PersistentVolume) { pv.Spec.AccessModes = m }
+}
+
+type pvcOpt func(*v1.PersistentVolumeClaim)
+
+func newPVC(name, size string, opts ...pvcOpt) *v1.PersistentVolumeClaim {
+	pvc := &v1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: v1.PersistentVolumeClaimSpec{
+			AccessModes:      []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce},
+			Resources:        v1.VolumeResourceRequirements{Requests: v1.ResourceList{v1.ResourceStorage: resource.MustParse(size)}},
+			VolumeMode:       ptr.To(v1.PersistentVolumeFilesystem),
+			StorageClassName: ptr.To(""),
+		},
+	}
+	for _, o := range opts {
+		o(pvc)
+	}
+	return pvc
+}
+
+func pvcClass(c string) pvcOpt {
+	return func(pvc *v1.PersistentVolumeClaim) { pvc.Spec.StorageClassName = ptr.To(c) }
+}
+func pvcModes(m ...v1.PersistentVolumeAccessMode) pvcOpt {
+	return func(pvc *v1.PersistentVolumeClaim) { pvc.Spec.AccessModes = m }
+}
+func pvcSelector(kv ...string) pvcOpt {
+	return func(pvc *v1.PersistentVolumeClaim) {
+		m := map[string]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		pvc.Spec.Selector = &metav1.LabelSelector{MatchLabels: m}
+	}
 }
