@@ -123,9 +123,11 @@ func (d *Driver) stage(ctx context.Context, v *state.Volume, stg *state.Staging,
 	} else if len(opts.Data) > 0 {
 		return errorf(codes.InvalidArgument, "mount flags %v cannot apply to a directory volume", opts.Data)
 	}
-	if _, err := ensureDir(stg.Path); err != nil {
-		return hostError(err, "staging path")
+	target, err := openTarget(stg.Path, false)
+	if err != nil {
+		return err
 	}
+	defer target.Close()
 	probe := *v
 	probe.Staged = stg
 	mp, mounted, err := d.mountAt(stg.Path)
@@ -137,18 +139,18 @@ func (d *Driver) stage(ctx context.Context, v *state.Volume, stg *state.Staging,
 	}
 	if v.Kind == state.KindDir {
 		if !mounted {
-			if err := d.host.BindMount(ctx, d.pool.DirPath(v.ID), stg.Path, flags); err != nil {
+			if err := d.host.BindMount(ctx, d.pool.DirPath(v.ID), target.Path(), flags); err != nil {
 				return hostError(err, "mount volume %s", v.ID)
 			}
 		}
 		return nil
 	}
-	return d.stageFilesystem(ctx, v, stg, fsType, flags, mounted)
+	return d.stageFilesystem(ctx, v, stg, target, fsType, flags, mounted)
 }
 
 // stageFilesystem formats a block volume if needed, mounts it and grows
 // the filesystem to the device when the volume was expanded meanwhile.
-func (d *Driver) stageFilesystem(ctx context.Context, v *state.Volume, stg *state.Staging, fsType string, flags []string, mounted bool) error {
+func (d *Driver) stageFilesystem(ctx context.Context, v *state.Volume, stg *state.Staging, target *hostops.Target, fsType string, flags []string, mounted bool) error {
 	want := fsType
 	if want == "" {
 		want = v.FSType
@@ -197,7 +199,7 @@ func (d *Driver) stageFilesystem(ctx context.Context, v *state.Volume, stg *stat
 		v.FilesystemBytes, grow = size, false
 	}
 	if !mounted {
-		if err := d.host.Mount(ctx, stg.Device, stg.Path, have, flags); err != nil {
+		if err := d.host.Mount(ctx, stg.Device, target.Path(), have, flags); err != nil {
 			return hostError(err, "mount volume %s", v.ID)
 		}
 	}

@@ -114,17 +114,15 @@ func (d *Driver) publish(ctx context.Context, v *state.Volume, target string, t 
 		flags = append(flags, "ro")
 	}
 	source := v.Staged.Path
-	var created bool
 	if t.Block {
 		source = v.Staged.Device
-		created, err = ensureFile(target)
-	} else {
-		created, err = ensureDir(target)
 	}
+	opened, err := openTarget(target, t.Block)
 	if err != nil {
-		return hostError(err, "target path")
+		return err
 	}
-	t.Created = t.Created || created
+	defer opened.Close()
+	t.Created = t.Created || opened.Created
 	mp, mounted, err := d.mountAt(target)
 	if err != nil {
 		return hostError(err, "read mount table")
@@ -135,7 +133,7 @@ func (d *Driver) publish(ctx context.Context, v *state.Volume, target string, t 
 		}
 		return nil
 	}
-	if err := d.host.BindMount(ctx, source, target, flags); err != nil {
+	if err := d.host.BindMount(ctx, source, opened.Path(), flags); err != nil {
 		if errors.Is(err, hostops.ErrBadMountOption) {
 			return errorf(codes.InvalidArgument, "publish volume %s: %w", v.ID, err)
 		}

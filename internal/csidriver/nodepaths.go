@@ -2,8 +2,6 @@ package csidriver
 
 import (
 	"errors"
-	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -14,37 +12,17 @@ import (
 )
 
 // checkNodePath validates a staging or target path the CO hands to the
-// node service: absolute and clean, reached without symlinks, outside the
-// pool, and neither inside nor above a path where another volume is
-// staged or published. A mount there would hand one volume's data to
-// another volume's users, or hide it.
+// node service: absolute and clean, outside the pool, and neither inside
+// nor above a path where another volume is staged or published. A mount there would hand one volume's data to
+// another volume's users, or hide it. That no symlink leads there is
+// checked when the path is opened to mount on (openTarget), on the
+// object that is then mounted on.
 func (d *Driver) checkNodePath(path, volumeID string) error {
 	if !filepath.IsAbs(path) {
 		return errorf(codes.InvalidArgument, "path %q is not absolute", path)
 	}
 	if filepath.Clean(path) != path {
 		return errorf(codes.InvalidArgument, "path %q is not clean", path)
-	}
-	// The deepest existing ancestor must resolve to itself: no symlink
-	// on the way.
-	existing := path
-	for {
-		if _, err := os.Lstat(existing); err == nil {
-			break
-		} else if !errors.Is(err, os.ErrNotExist) {
-			return errorf(codes.InvalidArgument, "path %q: %w", path, err)
-		}
-		parent := filepath.Dir(existing)
-		if parent == existing {
-			break
-		}
-		existing = parent
-	}
-	if fi, err := os.Lstat(existing); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-		return errorf(codes.InvalidArgument, "path %q is a symlink", existing)
-	}
-	if resolved, err := filepath.EvalSymlinks(existing); err != nil || resolved != existing {
-		return errorf(codes.InvalidArgument, "path %q goes through a symlink", path)
 	}
 	if within(path, d.pool.Dir()) || within(d.pool.Dir(), path) {
 		return errorf(codes.InvalidArgument, "path %q overlaps the pool %s", path, d.pool.Dir())
@@ -101,41 +79,18 @@ func mountIsVolume(mp hostops.MountPoint, v *state.Volume) bool {
 	return mp.Source == dev || mp.Root == "/"+filepath.Base(dev)
 }
 
-// ensureDir makes path a directory if it does not exist, and reports
-// whether it made it.
-func ensureDir(path string) (created bool, err error) {
-	fi, err := os.Stat(path)
+// openTarget opens a staging or target path to mount on, creating it
+// (a directory, or an empty file for a raw block device) without
+// following a symlink anywhere on the way; the mount goes on the
+// descriptor, so what was checked is what is mounted on.
+func openTarget(path string, file bool) (*hostops.Target, error) {
+	t, err := hostops.OpenTarget(path, file)
 	switch {
-	case err == nil && fi.IsDir():
-		return false, nil
 	case err == nil:
-		return false, errorf(codes.InvalidArgument, "%s exists and is not a directory", path)
-	case errors.Is(err, os.ErrNotExist):
-		if err := os.MkdirAll(path, 0o750); err != nil {
-			return false, fmt.Errorf("create %s: %w", path, err)
-		}
-		return true, nil
+		return t, nil
+	case errors.Is(err, hostops.ErrSymlinkInPath), errors.Is(err, hostops.ErrTargetKind):
+		return nil, errorf(codes.InvalidArgument, "%w", err)
 	default:
-		return false, err
-	}
-}
-
-// ensureFile makes path an empty file if it does not exist: the mount
-// point of a raw block device.
-func ensureFile(path string) (created bool, err error) {
-	fi, err := os.Stat(path)
-	switch {
-	case err == nil && !fi.IsDir():
-		return false, nil
-	case err == nil:
-		return false, errorf(codes.InvalidArgument, "%s is a directory; a block volume is published on a file", path)
-	case errors.Is(err, os.ErrNotExist):
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
-		if err != nil {
-			return false, fmt.Errorf("create %s: %w", path, err)
-		}
-		return true, f.Close()
-	default:
-		return false, err
+		return nil, hostError(err, "open %s", path)
 	}
 }

@@ -95,7 +95,14 @@ func (h *Real) Mount(ctx context.Context, source, target, fstype string, options
 	return nil
 }
 
-// BindMount implements Host.
+// BindMount implements Host. The bind is made with the mount API of
+// Linux 5.12: open_tree(2) clones source's mount detached from the tree,
+// mount_setattr(2) gives the clone its flags and move_mount(2) attaches
+// it at target. The mount is never visible without its flags (a bind
+// mount followed by a remount shows a writable mount for a moment), and
+// the flags the source's mount locks (nosuid, nodev, ...) are kept by
+// construction. Both paths are followed as mount(2) follows them, so
+// /proc/self/fd/N (a Target's Path) names the object opened.
 func (h *Real) BindMount(ctx context.Context, source, target string, options []string) error {
 	o, err := ParseMountOptions(options)
 	if err != nil {
@@ -104,43 +111,49 @@ func (h *Real) BindMount(ctx context.Context, source, target string, options []s
 	if len(o.Data) > 0 {
 		return fmt.Errorf("%w: %q cannot be applied to a bind mount", ErrBadMountOption, strings.Join(o.Data, ","))
 	}
-	if err := unix.Mount(source, target, "", unix.MS_BIND, ""); err != nil {
+	tree, err := unix.OpenTree(unix.AT_FDCWD, source, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
 		return &os.PathError{Op: "bind mount " + source, Path: target, Err: err}
 	}
-	if o.Flags == 0 {
-		return nil
+	defer unix.Close(tree)
+	if attr := mountAttr(o.Flags); attr.Attr_set != 0 || attr.Attr_clr != 0 {
+		if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, &attr); err != nil {
+			return &os.PathError{Op: "set flags of bind mount " + source, Path: target, Err: err}
+		}
 	}
-	// Per-mount flags of a bind mount only take effect with a remount.
-	// The flags the source mount locks (nosuid, nodev, ...) must be kept.
-	var st unix.Statfs_t
-	if err := unix.Statfs(target, &st); err != nil {
-		_ = unix.Unmount(target, 0)
-		return &os.PathError{Op: "statfs", Path: target, Err: err}
-	}
-	flags := unix.MS_REMOUNT | unix.MS_BIND | o.Flags | lockedFlags(st.Flags)
-	if err := unix.Mount("", target, "", uintptr(flags), ""); err != nil {
-		_ = unix.Unmount(target, 0)
-		return &os.PathError{Op: "remount bind", Path: target, Err: err}
+	if err := unix.MoveMount(tree, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_SYMLINKS); err != nil {
+		return &os.PathError{Op: "bind mount " + source, Path: target, Err: err}
 	}
 	return nil
 }
 
-// lockedFlags returns the MS_* flags of a statfs f_flags value that a bind
-// remount must keep (the kernel refuses to drop them in a user namespace,
-// and dropping them silently would widen access).
-func lockedFlags(f int64) uintptr {
-	var out uintptr
-	for st, ms := range map[int64]uintptr{
-		unix.ST_NOSUID: unix.MS_NOSUID,
-		unix.ST_NODEV:  unix.MS_NODEV,
-		unix.ST_NOEXEC: unix.MS_NOEXEC,
-		unix.ST_RDONLY: unix.MS_RDONLY,
+// mountAttr turns the per-mount MS_* flags into mount_setattr(2)'s
+// attributes. Flags of the filesystem rather than of the mount (sync,
+// dirsync, lazytime) do not apply to a bind mount and are left out, as a
+// bind remount ignores them.
+func mountAttr(flags uintptr) unix.MountAttr {
+	var a unix.MountAttr
+	for ms, attr := range map[uintptr]uint64{
+		unix.MS_RDONLY:     unix.MOUNT_ATTR_RDONLY,
+		unix.MS_NOSUID:     unix.MOUNT_ATTR_NOSUID,
+		unix.MS_NODEV:      unix.MOUNT_ATTR_NODEV,
+		unix.MS_NOEXEC:     unix.MOUNT_ATTR_NOEXEC,
+		unix.MS_NODIRATIME: unix.MOUNT_ATTR_NODIRATIME,
 	} {
-		if f&st != 0 {
-			out |= ms
+		if flags&ms != 0 {
+			a.Attr_set |= attr
 		}
 	}
-	return out
+	// The access-time modes are one field: setting one clears the others.
+	switch {
+	case flags&unix.MS_NOATIME != 0:
+		a.Attr_set, a.Attr_clr = a.Attr_set|unix.MOUNT_ATTR_NOATIME, unix.MOUNT_ATTR__ATIME
+	case flags&unix.MS_STRICTATIME != 0:
+		a.Attr_set, a.Attr_clr = a.Attr_set|unix.MOUNT_ATTR_STRICTATIME, unix.MOUNT_ATTR__ATIME
+	case flags&unix.MS_RELATIME != 0:
+		a.Attr_set, a.Attr_clr = a.Attr_set|unix.MOUNT_ATTR_RELATIME, unix.MOUNT_ATTR__ATIME
+	}
+	return a
 }
 
 // Unmount implements Host.

@@ -97,6 +97,18 @@ func (h *Host) LoopDevices() map[string]string {
 	return out
 }
 
+// resolve turns /proc/self/fd/N (a hostops.Target's Path) into the path
+// it names, as the kernel does when it mounts there; the fake's mount
+// table, like the real one, shows that path.
+func resolve(path string) string {
+	if strings.HasPrefix(path, "/proc/self/fd/") {
+		if p, err := os.Readlink(path); err == nil {
+			return p
+		}
+	}
+	return path
+}
+
 func mustExist(path string) error {
 	if _, err := os.Stat(path); err != nil {
 		return &os.PathError{Op: "mount", Path: path, Err: unix.ENOENT}
@@ -105,6 +117,7 @@ func mustExist(path string) error {
 }
 
 func (h *Host) Mount(ctx context.Context, source, target, fstype string, options []string) error {
+	target = resolve(target)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err := h.enter("Mount", source, target, fstype); err != nil {
@@ -123,6 +136,7 @@ func (h *Host) Mount(ctx context.Context, source, target, fstype string, options
 // MountCommand records a mount as Mount does; its error comes from Err
 // ("MountCommand", source, target, fstype, options joined by ",").
 func (h *Host) MountCommand(ctx context.Context, source, target, fstype string, options []string) error {
+	target = resolve(target)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err := h.enter("MountCommand", source, target, fstype, strings.Join(options, ",")); err != nil {
@@ -136,6 +150,7 @@ func (h *Host) MountCommand(ctx context.Context, source, target, fstype string, 
 }
 
 func (h *Host) BindMount(ctx context.Context, source, target string, options []string) error {
+	source, target = resolve(source), resolve(target)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err := h.enter("BindMount", source, target); err != nil {
