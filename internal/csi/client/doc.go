@@ -1,7 +1,9 @@
 // Package client is volplane's CSI client: the one place where the
 // controllers (provisioner, attacher, storage capacity) talk to a CSI
 // driver's Identity and Controller services over its unix socket, and
-// where the node agent talks to its Node service (node.go).
+// where the node agent talks to its Node service (node.go: NodeGetInfo,
+// NodeGetCapabilities, Stage/Unstage, Publish/Unpublish, GetVolumeStats,
+// with the request types NodeStageRequest and NodePublishRequest).
 //
 // The rest of volplane never touches the generated protobuf structs: it
 // builds this package's request types (CreateVolumeRequest,

@@ -50,6 +50,9 @@ type Capability struct {
 	FSType     string
 	MountFlags []string
 	AccessMode AccessMode
+	// VolumeMountGroup is the group a driver with VOLUME_MOUNT_GROUP
+	// makes the mounted filesystem writable by (a pod's fsGroup).
+	VolumeMountGroup string
 }
 
 // Validate checks the capability.
@@ -57,7 +60,7 @@ func (c Capability) Validate() error {
 	if _, ok := accessModes[c.AccessMode]; !ok {
 		return fmt.Errorf("unknown access mode %d", int(c.AccessMode))
 	}
-	if c.Block && (c.FSType != "" || len(c.MountFlags) > 0) {
+	if c.Block && (c.FSType != "" || len(c.MountFlags) > 0 || c.VolumeMountGroup != "") {
 		return errors.New("a block capability has no filesystem or mount flags")
 	}
 	return nil
@@ -69,7 +72,7 @@ func (c Capability) proto() *csi.VolumeCapability {
 		vc.AccessType = &csi.VolumeCapability_Block{Block: &csi.VolumeCapability_BlockVolume{}}
 	} else {
 		vc.AccessType = &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{
-			FsType: c.FSType, MountFlags: c.MountFlags}}
+			FsType: c.FSType, MountFlags: c.MountFlags, VolumeMountGroup: c.VolumeMountGroup}}
 	}
 	return vc
 }

@@ -3,7 +3,9 @@
 // client and controllers. It keeps volumes and publications in maps,
 // answers as the spec asks (idempotent by name, not-found is success on
 // delete), and lets a test make any call fail with a chosen gRPC status.
-// It is a test fake: real drivers are tested with the built-in driver.
+// ServeNode (nodeserver.go) is a fake Node service on a socket of its own,
+// for the node agent's CSI plugin. It is a test fake: real drivers are
+// tested with the built-in driver.
 package csitest
 
 import (
