@@ -19,8 +19,9 @@
 // Optional interfaces say what else a plugin does: DeviceMounter (a
 // per-node global mount before the pods' SetUp), Attachable (wait for
 // status.volumesAttached), Remounter (SetUp again when content changes),
-// PathPlugin (the volume lives at a host path of its own, hostPath) and
-// BlockMapper (raw block devices). Helpers shared by plugins:
+// PathPlugin (the volume lives at a host path of its own, hostPath),
+// ContentDirPlugin (the content is below the pod directory, CSI's
+// <dir>/mount) and BlockMapper (raw block devices). Helpers shared by plugins:
 // SetVolumeOwnership (fsGroup, fsGroupChangePolicy), MountsUnder,
 // PodScopedVolumeName, PodVolumeDir.
 //

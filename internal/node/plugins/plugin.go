@@ -109,6 +109,17 @@ type PathPlugin interface {
 	VolumePath(spec *Spec) string
 }
 
+// ContentDirPlugin is a plugin whose SetUp puts the volume's content not
+// at args.Dir itself but at a path below it, keeping its own files beside
+// it (CSI publishes at <dir>/mount, with vol_data.json in <dir>): the
+// volume manager hands the runtime ContentDir(dir) instead of the pod
+// directory. TearDown still gets dir.
+type ContentDirPlugin interface {
+	Plugin
+	// ContentDir is where the content of the volume set up at dir is.
+	ContentDir(dir string) string
+}
+
 // BlockMapper is a plugin that gives pods raw block devices (volumeMode:
 // Block). The volume manager lays the device out as upstream does: a
 // bind mount of the device node at

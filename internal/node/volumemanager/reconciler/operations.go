@@ -56,6 +56,9 @@ func (r *Reconciler) setUp(ctx context.Context, v cache.VolumeToMount) error {
 		if pp, ok := v.Plugin.(plugins.PathPlugin); ok {
 			m.HostPath = pp.VolumePath(v.Spec)
 		}
+		if cp, ok := v.Plugin.(plugins.ContentDirPlugin); ok {
+			m.HostPath = cp.ContentDir(m.Dir)
+		}
 	}
 	// The record goes first: from here on a crash leaves something a
 	// restart must find.
