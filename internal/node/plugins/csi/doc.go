@@ -1,0 +1,69 @@
+// Package csi is the kubernetes.io/csi volume plugin of the node agent:
+// PersistentVolumes with spec.csi, served by whichever CSI driver is
+// registered on this node under the PV's driver name (package
+// csidrivers, filled by plugin registration). One gRPC client is kept per
+// driver endpoint; the driver's Node capabilities are asked at each
+// operation, as upstream does.
+//
+// The flow, with upstream's paths and names:
+//
+//   - VolumeName is kubernetes.io/csi/<driver>^<volumeHandle>, the name the
+//     attach/detach controller writes into the Node's
+//     status.volumesAttached. Attachable is true unless the driver's
+//     CSIDriver object (read with the node's Get, reused for
+//     Config.DriverInfoTTL) says attachRequired: false; no object means
+//     attach. Before staging and publishing an attachable volume the
+//     plugin gets its VolumeAttachment (csi-<sha256(handle+driver+node)>;
+//     a node may only get them), requires status.attached, turns an
+//     attachError into the error, and uses status.attachmentMetadata as
+//     the publish context.
+//   - MountDevice (the volume manager's global mount) writes
+//     <root>/plugins/kubernetes.io/csi/<driver>/<sha256(handle)>/vol_data.json,
+//     then calls NodeStageVolume at .../globalmount when the driver has
+//     STAGE_UNSTAGE_VOLUME (nothing otherwise), with the nodeStageSecretRef
+//     secret. UnmountDevice reads vol_data.json, calls NodeUnstageVolume and
+//     removes globalmount, vol_data.json and their directory.
+//   - SetUp writes vol_data.json into the pod volume directory
+//     <root>/pods/<uid>/volumes/kubernetes.io~csi/<pv name>, then calls
+//     NodePublishVolume at <dir>/mount, which is what the runtime binds
+//     (ContentDir, plugins.ContentDirPlugin). The volume context is the
+//     PV's volumeAttributes plus, with podInfoOnMount, the
+//     csi.storage.k8s.io/pod.name, pod.namespace, pod.uid,
+//     serviceAccount.name and ephemeral ("false") keys; secrets come from
+//     nodePublishSecretRef. The pod's fsGroup follows the CSIDriver's
+//     fsGroupPolicy (File: always; ReadWriteOnceWithFSType, the default:
+//     when the PV has an fsType and offers ReadWriteOnce; None: never;
+//     never for read-only volumes): passed as volume_mount_group to a
+//     driver with VOLUME_MOUNT_GROUP, otherwise applied to the published
+//     tree with plugins.SetVolumeOwnership. TearDown reads vol_data.json,
+//     calls NodeUnpublishVolume and removes <dir>/mount, vol_data.json
+//     and dir.
+//
+// The capability is kube.PublishCapability of the PV (the one the
+// attacher uses for ControllerPublish), with SINGLE_NODE_MULTI_WRITER for
+// ReadWriteOnce when the driver's Node service has that capability, so
+// two pods of one node can publish the same RWO volume.
+//
+// Errors keep the driver's gRPC status (package client). A driver not
+// registered yet is upstream's "driver name X not found in the list of
+// registered CSI drivers", which the volume manager retries with backoff.
+// Secrets are read with the node's credential and never logged.
+//
+// Restarts: the volume manager's records bring volumes back as uncertain
+// and call MountDevice and SetUp again; both only repeat idempotent CSI
+// calls (the built-in driver keeps a mount it already made at the same
+// path with the same arguments). vol_data.json lets UnmountDevice and
+// TearDown, which get a path only, find the driver and the volume.
+//
+// Not yet: CSI inline (ephemeral) volumes are refused with a clear error
+// (VolumeName), raw block volumes (volumeMode: Block) too (the plugin is
+// no plugins.BlockMapper), and service-account tokens for drivers with
+// tokenRequests, requiresRepublish, NodeGetVolumeStats metrics and the
+// CSINode allocatable refresh are left to later work. volume_mount_group
+// is passed to NodePublishVolume only, not to NodeStageVolume (MountDevice
+// does not get the pod's fsGroup).
+//
+// It may call: package client (the CSI Node service), package kube (CSI
+// names, capabilities, secrets), the API as the node (CSIDriver,
+// VolumeAttachment and Secret Get), hostops.Host (IsMountPoint).
+package csi

@@ -1,0 +1,251 @@
+package csi
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"volplane/internal/csi/client"
+	"volplane/internal/csi/kube"
+	"volplane/internal/node/csidrivers"
+	"volplane/internal/node/plugins"
+)
+
+// PluginName is upstream's name.
+const PluginName = "kubernetes.io/csi"
+
+// DefaultDriverInfoTTL is how long a CSIDriver object read with Get is
+// reused.
+const DefaultDriverInfoTTL = 5 * time.Second
+
+// Config configures the plugin.
+type Config struct {
+	// Drivers are the CSI drivers registered on this node.
+	Drivers *csidrivers.Registry
+	// CallTimeout bounds each CSI call; default client.DefaultTimeout.
+	CallTimeout time.Duration
+	// DriverInfoTTL is how long a CSIDriver object is reused; default
+	// DefaultDriverInfoTTL.
+	DriverInfoTTL time.Duration
+}
+
+// Validate checks c and fills in defaults.
+func (c *Config) Validate() error {
+	if c.Drivers == nil {
+		return errors.New("csi plugin: Drivers is required")
+	}
+	if c.CallTimeout < 0 || c.DriverInfoTTL < 0 {
+		return errors.New("csi plugin: negative CallTimeout or DriverInfoTTL")
+	}
+	if c.CallTimeout == 0 {
+		c.CallTimeout = client.DefaultTimeout
+	}
+	if c.DriverInfoTTL == 0 {
+		c.DriverInfoTTL = DefaultDriverInfoTTL
+	}
+	return nil
+}
+
+// Plugin is the CSI volume plugin.
+type Plugin struct {
+	cfg  Config
+	host *plugins.Host
+	now  func() time.Time
+
+	mu      sync.Mutex
+	clients map[string]*client.Client // by endpoint
+	infos   map[string]driverInfo     // CSIDriver objects by driver name
+}
+
+type driverInfo struct {
+	obj *storagev1.CSIDriver // nil: no CSIDriver object
+	at  time.Time
+}
+
+var (
+	_ plugins.DeviceMounter    = (*Plugin)(nil)
+	_ plugins.Attachable       = (*Plugin)(nil)
+	_ plugins.ContentDirPlugin = (*Plugin)(nil)
+)
+
+// New returns the plugin.
+func New(cfg Config) (*Plugin, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Plugin{cfg: cfg, now: time.Now, clients: map[string]*client.Client{}, infos: map[string]driverInfo{}}, nil
+}
+
+func (p *Plugin) Name() string { return PluginName }
+
+func (p *Plugin) Init(host *plugins.Host) error { p.host = host; return nil }
+
+// CanSupport takes PVs with spec.csi and inline CSI volumes (which
+// VolumeName then refuses, for now).
+func (p *Plugin) CanSupport(spec *plugins.Spec) bool {
+	if spec.PV != nil {
+		return spec.PV.Spec.CSI != nil
+	}
+	return spec.Volume != nil && spec.Volume.CSI != nil
+}
+
+// source returns the PV's CSI source, or the error every operation gives
+// for what this plugin cannot do yet.
+func source(spec *plugins.Spec) (*corev1.CSIPersistentVolumeSource, error) {
+	if spec.PV == nil || spec.PV.Spec.CSI == nil {
+		driver := ""
+		if spec.Volume != nil && spec.Volume.CSI != nil {
+			driver = spec.Volume.CSI.Driver
+		}
+		return nil, fmt.Errorf("kubernetes.io/csi: CSI inline (ephemeral) volume %q of driver %s is not supported yet by volplane; use a PersistentVolumeClaim or a generic ephemeral volume", spec.Name, driver)
+	}
+	return spec.PV.Spec.CSI, nil
+}
+
+// VolumeName is kubernetes.io/csi/<driver>^<volumeHandle>, the name the
+// attach/detach controller lists in the Node's status.volumesAttached.
+func (p *Plugin) VolumeName(spec *plugins.Spec, _ *corev1.Pod) (string, error) {
+	src, err := source(spec)
+	if err != nil {
+		return "", err
+	}
+	return string(kube.UniqueVolumeName(src.Driver, src.VolumeHandle)), nil
+}
+
+// Attachable is true unless the driver's CSIDriver says attachRequired:
+// false; no CSIDriver object means attach, as upstream. When the object
+// cannot be read the volume waits for an attachment (the safe answer).
+func (p *Plugin) Attachable(spec *plugins.Spec) bool {
+	src, err := source(spec)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, err := p.driverObject(ctx, src.Driver)
+	if err != nil || d == nil || d.Spec.AttachRequired == nil {
+		return true
+	}
+	return *d.Spec.AttachRequired
+}
+
+// ContentDir is <dir>/mount, the target path of NodePublishVolume.
+func (p *Plugin) ContentDir(dir string) string { return filepath.Join(dir, "mount") }
+
+// driverObject reads the CSIDriver named driver with the node's
+// credential, reusing an answer for DriverInfoTTL. Not found is nil and
+// no error.
+func (p *Plugin) driverObject(ctx context.Context, driver string) (*storagev1.CSIDriver, error) {
+	p.mu.Lock()
+	info, ok := p.infos[driver]
+	p.mu.Unlock()
+	if ok && p.now().Sub(info.at) < p.cfg.DriverInfoTTL {
+		return info.obj, nil
+	}
+	obj, err := p.host.Client.StorageV1().CSIDrivers().Get(ctx, driver, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		obj = nil
+	case err != nil:
+		return nil, fmt.Errorf("kubernetes.io/csi: failed to get CSIDriver %s: %w", driver, err)
+	}
+	p.mu.Lock()
+	p.infos[driver] = driverInfo{obj: obj, at: p.now()}
+	p.mu.Unlock()
+	return obj, nil
+}
+
+// driver returns the client of a registered driver and its Node
+// capabilities. A driver not registered (yet) is an error in upstream's
+// words, retried by the volume manager.
+func (p *Plugin) driver(ctx context.Context, name string) (*client.Client, client.NodeCapabilities, error) {
+	d, err := p.cfg.Drivers.Get(name)
+	if err != nil {
+		return nil, client.NodeCapabilities{}, err
+	}
+	p.mu.Lock()
+	c, ok := p.clients[d.Endpoint]
+	if !ok {
+		c, err = client.New(client.Config{Endpoint: d.Endpoint, Timeout: p.cfg.CallTimeout})
+		if err == nil {
+			p.clients[d.Endpoint] = c
+		}
+	}
+	p.mu.Unlock()
+	if err != nil {
+		return nil, client.NodeCapabilities{}, err
+	}
+	caps, err := c.NodeGetCapabilities(ctx)
+	if err != nil {
+		return nil, client.NodeCapabilities{}, err
+	}
+	return c, caps, nil
+}
+
+// Close closes the driver connections.
+func (p *Plugin) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var errs []error
+	for ep, c := range p.clients {
+		errs = append(errs, c.Close())
+		delete(p.clients, ep)
+	}
+	return errors.Join(errs...)
+}
+
+// publishContext is the VolumeAttachment's status.attachmentMetadata for
+// an attachable volume (nil for others). The node may only get
+// VolumeAttachments, so it reads the one the attach/detach controller
+// names; one not attached yet, or with an attach error, is an error the
+// volume manager retries.
+func (p *Plugin) publishContext(ctx context.Context, spec *plugins.Spec, src *corev1.CSIPersistentVolumeSource) (map[string]string, string, error) {
+	if !p.Attachable(spec) {
+		return nil, "", nil
+	}
+	name := kube.AttachmentName(src.VolumeHandle, src.Driver, p.host.NodeName)
+	va, err := p.host.Client.StorageV1().VolumeAttachments().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, name, fmt.Errorf("kubernetes.io/csi: failed to get VolumeAttachment %s: %w", name, err)
+	}
+	if e := va.Status.AttachError; e != nil {
+		return nil, name, fmt.Errorf("kubernetes.io/csi: attachment %s failed: %s", name, e.Message)
+	}
+	if !va.Status.Attached {
+		return nil, name, fmt.Errorf("kubernetes.io/csi: volume %s is not attached to node %s yet (VolumeAttachment %s)", src.VolumeHandle, p.host.NodeName, name)
+	}
+	return va.Status.AttachmentMetadata, name, nil
+}
+
+// capability is the CSI capability of the PV for the node calls.
+func capability(spec *plugins.Spec, caps client.NodeCapabilities) (client.Capability, error) {
+	c, err := kube.PublishCapability(&spec.PV.Spec, caps.SingleNodeMultiWriter)
+	if err != nil {
+		return client.Capability{}, fmt.Errorf("kubernetes.io/csi: volume %s: %w", spec.PV.Name, err)
+	}
+	return c, nil
+}
+
+// DeviceMountPath is <root>/plugins/kubernetes.io/csi/<driver>/<sha256 of
+// the volume handle>/globalmount, as upstream.
+func (p *Plugin) DeviceMountPath(spec *plugins.Spec) (string, error) {
+	src, err := source(spec)
+	if err != nil {
+		return "", err
+	}
+	return p.deviceMountPath(src), nil
+}
+
+func (p *Plugin) deviceMountPath(src *corev1.CSIPersistentVolumeSource) string {
+	return filepath.Join(p.host.RootDir, "plugins", PluginName, src.Driver,
+		fmt.Sprintf("%x", sha256.Sum256([]byte(src.VolumeHandle))), "globalmount")
+}
