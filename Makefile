@@ -13,7 +13,7 @@ GOFLAGS  += -trimpath
 LDFLAGS  := -s -w
 # Debian packages `up` needs at run time: runc and conmon run containers,
 # filesystem tools and losetup serve the CSI driver's pools and volumes.
-RUN_DEBS := runc conmon btrfs-progs xfsprogs e2fsprogs util-linux mount
+RUN_DEBS := runc conmon btrfs-progs xfsprogs e2fsprogs util-linux mount git
 # The tests need those and etcd-server, for the external-etcd tests.
 DEBS     := $(RUN_DEBS) etcd-server
 

@@ -13,15 +13,17 @@ import (
 
 // nodeFlags configure a node agent, in `up` and in `node`.
 type nodeFlags struct {
-	name        string
-	kubeletPort int
-	nodeIP      string
+	name         string
+	kubeletPort  int
+	nodeIP       string
+	allowGitRepo bool
 }
 
 func (f *nodeFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.name, "node-name", "", "this machine's node name (default: hostname)")
 	fs.IntVar(&f.kubeletPort, "kubelet-port", 10250, "port of the kubelet API (logs, exec); several agents on one machine each need their own")
 	fs.StringVar(&f.nodeIP, "node-ip", "", "the node's address, and its pods' (default: the address that reaches the API server)")
+	fs.BoolVar(&f.allowGitRepo, "allow-gitrepo-volumes", false, "clone gitRepo volumes with volplane's safe clone (hooks and config-driven commands off); upstream refuses them since v1.36")
 }
 
 // config is the agent's Config for a data dir laid out as `up`'s:
@@ -34,6 +36,8 @@ func (f *nodeFlags) config(dataDir string) agent.Config {
 		ImagesDir:   filepath.Join(dataDir, "images"),
 		KubeletPort: f.kubeletPort,
 		NodeIP:      f.nodeIP,
+
+		AllowGitRepoVolumes: f.allowGitRepo,
 	}
 }
 

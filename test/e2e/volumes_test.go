@@ -165,6 +165,34 @@ spec:
 		})
 	})
 
+	t.Run("gitrepo-refused-as-upstream", func(t *testing.T) {
+		p.Apply(t, `
+apiVersion: v1
+kind: Pod
+metadata: {name: git}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: c, image: busybox, command: [sleep, "3600"], volumeMounts: [{name: g, mountPath: /g}]}
+  volumes:
+  - {name: g, gitRepo: {repository: "https://example.invalid/r.git"}}
+`)
+		eventually(t, 2*time.Minute, func() error {
+			out, err := p.Kubectl("get", "events", "--field-selector", "involvedObject.name=git,reason=FailedMount", "-o", "jsonpath={.items[*].message}")
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(out, "git-repo volume plugin has been disabled") {
+				return fmt.Errorf("no FailedMount event with upstream's refusal: %q", out)
+			}
+			return nil
+		})
+		if phase := p.MustKubectl(t, "get", "pod", "git", "-o", "jsonpath={.status.phase}"); phase != "Pending" {
+			t.Fatalf("the gitRepo pod is %s, want Pending", phase)
+		}
+		p.MustKubectl(t, "delete", "pod", "git", "--wait=true", "--timeout=2m")
+	})
+
 	t.Run("teardown", func(t *testing.T) {
 		p.MustKubectl(t, "delete", "pod", "vols", "--wait=true", "--timeout=2m")
 		eventually(t, 2*time.Minute, func() error {

@@ -44,6 +44,11 @@ type Config struct {
 	StatusUpdateFrequency time.Duration
 	LeaseRenewInterval    time.Duration
 	LeaseDuration         time.Duration
+
+	// AllowGitRepoVolumes turns on volplane's safe clone for gitRepo
+	// volumes (--allow-gitrepo-volumes); off, they are refused as
+	// upstream refuses them.
+	AllowGitRepoVolumes bool
 }
 
 // Validate checks c and fills in defaults.

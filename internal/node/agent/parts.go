@@ -97,7 +97,7 @@ func (a *Agent) startParts(ctx context.Context) (wait func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	gitRepo, err := gitrepo.New(gitrepo.Config{})
+	gitRepo, err := gitrepo.New(gitrepo.Config{Allow: a.cfg.AllowGitRepoVolumes})
 	if err != nil {
 		return nil, err
 	}
