@@ -11,6 +11,7 @@ import (
 
 	"volplane/internal/controller"
 	"volplane/internal/controller/all"
+	"volplane/internal/controller/csicontroller"
 )
 
 // controllerFlags configure volplane's controller manager and its
@@ -22,6 +23,8 @@ type controllerFlags struct {
 	qps           float32
 	burst         int
 	options       all.Options
+	// csi are the drivers named with --csi-controller.
+	csi csiControllerFlag
 	// fs is the command's flag set: config reads --kubeconfig from it.
 	fs *pflag.FlagSet
 }
@@ -39,6 +42,7 @@ func (f *controllerFlags) add(fs *pflag.FlagSet) {
 	f.options = all.DefaultOptions()
 	f.options.AddFlags(fs)
 	fs.StringVar(&f.metricsListen, "controller-metrics-listen", "", "loopback HOST:PORT where volplane's controllers serve /metrics (off when empty)")
+	fs.Var(&f.csi, "csi-controller", "run the controller side (provisioner, attacher, storage capacity) of the CSI driver NAME on that socket in process; repeatable")
 	fs.StringSliceVar(&f.disabled, "disable-controllers", nil, "volplane controllers not to run, by name")
 	fs.IntVar(&f.workers, "controller-workers", 4, "workers per controller queue")
 	fs.Float32Var(&f.qps, "controller-qps", 0, fmt.Sprintf("queries per second volplane's controllers may send the API (0: %d, or %d with --kubeconfig)", embeddedQPS, externalQPS))
@@ -75,11 +79,21 @@ func (f *controllerFlags) config(restCfg *rest.Config, identitySeed string) cont
 		QPS:           qps,
 		Burst:         burst,
 		REST:          restCfg,
-		Controllers:   all.DescriptorsFor(f.options),
+		Controllers:   append(all.DescriptorsFor(f.options), f.csiDescriptors()...),
 		Disabled:      f.disabled,
 		LeaderElect:   true,
 		Identity:      host + "_" + hex.EncodeToString(sum[:6]),
 		Workers:       f.workers,
 		MetricsListen: f.metricsListen,
 	}
+}
+
+// csiDescriptors are the controllers of the drivers named with
+// --csi-controller, one per driver (csi-controller-<name>).
+func (f *controllerFlags) csiDescriptors() []controller.Descriptor {
+	var out []controller.Descriptor
+	for _, c := range f.csi.drivers {
+		out = append(out, csicontroller.Descriptor(c))
+	}
+	return out
 }

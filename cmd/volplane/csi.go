@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,7 +20,9 @@ import (
 
 // csiFlags are the flags of `volplane csi`.
 type csiFlags struct {
+	name       string
 	endpoint   string
+	regDir     string
 	poolDir    string
 	poolSize   string
 	nodeID     string
@@ -31,7 +34,9 @@ type csiFlags struct {
 }
 
 func (f *csiFlags) add(fs *pflag.FlagSet) {
+	fs.StringVar(&f.name, "driver-name", csidriver.DriverName, "the driver's CSI name, for a second instance beside the built-in one")
 	fs.StringVar(&f.endpoint, "endpoint", "unix:///run/volplane/csi.sock", "unix socket the driver serves CSI on")
+	fs.StringVar(&f.regDir, "registration-dir", "", "also serve the kubelet plugin-registration API there (a node agent's plugins_registry), as node-driver-registrar does (off when empty)")
 	fs.StringVar(&f.poolDir, "pool", "", "pool directory holding the volumes and the driver's records (required)")
 	fs.StringVar(&f.poolSize, "pool-size", "", "size of the sparse btrfs image used when the pool's filesystem enforces no quota (default 10Gi for a new image; a larger size grows an existing one)")
 	fs.StringVar(&f.nodeID, "node-id", "", "this node's ID (default: the hostname)")
@@ -60,6 +65,7 @@ func (f *csiFlags) config() (csidriver.Config, error) {
 		}
 	}
 	cfg := csidriver.Config{
+		Name:              f.name,
 		NodeID:            f.nodeID,
 		MaxVolumesPerNode: f.maxVolumes,
 		Pool:              pool.Config{Dir: f.poolDir, ImageSize: size},
@@ -78,25 +84,26 @@ enforced capacity and loop-device block volumes, from a pool directory.
 
 On btrfs, directory volumes are subvolumes limited by qgroups; on XFS/ext4
 with project quotas, project-quota directories; anywhere else the pool
-becomes a sparse btrfs image of --pool-size mounted under the pool.`,
+becomes a sparse btrfs image of --pool-size mounted under the pool; a
+clean stop unmounts it unless a volume is still staged.
+
+With --registration-dir (a node agent's <root>/plugins_registry) it also
+registers itself with that node agent, as node-driver-registrar would:
+the registration socket <dir>/<driver>-reg.sock answers the kubelet
+plugin-registration API with --endpoint's path.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.config()
 			if err != nil {
 				return err
 			}
+			if f.regDir != "" && !filepath.IsAbs(f.regDir) {
+				return fmt.Errorf("--registration-dir %q must be an absolute path", f.regDir)
+			}
 			ctx, stop, _ := signalContext(cmd.Context(), f.verbosity)
 			defer stop()
-			d, err := csidriver.New(ctx, cfg)
-			if err != nil {
-				return err
-			}
-			if f.metrics != "" {
-				if err := serveMetrics(ctx, f.metrics, d.MetricsHandler()); err != nil {
-					return err
-				}
-			}
-			return d.Serve(ctx, f.endpoint)
+			r := driverRun{cfg: cfg, endpoint: f.endpoint, registrationDir: f.regDir, metrics: f.metrics}
+			return r.serve(ctx, func() {})
 		},
 	}
 	f.add(cmd.Flags())

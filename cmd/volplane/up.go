@@ -7,10 +7,13 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"volplane/internal/bootstrap"
 	"volplane/internal/controller"
+	"volplane/internal/controller/csicontroller"
 	"volplane/internal/controlplane"
+	"volplane/internal/csidriver"
 	"volplane/internal/node/agent"
 )
 
@@ -20,6 +23,7 @@ func newUpCommand() *cobra.Command {
 		ctrl   controllerFlags
 		cp     = controlplane.Config{}
 		node   nodeFlags
+		pool   string
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -35,9 +39,16 @@ func newUpCommand() *cobra.Command {
 				}
 				node.name = h
 			}
+			driver, err := upDriver(cp.DataDir, node.name, pool, ctrl.csi)
+			if err != nil {
+				return err
+			}
 			var plane *controlplane.ControlPlane
 			prepare := func(ctx context.Context, plane *controlplane.ControlPlane) error {
 				if err := bootstrap.EnsureDefaultClass(ctx, plane.AdminClient()); err != nil {
+					return err
+				}
+				if err := bootstrap.EnsureBuiltinDriver(ctx, plane.AdminClient()); err != nil {
 					return err
 				}
 				return bootstrap.WaitForDefaultServiceAccount(ctx, plane.AdminClient())
@@ -51,8 +62,14 @@ func newUpCommand() *cobra.Command {
 					if err != nil {
 						return controller.Config{}, err
 					}
-					return ctrl.config(rest, filepath.Join(cp.DataDir, "up")), nil
+					c := ctrl.config(rest, filepath.Join(cp.DataDir, "up"))
+					c.Controllers = append(c.Controllers, csicontroller.Descriptor(builtinController(driver)))
+					return c, nil
 				}),
+				// Before the agent, so that its plugin watcher finds the
+				// registration socket at its first scan; it stops after
+				// the agent.
+				driverComponent(driver),
 				nodeComponent(func() agent.Config {
 					c := node.config(cp.DataDir)
 					c.Server, c.CAData, c.IssueCertificate = plane.APIServerURL(), plane.CAPEM(), plane.NodeClientCert
@@ -67,5 +84,26 @@ func newUpCommand() *cobra.Command {
 	common.add(fs)
 	ctrl.add(fs)
 	node.add(fs)
+	fs.StringVar(&pool, "pool-size", "", "size of the built-in driver's pool image DIR/pool/pool.img, used when DIR's filesystem enforces no quota (default 10Gi for a new image; a larger size grows an existing one)")
 	return cmd
+}
+
+// upDriver is the built-in driver of `volplane up`: pool DIR/pool, the
+// node's name as its node ID. Its controller side runs in up's
+// controller manager, so --csi-controller may not name it again.
+func upDriver(dataDir, nodeName, poolSize string, named csiControllerFlag) (driverRun, error) {
+	for _, d := range named.drivers {
+		if d.Name == csidriver.DriverName {
+			return driverRun{}, fmt.Errorf("--csi-controller %s: up runs the built-in driver's controller side itself", d.Name)
+		}
+	}
+	var size int64
+	if poolSize != "" {
+		q, err := resource.ParseQuantity(poolSize)
+		if err != nil {
+			return driverRun{}, fmt.Errorf("--pool-size: %w", err)
+		}
+		size = q.Value()
+	}
+	return builtinDriver(dataDir, nodeName, size)
 }

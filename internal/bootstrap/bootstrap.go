@@ -1,6 +1,8 @@
 // Package bootstrap makes the objects `volplane up` promises exist on a
-// fresh cluster: the default StorageClass of the built-in driver. It only
-// creates what is missing, never overwrites what a user changed.
+// fresh cluster: the default StorageClass of the built-in driver, which it
+// only creates when missing and never overwrites, and the built-in
+// driver's CSIDriver object (csidriver.go), whose fields the driver owns
+// are set back when they drift while the others are left as they are.
 package bootstrap
 
 import (
