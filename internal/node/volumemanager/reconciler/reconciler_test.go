@@ -191,3 +191,29 @@ func TestBackoffAndEvent(t *testing.T) {
 }
 
 func typesUID(s string) types.UID { return types.UID(s) }
+
+type contentDirPlugin struct{ plugins.Plugin }
+
+func (contentDirPlugin) ContentDir(dir string) string { return dir + "/mount" }
+
+func TestContentDirIsHostPath(t *testing.T) {
+	root := t.TempDir()
+	desired, actual := cache.NewDesired(), cache.NewActual()
+	r, err := New(Config{RootDir: root, Ops: fakehost.New(), Desired: desired, Actual: actual,
+		Store: reconstruction.Store{Root: root}, Recorder: record.NewFakeRecorder(10),
+		Attached: func() []corev1.AttachedVolume { return nil }, Ready: func() bool { return true },
+		NodeLabels: func(context.Context) (map[string]string, error) { return nil, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := contentDirPlugin{&fakePlugin{}}
+	desired.AddPodVolume(cache.VolumeToMount{VolumeName: "fake/v", OuterName: "v", Plugin: pl,
+		Spec: &plugins.Spec{Name: "v"}, Pod: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{UID: "a"}}})
+	r.Reconcile(context.Background())
+	r.Wait()
+	m, ok := actual.Mounted("fake/v", "a")
+	dir := plugins.PodVolumeDir(root, "a", pl.Name(), "v")
+	if !ok || m.Dir != dir || m.HostPath != dir+"/mount" {
+		t.Fatalf("mounted %v: dir %s, host path %s; want %s and its mount/", ok, m.Dir, m.HostPath, dir)
+	}
+}
