@@ -134,9 +134,9 @@ func TestPlan(t *testing.T) {
 	vol := func(p string) Volume { return Volume{Path: p, Capacity: 1 << 30} }
 	now := metav1.Now()
 	tests := []struct {
-		name                           string
-		volumes                        []Volume
-		pvs                            []*corev1.PersistentVolume
+		name                          string
+		volumes                       []Volume
+		pvs                           []*corev1.PersistentVolume
 		create, release, del, missing []string
 	}{
 		{name: "new mounts", volumes: []Volume{vol("/d/a"), vol("/d/b")}, create: []string{"/d/a", "/d/b"}},
@@ -154,7 +154,7 @@ func TestPlan(t *testing.T) {
 		{name: "gone, available: delete", pvs: []*corev1.PersistentVolume{pvOf("/d/a", func(pv *corev1.PersistentVolume) { pv.Status.Phase = corev1.VolumeAvailable })},
 			del: []string{"/d/a"}},
 		{name: "gone, bound or pre-bound or released: missing",
-			pvs: []*corev1.PersistentVolume{pvOf("/d/a", claimed(corev1.VolumeBound)), pvOf("/d/b", claimed(corev1.VolumeAvailable)), pvOf("/d/c", claimed(corev1.VolumeReleased))},
+			pvs:     []*corev1.PersistentVolume{pvOf("/d/a", claimed(corev1.VolumeBound)), pvOf("/d/b", claimed(corev1.VolumeAvailable)), pvOf("/d/c", claimed(corev1.VolumeReleased))},
 			missing: []string{"/d/a", "/d/b", "/d/c"}},
 		{name: "being deleted: left alone", volumes: []Volume{vol("/d/a")},
 			pvs: []*corev1.PersistentVolume{pvOf("/d/a", func(pv *corev1.PersistentVolume) { claimed(corev1.VolumeReleased)(pv); pv.DeletionTimestamp = &now }),

@@ -15,9 +15,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
@@ -238,7 +238,6 @@ func (p *provisioner) pass(ctx context.Context) {
 			p.mu.Lock()
 			delete(p.cleaning, pv.Name)
 			p.mu.Unlock()
-			p.kick()
 		})
 	}
 	// A PV reported once is reported again only after it recovered.
@@ -285,8 +284,8 @@ func (p *provisioner) release(ctx context.Context, pv *corev1.PersistentVolume, 
 		}
 		p.reportOnce(pv, func() {
 			p.recorder.Eventf(pv, corev1.EventTypeNormal, ReasonInUse, "Volume is released but %s; it is scrubbed once nothing uses it", why)
+			log.Info("released volume still in use; not scrubbing it yet", "why", why)
 		})
-		log.Info("released volume still in use; not scrubbing it yet", "why", why)
 		return
 	}
 	// Act on what the API has now: the claim may have been bound again.
