@@ -264,3 +264,35 @@ func pvcSelector(kv ...string) pvcOpt {
 		pvc.Spec.Selector = &metav1.LabelSelector{MatchLabels: m}
 	}
 }
+
+// TestBestFuncAccept: the accept filter narrows the candidates but keeps
+// the rule among those left (fewest modes, then smallest fit).
+func TestBestFuncAccept(t *testing.T) {
+	x := NewIndex()
+	for _, pv := range []*v1.PersistentVolume{
+		newPV("a-1g", "1Gi"), newPV("b-2g", "2Gi"), newPV("c-4g", "4Gi"),
+		newPV("d-1g-rwx", "1Gi", pvModes(v1.ReadWriteOnce, v1.ReadWriteMany)),
+	} {
+		x.Put(pv)
+	}
+	c := newPVC("c", "1Gi")
+	tests := []struct {
+		name   string
+		accept func(*v1.PersistentVolume) bool
+		want   string
+	}{
+		{"all", nil, "a-1g(1Gi [ReadWriteOnce])"},
+		{"not a", func(pv *v1.PersistentVolume) bool { return pv.Name != "a-1g" }, "b-2g(2Gi [ReadWriteOnce])"},
+		{"only the wider bucket", func(pv *v1.PersistentVolume) bool { return pv.Name == "d-1g-rwx" }, "d-1g-rwx(1Gi [ReadWriteOnce ReadWriteMany])"},
+		{"none", func(*v1.PersistentVolume) bool { return false }, "<none>"},
+	}
+	for _, tt := range tests {
+		got, err := x.BestFunc(c, tt.accept)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if nameOf(got) != tt.want {
+			t.Errorf("%s: %s, want %s", tt.name, nameOf(got), tt.want)
+		}
+	}
+}

@@ -1,0 +1,191 @@
+package volumebinding
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	v1 "k8s.io/api/core/v1"
+
+	"volplane/internal/volumematch"
+)
+
+// volumeCache is the scheduler's view of the PersistentVolumes: the
+// informer's newest version of each, with the plugin's assumptions laid
+// over them (Reserve assumes a chosen volume bound to its claim before
+// PreBind writes it, so that no second pod is given it meanwhile), and a
+// volumematch index of the volumes still bindable in that view. It is
+// safe for concurrent use (Filter runs for many nodes at once).
+//
+// An assumption lasts until the informer delivers a newer version of
+// the volume (the write, or someone else's) or it is restored.
+type volumeCache struct {
+	mu      sync.RWMutex
+	api     map[string]*v1.PersistentVolume
+	assumed map[string]*v1.PersistentVolume
+	index   *volumematch.Index
+	// prebound: claim "namespace/name" -> names of volumes whose claimRef
+	// names it (in the view).
+	prebound map[string]map[string]bool
+}
+
+func newVolumeCache() *volumeCache {
+	return &volumeCache{
+		api:      map[string]*v1.PersistentVolume{},
+		assumed:  map[string]*v1.PersistentVolume{},
+		index:    volumematch.NewIndex(),
+		prebound: map[string]map[string]bool{},
+	}
+}
+
+// bindable reports whether a volume may be given to a claim by matching:
+// no claimRef, not being deleted, Pending or Available (the binder's rule).
+func bindable(pv *v1.PersistentVolume) bool {
+	return pv.Spec.ClaimRef == nil && pv.DeletionTimestamp == nil &&
+		(pv.Status.Phase == v1.VolumePending || pv.Status.Phase == v1.VolumeAvailable)
+}
+
+func claimRefKey(pv *v1.PersistentVolume) string {
+	if pv == nil || pv.Spec.ClaimRef == nil {
+		return ""
+	}
+	return pv.Spec.ClaimRef.Namespace + "/" + pv.Spec.ClaimRef.Name
+}
+
+// viewLocked is the volume as the scheduler sees it.
+func (c *volumeCache) viewLocked(name string) *v1.PersistentVolume {
+	if pv, ok := c.assumed[name]; ok {
+		return pv
+	}
+	return c.api[name]
+}
+
+// reindexLocked brings the index and the pre-bound map in line with
+// the view of one volume, given its view before the change.
+func (c *volumeCache) reindexLocked(name string, before *v1.PersistentVolume) {
+	if k := claimRefKey(before); k != "" {
+		delete(c.prebound[k], name)
+		if len(c.prebound[k]) == 0 {
+			delete(c.prebound, k)
+		}
+	}
+	pv := c.viewLocked(name)
+	if pv == nil || !bindable(pv) {
+		c.index.Remove(name)
+	} else {
+		c.index.Put(pv)
+	}
+	if k := claimRefKey(pv); k != "" && pv.DeletionTimestamp == nil {
+		if c.prebound[k] == nil {
+			c.prebound[k] = map[string]bool{}
+		}
+		c.prebound[k][name] = true
+	}
+}
+
+// newer reports whether resource version a is newer than b. Versions
+// are etcd revisions; an unparsable one counts as newer.
+func newer(a, b string) bool {
+	x, errA := strconv.ParseUint(a, 10, 64)
+	y, errB := strconv.ParseUint(b, 10, 64)
+	if errA != nil || errB != nil {
+		return a != b
+	}
+	return x > y
+}
+
+// update takes the informer's version of a volume; it ends an
+// assumption made on an older version.
+func (c *volumeCache) update(pv *v1.PersistentVolume) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	before := c.viewLocked(pv.Name)
+	c.api[pv.Name] = pv
+	if a, ok := c.assumed[pv.Name]; ok && newer(pv.ResourceVersion, a.ResourceVersion) {
+		delete(c.assumed, pv.Name)
+	}
+	c.reindexLocked(pv.Name, before)
+}
+
+// remove forgets a deleted volume and any assumption about it.
+func (c *volumeCache) remove(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	before := c.viewLocked(name)
+	delete(c.api, name)
+	delete(c.assumed, name)
+	c.reindexLocked(name, before)
+}
+
+// assume lays pv over the informer's version of it. pv must be made from
+// the version the cache holds (same resource version), else the choice
+// was made on stale data and the pod must be retried.
+func (c *volumeCache) assume(pv *v1.PersistentVolume) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur := c.viewLocked(pv.Name)
+	if cur == nil {
+		return fmt.Errorf("persistentvolume %q is gone", pv.Name)
+	}
+	if cur.ResourceVersion != pv.ResourceVersion {
+		return fmt.Errorf("persistentvolume %q changed while it was chosen (version %s, chosen at %s)", pv.Name, cur.ResourceVersion, pv.ResourceVersion)
+	}
+	if _, ok := c.assumed[pv.Name]; ok {
+		return fmt.Errorf("persistentvolume %q is already assumed for another claim", pv.Name)
+	}
+	c.assumed[pv.Name] = pv
+	c.reindexLocked(pv.Name, cur)
+	return nil
+}
+
+// restore drops the assumption about a volume, if any.
+func (c *volumeCache) restore(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.assumed[name]; !ok {
+		return
+	}
+	before := c.viewLocked(name)
+	delete(c.assumed, name)
+	c.reindexLocked(name, before)
+}
+
+// get returns the view of a volume, or nil.
+func (c *volumeCache) get(name string) *v1.PersistentVolume {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.viewLocked(name)
+}
+
+// apiObject returns the informer's version of a volume, or nil.
+func (c *volumeCache) apiObject(name string) *v1.PersistentVolume {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.api[name]
+}
+
+// preboundTo returns the volumes pre-bound to a claim and not bound to
+// it yet (claimRef without the claim's UID, or with it while the claim
+// still waits).
+func (c *volumeCache) preboundTo(claim *v1.PersistentVolumeClaim) []*v1.PersistentVolume {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out []*v1.PersistentVolume
+	for name := range c.prebound[claim.Namespace+"/"+claim.Name] {
+		pv := c.viewLocked(name)
+		if ref := pv.Spec.ClaimRef; ref.UID == "" || ref.UID == claim.UID {
+			out = append(out, pv)
+		}
+	}
+	slices.SortFunc(out, func(a, b *v1.PersistentVolume) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// best is the index's choice under the read lock.
+func (c *volumeCache) best(claim *v1.PersistentVolumeClaim, accept func(*v1.PersistentVolume) bool) (*v1.PersistentVolume, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.index.BestFunc(claim, accept)
+}
