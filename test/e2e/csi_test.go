@@ -22,10 +22,16 @@ import (
 	"volplane/internal/hostops/hostopstest"
 )
 
-const builtinDriver = "local.csi.volplane.io"
+const (
+	builtinDriver = "local.csi.volplane.io"
+	// sidecarDriver is a second instance of the built-in driver under
+	// its own name, beside the one `volplane up` runs.
+	sidecarDriver = "sidecar.csi.volplane.io"
+)
 
 // TestCSIControllerSidecar runs the built-in driver in its own process
-// (`volplane csi`) and its controller side as `volplane csi-controller`
+// (`volplane csi`, under a name of its own: `up` runs one already) and its
+// controller side as `volplane csi-controller`
 // against `volplane up`'s API, the way a sidecar runs next to a driver
 // in any cluster: an Immediate class of the driver provisions a claim
 // (one backend volume, a PV bound to the claim), a VolumeAttachment is
@@ -45,7 +51,7 @@ func TestCSIControllerSidecar(t *testing.T) {
 	base := t.TempDir()
 	t.Cleanup(func() { hostopstest.Teardown(t, base) })
 	sock := filepath.Join(base, "csi.sock")
-	startProcess(t, base, "", "csi", "--endpoint", "unix://"+sock, "--pool", filepath.Join(base, "pool"),
+	startProcess(t, base, "", "csi", "--driver-name", sidecarDriver, "--endpoint", "unix://"+sock, "--pool", filepath.Join(base, "pool"),
 		"--pool-size", "1Gi", "--node-id", "e2e-node")
 	startProcess(t, base, "", "csi-controller", "--csi-address", "unix://"+sock, "--kubeconfig", p.Kubeconfig(),
 		"--leader-election-namespace", "default")
@@ -63,11 +69,11 @@ func TestCSIControllerSidecar(t *testing.T) {
 	if _, err := cs.StorageV1().CSINodes().Create(ctx, &storagev1.CSINode{
 		ObjectMeta: metav1.ObjectMeta{Name: "e2e-attach-node"},
 		Spec: storagev1.CSINodeSpec{Drivers: []storagev1.CSINodeDriver{
-			{Name: builtinDriver, NodeID: "e2e-node", TopologyKeys: []string{topoKey}}}},
+			{Name: sidecarDriver, NodeID: "e2e-node", TopologyKeys: []string{topoKey}}}},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cs.StorageV1().CSIDrivers().Create(ctx, &storagev1.CSIDriver{ObjectMeta: metav1.ObjectMeta{Name: builtinDriver},
+	if _, err := cs.StorageV1().CSIDrivers().Create(ctx, &storagev1.CSIDriver{ObjectMeta: metav1.ObjectMeta{Name: sidecarDriver},
 		Spec: storagev1.CSIDriverSpec{AttachRequired: ptr.To(true), StorageCapacity: ptr.To(true)}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +82,7 @@ func TestCSIControllerSidecar(t *testing.T) {
 apiVersion: storage.k8s.io/v1
 kind: StorageClass
 metadata: {name: e2e-csi}
-provisioner: local.csi.volplane.io
+provisioner: sidecar.csi.volplane.io
 volumeBindingMode: Immediate
 reclaimPolicy: Delete
 parameters: {type: dir}
@@ -101,10 +107,10 @@ spec:
 		pv, err = cs.CoreV1().PersistentVolumes().Get(ctx, c.Spec.VolumeName, metav1.GetOptions{})
 		return err
 	})
-	if want := "pvc-"; !strings.HasPrefix(pv.Name, want) || pv.Spec.CSI == nil || pv.Spec.CSI.Driver != builtinDriver {
+	if want := "pvc-"; !strings.HasPrefix(pv.Name, want) || pv.Spec.CSI == nil || pv.Spec.CSI.Driver != sidecarDriver {
 		t.Fatalf("PV %s source %+v", pv.Name, pv.Spec.CSI)
 	}
-	if pv.Annotations["pv.kubernetes.io/provisioned-by"] != builtinDriver ||
+	if pv.Annotations["pv.kubernetes.io/provisioned-by"] != sidecarDriver ||
 		!slices.Contains(pv.Finalizers, "external-provisioner.volume.kubernetes.io/finalizer") {
 		t.Errorf("PV annotations %v finalizers %v", pv.Annotations, pv.Finalizers)
 	}
@@ -145,7 +151,7 @@ spec:
 	// Attach to the node whose CSINode names the driver's node ID.
 	_, err := cs.StorageV1().VolumeAttachments().Create(ctx, &storagev1.VolumeAttachment{
 		ObjectMeta: metav1.ObjectMeta{Name: "e2e-va"},
-		Spec: storagev1.VolumeAttachmentSpec{Attacher: builtinDriver, NodeName: "e2e-attach-node",
+		Spec: storagev1.VolumeAttachmentSpec{Attacher: sidecarDriver, NodeName: "e2e-attach-node",
 			Source: storagev1.VolumeAttachmentSource{PersistentVolumeName: &pv.Name}},
 	}, metav1.CreateOptions{})
 	if err != nil {
@@ -201,13 +207,17 @@ spec:
 
 	// The driver's CSIDriver goes: the garbage collector takes its
 	// capacity objects.
-	if err := cs.StorageV1().CSIDrivers().Delete(ctx, builtinDriver, metav1.DeleteOptions{}); err != nil {
+	if err := cs.StorageV1().CSIDrivers().Delete(ctx, sidecarDriver, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 2*time.Minute, func() error {
 		l, err := cs.StorageV1().CSIStorageCapacities("kube-system").List(ctx, metav1.ListOptions{})
-		if err != nil || len(l.Items) != 0 {
-			return fmt.Errorf("capacity objects left: %v, %v", l, err)
+		if err != nil {
+			return err
+		}
+		// The built-in driver's objects (of class volplane-local) stay.
+		if mine := capacityOf(l.Items, "e2e-csi"); len(mine) != 0 {
+			return fmt.Errorf("capacity objects left: %v", mine)
 		}
 		return nil
 	})
