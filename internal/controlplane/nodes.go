@@ -55,6 +55,18 @@ func (cp *ControlPlane) BootstrapKubeconfig(ctx context.Context, ttl time.Durati
 	return kubeconfigFor(cp.cfg.serverURL(), cp.pki.CAPEM, "kubelet-bootstrap", token)
 }
 
+// LocalProvisionerKubeconfig is a kubeconfig for the node agents' local
+// static provisioner (`volplane node --local-provisioner-kubeconfig`):
+// its own identity, LocalProvisionerIdentity, since a node's may not
+// create PVs.
+func (cp *ControlPlane) LocalProvisionerKubeconfig() ([]byte, error) {
+	tok, err := cp.pki.Token(LocalProvisionerIdentity)
+	if err != nil {
+		return nil, err
+	}
+	return kubeconfigFor(cp.cfg.serverURL(), cp.pki.CAPEM, LocalProvisionerIdentity.User, tok)
+}
+
 // NodeClientCert issues node a client certificate from the cluster CA
 // (user system:node:<node>, group system:nodes): `up` gives its own node
 // agent its first certificate so, where a joining node asks for one

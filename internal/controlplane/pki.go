@@ -54,9 +54,12 @@ var (
 	ControllerManagerIdentity  = Identity{User: "system:kube-controller-manager"}
 	VolplaneControllerIdentity = Identity{User: "system:volplane:controller-manager"}
 	SchedulerIdentity          = Identity{User: "system:kube-scheduler"}
+	// LocalProvisionerIdentity is the node agents' local static
+	// provisioner: a node's own identity may not create PVs.
+	LocalProvisionerIdentity = Identity{User: "system:volplane:local-provisioner"}
 )
 
-var issuedIdentities = []Identity{AdminIdentity, ControllerManagerIdentity, VolplaneControllerIdentity, SchedulerIdentity}
+var issuedIdentities = []Identity{AdminIdentity, ControllerManagerIdentity, VolplaneControllerIdentity, SchedulerIdentity, LocalProvisionerIdentity}
 
 // PKI is the control plane's key material, loaded from <data-dir>/pki.
 type PKI struct {

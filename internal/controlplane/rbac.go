@@ -39,10 +39,31 @@ var volplaneControllerRole = &rbacv1.ClusterRole{
 	},
 }
 
-var volplaneControllerBinding = &rbacv1.ClusterRoleBinding{
-	ObjectMeta: metav1.ObjectMeta{Name: VolplaneControllerIdentity.User},
-	RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: volplaneControllerRole.Name},
-	Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: VolplaneControllerIdentity.User}},
+var volplaneControllerBinding = userBinding(volplaneControllerRole.Name, VolplaneControllerIdentity.User)
+
+// localProvisionerRole is what the node agents' local static provisioner
+// may do, and nothing else: make and delete the PVs of the mount points
+// it finds, read its class and its Node, list pods to see whether a
+// released volume is still used, and record events.
+var localProvisionerRole = &rbacv1.ClusterRole{
+	ObjectMeta: metav1.ObjectMeta{Name: LocalProvisionerIdentity.User},
+	Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"persistentvolumes"}, Verbs: []string{"get", "list", "watch", "create", "delete"}},
+		{APIGroups: []string{"storage.k8s.io"}, Resources: []string{"storageclasses"}, Verbs: []string{"get"}},
+		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get"}},
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list"}},
+		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+	},
+}
+
+var localProvisionerBinding = userBinding(localProvisionerRole.Name, LocalProvisionerIdentity.User)
+
+func userBinding(role, user string) *rbacv1.ClusterRoleBinding {
+	return &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: user},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
+	}
 }
 
 // nodeBindings are what kubeadm binds for joining nodes, which upstream
@@ -67,20 +88,22 @@ func groupBinding(name, role, group string) *rbacv1.ClusterRoleBinding {
 // as volplane defines them.
 func reconcileRBAC(ctx context.Context, cs kubernetes.Interface) error {
 	roles := cs.RbacV1().ClusterRoles()
-	if cur, err := roles.Get(ctx, volplaneControllerRole.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
-		if _, err := roles.Create(ctx, volplaneControllerRole, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	for _, role := range []*rbacv1.ClusterRole{volplaneControllerRole, localProvisionerRole} {
+		if cur, err := roles.Get(ctx, role.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+			if _, err := roles.Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+				return fmt.Errorf("rbac: %w", err)
+			}
+		} else if err != nil {
 			return fmt.Errorf("rbac: %w", err)
-		}
-	} else if err != nil {
-		return fmt.Errorf("rbac: %w", err)
-	} else {
-		cur.Rules = volplaneControllerRole.Rules
-		if _, err := roles.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
-			return fmt.Errorf("rbac: %w", err)
+		} else {
+			cur.Rules = role.Rules
+			if _, err := roles.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+				return fmt.Errorf("rbac: %w", err)
+			}
 		}
 	}
 	bindings := cs.RbacV1().ClusterRoleBindings()
-	for _, b := range append([]*rbacv1.ClusterRoleBinding{volplaneControllerBinding}, nodeBindings...) {
+	for _, b := range append([]*rbacv1.ClusterRoleBinding{volplaneControllerBinding, localProvisionerBinding}, nodeBindings...) {
 		if _, err := bindings.Create(ctx, b, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("rbac: %w", err)
 		}
