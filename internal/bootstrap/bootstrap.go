@@ -51,6 +51,31 @@ func EnsureDefaultClass(ctx context.Context, cs kubernetes.Interface) error {
 	return nil
 }
 
+// NoProvisioner is the provisioner of classes whose PVs are made
+// beforehand (local PVs): the PV controller never provisions for them.
+const NoProvisioner = "kubernetes.io/no-provisioner"
+
+// LocalClass is the class of the local static provisioner's PVs
+// (--local-storage-class): no provisioner, WaitForFirstConsumer (a claim
+// is bound once the scheduler has chosen a node for its pod), Delete.
+func LocalClass(name string) *storagev1.StorageClass {
+	return &storagev1.StorageClass{
+		ObjectMeta:        metav1.ObjectMeta{Name: name},
+		Provisioner:       NoProvisioner,
+		ReclaimPolicy:     ptr.To(corev1.PersistentVolumeReclaimDelete),
+		VolumeBindingMode: ptr.To(storagev1.VolumeBindingWaitForFirstConsumer),
+	}
+}
+
+// EnsureLocalClass creates the local PVs' class name unless it exists.
+func EnsureLocalClass(ctx context.Context, cs kubernetes.Interface, name string) error {
+	_, err := cs.StorageV1().StorageClasses().Create(ctx, LocalClass(name), metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("storage class %s: %w", name, err)
+	}
+	return nil
+}
+
 // WaitForDefaultServiceAccount waits until upstream's service account
 // controller has made the default namespace's "default" service account:
 // until then admission refuses every pod there ("serviceaccount
