@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
@@ -34,67 +35,15 @@ import (
 // all down. Whatever a failure leaves mounted under the test's directory
 // is unmounted at the end.
 func TestRootBuiltInDriver(t *testing.T) {
-	hostopstest.RequireRoot(t)
-	base := t.TempDir()
-	t.Cleanup(func() { hostopstest.Teardown(t, base) })
-	ctx, cancel := context.WithCancel(context.Background())
-	root := filepath.Join(base, "kubelet")
-
-	d, err := csidriver.New(ctx, csidriver.Config{NodeID: nodeName,
-		Pool: pool.Config{Dir: filepath.Join(base, "pool"), ImageSize: 256 << 20}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	endpoint := "unix://" + filepath.Join(base, "plugins", csidriver.DriverName, "csi.sock")
-	l, err := csidriver.Listen(endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- d.ServeOn(ctx, l) }()
-	t.Cleanup(func() {
-		// The volumes' mounts go before the pool's image.
-		hostopstest.Teardown(t, root)
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		if err := d.Pool().Unmount(context.Background()); err != nil {
-			t.Errorf("unmount pool: %v", err)
-		}
-	})
-
-	snw := &csipb.VolumeCapability{AccessMode: &csipb.VolumeCapability_AccessMode{Mode: csipb.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
-		AccessType: &csipb.VolumeCapability_Mount{Mount: &csipb.VolumeCapability_MountVolume{}}}
-	created, err := d.CreateVolume(ctx, &csipb.CreateVolumeRequest{Name: "pvc-root", VolumeCapabilities: []*csipb.VolumeCapability{snw},
-		CapacityRange: &csipb.CapacityRange{RequiredBytes: 64 << 20}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := created.GetVolume().GetVolumeId()
-	published, err := d.ControllerPublishVolume(ctx, &csipb.ControllerPublishVolumeRequest{VolumeId: id, NodeId: nodeName, VolumeCapability: snw})
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	v := &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "pvc-root"}, Spec: corev1.PersistentVolumeSpec{
-		AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-		PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{
-			Driver: csidriver.DriverName, VolumeHandle: id, VolumeAttributes: created.GetVolume().GetVolumeContext()}},
-	}}
-	va := &storagev1.VolumeAttachment{ObjectMeta: metav1.ObjectMeta{Name: kube.AttachmentName(id, csidriver.DriverName, nodeName)},
-		Status: storagev1.VolumeAttachmentStatus{Attached: true, AttachmentMetadata: published.GetPublishContext()}}
-	obj := &storagev1.CSIDriver{ObjectMeta: metav1.ObjectMeta{Name: csidriver.DriverName}, Spec: storagev1.CSIDriverSpec{
-		AttachRequired: ptr.To(true), PodInfoOnMount: ptr.To(true), FSGroupPolicy: ptr.To(storagev1.FileFSGroupPolicy)}}
-	reg := &csidrivers.Registry{}
-	reg.Add(csidrivers.Driver{Name: csidriver.DriverName, Endpoint: endpoint})
-	p, err := New(Config{Drivers: reg})
+	b := startBuiltIn(t)
+	ctx, d, id, v, root := context.Background(), b.d, b.id, b.pv, b.root
+	p, err := New(Config{Drivers: b.reg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
 	ops := hostops.New()
-	if err := p.Init(&plugins.Host{RootDir: root, NodeName: nodeName, Ops: ops, Client: fake.NewClientset(va, obj),
+	if err := p.Init(&plugins.Host{RootDir: root, NodeName: nodeName, Ops: ops, Client: fake.NewClientset(b.objs...),
 		Recorder: record.NewFakeRecorder(10), Log: slog.Default(), Remount: func(types.UID) {}}); err != nil {
 		t.Fatal(err)
 	}
@@ -154,10 +103,92 @@ func TestRootBuiltInDriver(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(d.Pool().DirPath(id), "hello")); err != nil || string(b) != "data" {
 		t.Errorf("data gone after teardown: %q, %v", b, err)
 	}
-	if _, err := d.ControllerUnpublishVolume(ctx, &csipb.ControllerUnpublishVolumeRequest{VolumeId: id, NodeId: nodeName}); err != nil {
+	b.deleteVolume(t)
+}
+
+// builtIn is the built-in driver in process, serving on a socket under
+// the test's directory with its pool an image there, and one volume of
+// it: created, published to nodeName, its PV, VolumeAttachment and
+// CSIDriver objects ready for a fake clientset.
+type builtIn struct {
+	d        *csidriver.Driver
+	endpoint string
+	reg      *csidrivers.Registry
+	root     string // the node's root dir
+	id       string
+	pv       *corev1.PersistentVolume
+	objs     []runtime.Object
+}
+
+func startBuiltIn(t *testing.T) *builtIn {
+	t.Helper()
+	hostopstest.RequireRoot(t)
+	base := t.TempDir()
+	t.Cleanup(func() { hostopstest.Teardown(t, base) })
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &builtIn{root: filepath.Join(base, "kubelet"), reg: &csidrivers.Registry{}}
+	d, err := csidriver.New(ctx, csidriver.Config{NodeID: nodeName,
+		Pool: pool.Config{Dir: filepath.Join(base, "pool"), ImageSize: 256 << 20}})
+	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
-	if _, err := d.DeleteVolume(ctx, &csipb.DeleteVolumeRequest{VolumeId: id}); err != nil {
+	b.d = d
+	b.endpoint = "unix://" + filepath.Join(base, "plugins", csidriver.DriverName, "csi.sock")
+	l, err := csidriver.Listen(b.endpoint)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- d.ServeOn(ctx, l) }()
+	t.Cleanup(func() {
+		// The volumes' mounts go before the pool's image.
+		hostopstest.Teardown(t, b.root)
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		if err := d.Pool().Unmount(context.Background()); err != nil {
+			t.Errorf("unmount pool: %v", err)
+		}
+	})
+	b.reg.Add(csidrivers.Driver{Name: csidriver.DriverName, Endpoint: b.endpoint})
+
+	snw := &csipb.VolumeCapability{AccessMode: &csipb.VolumeCapability_AccessMode{Mode: csipb.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
+		AccessType: &csipb.VolumeCapability_Mount{Mount: &csipb.VolumeCapability_MountVolume{}}}
+	created, err := d.CreateVolume(ctx, &csipb.CreateVolumeRequest{Name: "pvc-root", VolumeCapabilities: []*csipb.VolumeCapability{snw},
+		CapacityRange: &csipb.CapacityRange{RequiredBytes: 64 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.id = created.GetVolume().GetVolumeId()
+	published, err := d.ControllerPublishVolume(ctx, &csipb.ControllerPublishVolumeRequest{VolumeId: b.id, NodeId: nodeName, VolumeCapability: snw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.pv = &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "pvc-root"}, Spec: corev1.PersistentVolumeSpec{
+		AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+		PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{
+			Driver: csidriver.DriverName, VolumeHandle: b.id, VolumeAttributes: created.GetVolume().GetVolumeContext()}},
+	}}
+	va := &storagev1.VolumeAttachment{ObjectMeta: metav1.ObjectMeta{Name: kube.AttachmentName(b.id, csidriver.DriverName, nodeName)},
+		Status: storagev1.VolumeAttachmentStatus{Attached: true, AttachmentMetadata: published.GetPublishContext()}}
+	obj := &storagev1.CSIDriver{ObjectMeta: metav1.ObjectMeta{Name: csidriver.DriverName}, Spec: storagev1.CSIDriverSpec{
+		AttachRequired: ptr.To(true), PodInfoOnMount: ptr.To(true), FSGroupPolicy: ptr.To(storagev1.FileFSGroupPolicy)}}
+	b.objs = []runtime.Object{b.pv, va, obj}
+	return b
+}
+
+// deleteVolume detaches and deletes the volume, which the driver refuses
+// while it is staged or published.
+func (b *builtIn) deleteVolume(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := b.d.ControllerUnpublishVolume(ctx, &csipb.ControllerUnpublishVolumeRequest{VolumeId: b.id, NodeId: nodeName}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.d.DeleteVolume(ctx, &csipb.DeleteVolumeRequest{VolumeId: b.id}); err != nil {
 		t.Fatal(err)
 	}
 }
