@@ -13,6 +13,8 @@
 //	                adds them, the CSI plugin looks their endpoints up
 //	subpath/        subPath resolved through file descriptors, never
 //	                escaping its volume
+//	eviction/       evicts pods whose disk emptyDir outgrew its sizeLimit
+//	                where no quota enforces it
 //	pods/           the pod workers and the status manager: containers
 //	                started, probed, restarted and stopped as upstream
 //	runtime/        the built-in container runtime behind the CRI

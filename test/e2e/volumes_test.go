@@ -193,6 +193,38 @@ spec:
 		p.MustKubectl(t, "delete", "pod", "git", "--wait=true", "--timeout=2m")
 	})
 
+	t.Run("emptydir-over-its-sizelimit-evicts", func(t *testing.T) {
+		p.Apply(t, `
+apiVersion: v1
+kind: Pod
+metadata: {name: hog}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox
+    command: [sh, -c, "dd if=/dev/zero of=/scratch/f bs=1M count=4; exec sleep 3600"]
+    volumeMounts: [{name: scratch, mountPath: /scratch}]
+  volumes:
+  - {name: scratch, emptyDir: {sizeLimit: 1Mi}}
+`)
+		eventually(t, 2*time.Minute, func() error {
+			out, err := p.Kubectl("get", "pod", "hog", "-o", "jsonpath={.status.phase}|{.status.reason}|{.status.message}")
+			if err != nil {
+				return err
+			}
+			if want := `Failed|Evicted|Usage of EmptyDir volume "scratch" exceeds the limit "1Mi". `; out != want {
+				return fmt.Errorf("pod hog is %q, want %q", out, want)
+			}
+			return nil
+		})
+		out := p.MustKubectl(t, "get", "events", "--field-selector", "involvedObject.name=hog,reason=Evicted", "-o", "jsonpath={.items[*].type}")
+		if out != "Warning" {
+			t.Fatalf("Evicted events: %q, want one Warning", out)
+		}
+		p.MustKubectl(t, "delete", "pod", "hog", "--wait=true", "--timeout=2m")
+	})
+
 	t.Run("teardown", func(t *testing.T) {
 		p.MustKubectl(t, "delete", "pod", "vols", "--wait=true", "--timeout=2m")
 		eventually(t, 2*time.Minute, func() error {

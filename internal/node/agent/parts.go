@@ -23,6 +23,7 @@ import (
 
 	"volplane/internal/hostops"
 	"volplane/internal/logging"
+	"volplane/internal/node/eviction"
 	"volplane/internal/node/plugins"
 	"volplane/internal/node/plugins/configmap"
 	"volplane/internal/node/plugins/downwardapi"
@@ -160,6 +161,10 @@ func (a *Agent) startParts(ctx context.Context) (wait func(), err error) {
 		return nil, err
 	}
 	states.set(workers)
+	evictions := eviction.Config{RootDir: a.cfg.RootDir, Pods: workers, Ops: ops, Log: log.With("component", "eviction")}
+	if err := evictions.Validate(); err != nil {
+		return nil, err
+	}
 	if _, err := podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { workers.Update(obj.(*corev1.Pod)) },
 		UpdateFunc: func(_, obj any) { workers.Update(obj.(*corev1.Pod)) },
@@ -211,6 +216,7 @@ func (a *Agent) startParts(ctx context.Context) (wait func(), err error) {
 	serving.Start()
 	wg.Go(func() { vm.Run(ctx) })
 	wg.Go(func() { workers.Run(ctx) })
+	wg.Go(func() { _ = eviction.Run(ctx, evictions) })
 	wg.Go(func() {
 		if err := srv.Run(ctx); err != nil && ctx.Err() == nil {
 			log.Error("kubelet API stopped", "err", err)

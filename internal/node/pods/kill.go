@@ -57,12 +57,12 @@ func (pw *podWorker) killContainer(ctx context.Context, pod *corev1.Pod, c *core
 // terminate stops every container of the pod and its sandbox: regular
 // containers together, then sidecars in reverse order, as upstream. The
 // final status (Succeeded or Failed) is written.
-func (pw *podWorker) terminate(ctx context.Context, pod *corev1.Pod, rt *podRuntime, deleted, deadline bool) error {
+func (pw *podWorker) terminate(ctx context.Context, pod *corev1.Pod, rt *podRuntime, deleted bool, why *waitReason) error {
 	w := pw.w
-	if deadline {
-		w.cfg.Recorder.Eventf(pod, corev1.EventTypeWarning, eventDeadlineExceeded, deadlineExceededMessage)
+	if why != nil {
+		w.cfg.Recorder.Eventf(pod, corev1.EventTypeWarning, why.Reason, "%s", why.Message)
 		pw.mu.Lock()
-		pw.podReason = &waitReason{Reason: eventDeadlineExceeded, Message: deadlineExceededMessage}
+		pw.podReason = why
 		pw.mu.Unlock()
 	}
 	grace := gracePeriod(pod, nil)

@@ -39,6 +39,34 @@ func TestActiveDeadline(t *testing.T) {
 	}
 }
 
+func TestEvict(t *testing.T) {
+	pod := testPod("ev", ctr("app"))
+	h := newHarness(t, pod)
+	pw := h.worker(pod)
+	h.sync(pw)
+	if pw.isTerminated() {
+		t.Fatal("stopped before the eviction")
+	}
+	const msg = `Usage of EmptyDir volume "scratch" exceeds the limit "1Mi". `
+	if !h.w.Evict(pod.UID, msg) {
+		t.Fatal("Evict found no worker")
+	}
+	if h.w.Evict("no-such-pod", msg) {
+		t.Fatal("Evict of an unknown pod reported a worker")
+	}
+	h.sync(pw)
+	if !pw.isTerminated() {
+		t.Fatal("not terminated after the eviction")
+	}
+	got := h.apiPod(pod)
+	if got.Status.Phase != corev1.PodFailed || got.Status.Reason != "Evicted" || got.Status.Message != msg {
+		t.Errorf("status %s %q %q, want Failed Evicted %q", got.Status.Phase, got.Status.Reason, got.Status.Message, msg)
+	}
+	if ev := h.drainEvents(); !hasEvent(ev, "Warning Evicted "+msg) {
+		t.Errorf("events %q", ev)
+	}
+}
+
 func TestContainerLogChoice(t *testing.T) {
 	pod := testPod("logs", ctr("app"))
 	h := newHarness(t, pod)

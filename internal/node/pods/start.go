@@ -35,6 +35,7 @@ const (
 	eventFailedPreStopHook    = "FailedPreStopHook"
 	eventFailedCreateSandbox  = "FailedCreatePodSandBox"
 	eventDeadlineExceeded     = "DeadlineExceeded"
+	reasonEvicted             = "Evicted"
 	deadlineExceededMessage   = "Pod was active on the node longer than the specified deadline"
 	defaultTerminationLogPath = "/dev/termination-log"
 )

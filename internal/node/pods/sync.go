@@ -20,17 +20,24 @@ const errorRetry = 10 * time.Second
 
 // shouldStop reports whether the pod's containers must stop now: the
 // object is gone or being deleted, the pod is finished (by the API's
-// phase or by its containers), or activeDeadlineSeconds passed.
-func (pw *podWorker) shouldStop(pod *corev1.Pod, rt *podRuntime, deleted bool) (stop, deadline bool) {
+// phase or by its containers), activeDeadlineSeconds passed or the pod
+// was evicted. why is the pod-level reason of a stop the node decided
+// (DeadlineExceeded, Evicted), nil otherwise.
+func (pw *podWorker) shouldStop(pod *corev1.Pod, rt *podRuntime, deleted bool) (stop bool, why *waitReason) {
+	pw.mu.Lock()
+	evicted := pw.evicted
+	pw.mu.Unlock()
 	switch {
 	case deleted, pod.DeletionTimestamp != nil:
-		return true, false
+		return true, nil
 	case pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed:
-		return true, false
+		return true, nil
+	case evicted != nil:
+		return true, evicted
 	case pw.pastDeadline(pod):
-		return true, true
+		return true, &waitReason{Reason: eventDeadlineExceeded, Message: deadlineExceededMessage}
 	}
-	return podDone(pod, rt), false
+	return podDone(pod, rt), nil
 }
 
 // pastDeadline reports whether activeDeadlineSeconds have passed since

@@ -43,9 +43,11 @@ type podWorker struct {
 	// failed or is held back (upstream's reasonCache).
 	reasons map[string]waitReason
 	probes  *podProbes
-	// podReason is the pod-level reason and message of a pod stopped
-	// for its active deadline.
+	// podReason is the pod-level reason and message of a pod the node
+	// stopped: its active deadline passed, or it was evicted.
 	podReason *waitReason
+	// evicted is set by Workers.Evict: the pod is stopped for it.
+	evicted *waitReason
 }
 
 // waitReason is a container's waiting reason and message. A failed

@@ -119,6 +119,26 @@ func (w *Workers) Delete(pod *corev1.Pod) {
 	}
 }
 
+// Evict stops the pod's containers for good and marks it Failed with
+// reason Evicted and message, with a Warning event of the same: what the
+// kubelet's eviction manager does to a pod that outgrew its local
+// storage. It reports whether the pod has a worker on this node.
+func (w *Workers) Evict(uid types.UID, message string) bool {
+	w.mu.Lock()
+	pw, ok := w.workers[uid]
+	w.mu.Unlock()
+	if !ok {
+		return false
+	}
+	pw.mu.Lock()
+	if pw.evicted == nil {
+		pw.evicted = &waitReason{Reason: reasonEvicted, Message: message}
+	}
+	pw.mu.Unlock()
+	pw.kick()
+	return true
+}
+
 // forget drops a finished worker.
 func (w *Workers) forget(pw *podWorker) {
 	w.mu.Lock()

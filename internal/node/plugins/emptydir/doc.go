@@ -12,8 +12,8 @@
 //     sizeLimit, bind-mounted onto the pod directory: a writer gets
 //     EDQUOT at the limit instead of upstream's eviction after the fact.
 //     Without BtrfsDir the limit is not enforced by this plugin (the
-//     root dir's ext4 has no quota on this kernel); that is written in
-//     the log once per volume.
+//     root dir's ext4 has no quota on this kernel): package eviction
+//     evicts the pod after the fact, as upstream does.
 //   - Memory: a tmpfs (nosuid, nodev) sized by sizeLimit, or by the
 //     pod's memory limit (the sum of its containers' limits when every
 //     container has one) when that is smaller or sizeLimit is unset.
