@@ -55,15 +55,24 @@
 // path with the same arguments). vol_data.json lets UnmountDevice and
 // TearDown, which get a path only, find the driver and the volume.
 //
+// Metrics: Collector gives upstream's kubelet_volume_stats_* gauges
+// (capacity, available, used bytes; inodes, free, used; labelled
+// namespace and persistentvolumeclaim) of the claims this plugin has
+// published, read with NodeGetVolumeStats at each scrape from drivers
+// with GET_VOLUME_STATS. After a restart a volume counts again once the
+// volume manager has called SetUp for it.
+//
 // Not yet: CSI inline (ephemeral) volumes are refused with a clear error
 // (VolumeName), raw block volumes (volumeMode: Block) too (the plugin is
 // no plugins.BlockMapper), and service-account tokens for drivers with
-// tokenRequests, requiresRepublish, NodeGetVolumeStats metrics and the
-// CSINode allocatable refresh are left to later work. volume_mount_group
+// tokenRequests, requiresRepublish, abnormal volume conditions as events
+// (this CSI spec module has no volume_condition field) and the CSINode
+// allocatable refresh are left to later work. volume_mount_group
 // is passed to NodePublishVolume only, not to NodeStageVolume (MountDevice
 // does not get the pod's fsGroup).
 //
 // It may call: package client (the CSI Node service), package kube (CSI
 // names, capabilities, secrets), the API as the node (CSIDriver,
-// VolumeAttachment and Secret Get), hostops.Host (IsMountPoint).
+// VolumeAttachment and Secret Get), hostops.Host (IsMountPoint) and
+// prometheus.
 package csi

@@ -87,6 +87,7 @@ func (p *Plugin) SetUp(ctx context.Context, args plugins.SetUpArgs) error {
 	if err := c.NodePublishVolume(ctx, req); err != nil {
 		return err
 	}
+	p.trackPublished(args, published{driver: src.Driver, volumeID: src.VolumeHandle, target: req.TargetPath, staging: req.StagingPath})
 	if fsGroup && !caps.VolumeMountGroup {
 		return plugins.SetVolumeOwnership(req.TargetPath, args.FSGroup, args.FSGroupChangePolicy, false)
 	}
@@ -113,6 +114,7 @@ func (p *Plugin) TearDown(ctx context.Context, dir string) error {
 	if err := c.NodeUnpublishVolume(ctx, data.VolumeHandle, target); err != nil {
 		return err
 	}
+	p.untrack(dir)
 	return p.removeMountDir(target)
 }
 

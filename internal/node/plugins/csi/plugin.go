@@ -61,9 +61,10 @@ type Plugin struct {
 	host *plugins.Host
 	now  func() time.Time
 
-	mu      sync.Mutex
-	clients map[string]*client.Client // by endpoint
-	infos   map[string]driverInfo     // CSIDriver objects by driver name
+	mu        sync.Mutex
+	clients   map[string]*client.Client // by endpoint
+	infos     map[string]driverInfo     // CSIDriver objects by driver name
+	published map[string]published      // by pod volume directory, for the metrics
 }
 
 type driverInfo struct {
@@ -82,7 +83,8 @@ func New(cfg Config) (*Plugin, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Plugin{cfg: cfg, now: time.Now, clients: map[string]*client.Client{}, infos: map[string]driverInfo{}}, nil
+	return &Plugin{cfg: cfg, now: time.Now, clients: map[string]*client.Client{}, infos: map[string]driverInfo{},
+		published: map[string]published{}}, nil
 }
 
 func (p *Plugin) Name() string { return PluginName }

@@ -367,7 +367,9 @@ func TestNoStageDriver(t *testing.T) {
 
 func TestFSGroup(t *testing.T) {
 	gid := ptr.To[int64](2000)
-	rwx := func(v *corev1.PersistentVolume) { v.Spec.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany} }
+	rwx := func(v *corev1.PersistentVolume) {
+		v.Spec.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}
+	}
 	noFS := func(v *corev1.PersistentVolume) { v.Spec.CSI.FSType = "" }
 	for _, tc := range []struct {
 		name     string
