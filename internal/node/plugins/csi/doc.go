@@ -2,8 +2,9 @@
 // PersistentVolumes with spec.csi, served by whichever CSI driver is
 // registered on this node under the PV's driver name (package
 // csidrivers, filled by plugin registration). One gRPC client is kept per
-// driver endpoint; the driver's Node capabilities are asked at each
-// operation, as upstream does.
+// driver endpoint, closed when no registered driver uses the endpoint any
+// more; the driver's Node capabilities are asked at each operation, as
+// upstream does.
 //
 // The flow, with upstream's paths and names:
 //

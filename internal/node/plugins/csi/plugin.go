@@ -83,8 +83,29 @@ func New(cfg Config) (*Plugin, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Plugin{cfg: cfg, now: time.Now, clients: map[string]*client.Client{}, infos: map[string]driverInfo{},
-		published: map[string]published{}}, nil
+	p := &Plugin{cfg: cfg, now: time.Now, clients: map[string]*client.Client{}, infos: map[string]driverInfo{},
+		published: map[string]published{}}
+	cfg.Drivers.OnChange(func(string) { p.dropStaleClients() })
+	return p, nil
+}
+
+// dropStaleClients closes the clients of endpoints no registered driver
+// uses any more (a driver gone, or registered again elsewhere).
+func (p *Plugin) dropStaleClients() {
+	live := map[string]bool{}
+	for _, n := range p.cfg.Drivers.Names() {
+		if d, err := p.cfg.Drivers.Get(n); err == nil {
+			live[d.Endpoint] = true
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for ep, c := range p.clients {
+		if !live[ep] {
+			_ = c.Close()
+			delete(p.clients, ep)
+		}
+	}
 }
 
 func (p *Plugin) Name() string { return PluginName }

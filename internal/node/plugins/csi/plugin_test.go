@@ -407,3 +407,27 @@ func TestFSGroup(t *testing.T) {
 		t.Errorf("volume_mount_group %q, want 2000", g)
 	}
 }
+
+func TestClientPerEndpoint(t *testing.T) {
+	r := newRig(t, csitest.NodeOptions{}, attachment(true, ""))
+	if err := r.mount(t, spec(pv()), nil); err != nil {
+		t.Fatal(err)
+	}
+	clients := func() int {
+		r.p.mu.Lock()
+		defer r.p.mu.Unlock()
+		return len(r.p.clients)
+	}
+	if n := clients(); n != 1 {
+		t.Fatalf("%d clients for one endpoint", n)
+	}
+	// The driver comes back on another socket: the old client goes.
+	other := csitest.ServeNode(t, csitest.NodeOptions{Name: driverName})
+	r.reg.Add(csidrivers.Driver{Name: driverName, Endpoint: other.Endpoint})
+	if n := clients(); n != 0 {
+		t.Fatalf("%d clients after the driver moved", n)
+	}
+	if err := r.p.TearDown(context.Background(), podDir(r)); err != nil || other.Calls("NodeUnpublishVolume") != 1 {
+		t.Fatalf("TearDown through the new endpoint: %v, %d calls", err, other.Calls("NodeUnpublishVolume"))
+	}
+}
