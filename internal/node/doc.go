@@ -11,6 +11,8 @@
 //	                package each, behind plugins.Plugin
 //	csidrivers/     the CSI drivers registered on this node: registration
 //	                adds them, the CSI plugin looks their endpoints up
+//	pluginwatcher/  CSI plugin registration: plugins_registry/ sockets,
+//	                the CSINode, the Node's nodeid annotation and labels
 //	subpath/        subPath resolved through file descriptors, never
 //	                escaping its volume
 //	eviction/       evicts pods whose disk emptyDir outgrew its sizeLimit

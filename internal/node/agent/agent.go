@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"volplane/internal/logging"
+	"volplane/internal/node/csidrivers"
 	"volplane/internal/node/volumemanager"
 )
 
@@ -21,6 +22,10 @@ type Agent struct {
 	nodeIP         string
 	runtimeVersion string
 	volumes        volumemanager.Interface
+	// csiDrivers are the CSI drivers registered on this node, for the
+	// agent's lifetime: the plugin watcher fills it, the CSI volume
+	// plugin reads it.
+	csiDrivers *csidrivers.Registry
 }
 
 // Run runs the node agent until ctx is done: it obtains the node's
@@ -43,7 +48,7 @@ func Run(ctx context.Context, cfg Config, ready func()) error {
 	if err != nil {
 		return fmt.Errorf("node agent: %w", err)
 	}
-	a := &Agent{cfg: cfg, id: id, client: client, runtimeVersion: "volplane://0.1.0"}
+	a := &Agent{cfg: cfg, id: id, client: client, runtimeVersion: "volplane://0.1.0", csiDrivers: &csidrivers.Registry{}}
 	if a.nodeIP = cfg.NodeIP; a.nodeIP == "" {
 		a.nodeIP = outboundIP(id.rest.Host)
 	}

@@ -28,6 +28,12 @@
 // every LeaseRenewInterval, so upstream's node-lifecycle controller sees
 // it alive and taints it once it is gone.
 //
+// CSI drivers. The agent owns one csidrivers.Registry for its lifetime;
+// the plugin watcher (package pluginwatcher) creates the node's CSINode at
+// start, as the kubelet does, and registers the drivers whose sockets
+// appear in <root>/plugins_registry/ into that registry, the CSINode and
+// the Node's nodeid annotation and topology labels.
+//
 // Stopping the agent stops no container and unmounts no volume: pods run
 // on under their conmon monitors, and the next agent adopts them.
 package agent

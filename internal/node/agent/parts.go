@@ -38,6 +38,7 @@ import (
 	"volplane/internal/node/plugins/projected"
 	"volplane/internal/node/plugins/secret"
 	"volplane/internal/node/plugins/token"
+	"volplane/internal/node/pluginwatcher"
 	"volplane/internal/node/pods"
 	"volplane/internal/node/runtime"
 	"volplane/internal/node/server"
@@ -103,6 +104,18 @@ func (a *Agent) startParts(ctx context.Context) (wait func(), err error) {
 		return nil, err
 	}
 	imageVolumes, err := image.New(image.Config{ImagesDir: a.cfg.ImagesDir})
+	if err != nil {
+		return nil, err
+	}
+	// The CSI drivers registered on this node (a.csiDrivers) are filled
+	// by the plugin watcher started below; the CSI volume plugin takes
+	// the same registry here.
+	watcher, err := pluginwatcher.New(pluginwatcher.Config{
+		Dir:      filepath.Join(a.cfg.RootDir, "plugins_registry"),
+		NodeName: a.cfg.NodeName,
+		Client:   a.client,
+		Drivers:  a.csiDrivers,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -214,6 +227,11 @@ func (a *Agent) startParts(ctx context.Context) (wait func(), err error) {
 	factory.Start(ctx.Done())
 	nodeFactory.Start(ctx.Done())
 	serving.Start()
+	wg.Go(func() {
+		if err := watcher.Run(ctx); err != nil {
+			log.Error("plugin watcher stopped", "err", err)
+		}
+	})
 	wg.Go(func() { vm.Run(ctx) })
 	wg.Go(func() { workers.Run(ctx) })
 	wg.Go(func() { _ = eviction.Run(ctx, evictions) })
