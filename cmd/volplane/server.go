@@ -20,7 +20,7 @@ func newServerCommand() *cobra.Command {
 	var (
 		common     commonFlags
 		ctrl       controllerFlags
-		cp         = controlplane.Config{LeaderElect: true}
+		cp         = controlplane.Config{LeaderElect: true, SchedulerPlugins: schedulerPlugins()}
 		kubeconfig string
 		tokenTTL   time.Duration
 	)
@@ -62,7 +62,15 @@ cluster FILE names.`,
 				if err != nil {
 					return err
 				}
-				return atomicfile.Write(bootstrapKubeconfig, data)
+				if err := atomicfile.Write(bootstrapKubeconfig, data); err != nil {
+					return err
+				}
+				// For joining nodes that run the local static provisioner
+				// (volplane node --local-provisioner-kubeconfig).
+				if data, err = plane.LocalProvisionerKubeconfig(); err != nil {
+					return err
+				}
+				return atomicfile.Write(filepath.Join(cp.DataDir, "local-provisioner-kubeconfig"), data)
 			}
 			return run(ctx, cmd, log,
 				func() (string, []any) {

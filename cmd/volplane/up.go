@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/client-go/rest"
 
 	"volplane/internal/bootstrap"
 	"volplane/internal/controller"
@@ -21,7 +22,7 @@ func newUpCommand() *cobra.Command {
 	var (
 		common commonFlags
 		ctrl   controllerFlags
-		cp     = controlplane.Config{}
+		cp     = controlplane.Config{SchedulerPlugins: schedulerPlugins()}
 		node   nodeFlags
 		pool   string
 	)
@@ -51,6 +52,9 @@ func newUpCommand() *cobra.Command {
 				if err := bootstrap.EnsureBuiltinDriver(ctx, plane.AdminClient()); err != nil {
 					return err
 				}
+				if err := node.local.ensureClass(ctx, plane.AdminClient()); err != nil {
+					return err
+				}
 				return bootstrap.WaitForDefaultServiceAccount(ctx, plane.AdminClient())
 			}
 			return run(ctx, cmd, log,
@@ -74,6 +78,9 @@ func newUpCommand() *cobra.Command {
 					c := node.config(cp.DataDir)
 					c.Server, c.CAData, c.IssueCertificate = plane.APIServerURL(), plane.CAPEM(), plane.NodeClientCert
 					return c
+				}),
+				node.local.component(node.name, func() (*rest.Config, error) {
+					return plane.RESTConfig(controlplane.LocalProvisionerIdentity)
 				}),
 			)
 		},

@@ -1,0 +1,14 @@
+package main
+
+import (
+	"volplane/internal/controlplane"
+	"volplane/internal/scheduler/volumebinding"
+)
+
+// schedulerPlugins are volplane's volume plugins for the embedded
+// scheduler (`up` and `server`), in place of upstream's.
+func schedulerPlugins() []controlplane.SchedulerPlugin {
+	return []controlplane.SchedulerPlugin{
+		{Name: volumebinding.Name, Factory: volumebinding.Factory(volumebinding.Args{})},
+	}
+}
