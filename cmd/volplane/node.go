@@ -6,6 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"volplane/internal/component"
 	"volplane/internal/node/agent"
@@ -17,6 +19,7 @@ type nodeFlags struct {
 	kubeletPort  int
 	nodeIP       string
 	allowGitRepo bool
+	local        localPVFlags
 }
 
 func (f *nodeFlags) add(fs *pflag.FlagSet) {
@@ -24,6 +27,7 @@ func (f *nodeFlags) add(fs *pflag.FlagSet) {
 	fs.IntVar(&f.kubeletPort, "kubelet-port", 10250, "port of the kubelet API (logs, exec); several agents on one machine each need their own")
 	fs.StringVar(&f.nodeIP, "node-ip", "", "the node's address, and its pods' (default: the address that reaches the API server)")
 	fs.BoolVar(&f.allowGitRepo, "allow-gitrepo-volumes", false, "clone gitRepo volumes with volplane's safe clone (hooks and config-driven commands off); upstream refuses them since v1.36")
+	f.local.add(fs)
 }
 
 // config is the agent's Config for a data dir laid out as `up`'s:
@@ -47,6 +51,7 @@ func newNodeCommand() *cobra.Command {
 		node       nodeFlags
 		kubeconfig string
 		rootDir    string
+		localKC    string
 	)
 	cmd := &cobra.Command{
 		Use:   "node",
@@ -63,13 +68,19 @@ kubeconfig 'volplane server' writes as DIR/bootstrap-kubeconfig).`,
 			if node.name == "" {
 				return errors.New("--node-name is required")
 			}
+			if node.local.discoveryDir != "" && localKC == "" {
+				return errNoProvisionerKubeconfig
+			}
 			ctx, stop, log := common.setup(cmd)
 			defer stop()
 			c := node.config(filepath.Dir(rootDir))
 			c.RootDir, c.Kubeconfig = rootDir, kubeconfig
 			r := component.Runner{
-				Components: []component.Component{nodeComponent(func() agent.Config { return c })},
-				Ready:      func() { log.Info("ready", "node", node.name, "root-dir", rootDir) },
+				Components: []component.Component{
+					nodeComponent(func() agent.Config { return c }),
+					node.local.component(node.name, func() (*rest.Config, error) { return clientcmd.BuildConfigFromFlags("", localKC) }),
+				},
+				Ready: func() { log.Info("ready", "node", node.name, "root-dir", rootDir) },
 			}
 			return r.Run(ctx)
 		},
@@ -77,6 +88,7 @@ kubeconfig 'volplane server' writes as DIR/bootstrap-kubeconfig).`,
 	fs := cmd.Flags()
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the API to join: bootstrap token or the node's own credentials")
 	fs.StringVar(&rootDir, "root-dir", "/var/lib/volplane/kubelet", "the agent's root directory: pods, plugins, plugins_registry, pki")
+	fs.StringVar(&localKC, "local-provisioner-kubeconfig", "", "kubeconfig of the local static provisioner's own identity (what 'volplane server' writes as DIR/local-provisioner-kubeconfig); needed with --local-discovery-dir")
 	common.add(fs)
 	node.add(fs)
 	return cmd
