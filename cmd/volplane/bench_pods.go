@@ -47,6 +47,7 @@ conmon monitors and mounts a stopped agent leaves under its data dir.`,
 	fs := cmd.Flags()
 	fs.IntVar(&cfg.Pods, "pods", 100, "pods created at once (and bare runc runs in the floor)")
 	fs.IntVar(&cfg.Lone, "lone", 20, "lone pods created one after another")
+	fs.IntVar(&cfg.Updates, "updates", 100, "configMap updates timed into a running pod's volume")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the data dir (its containers and mounts are removed all the same)")
 	fs.StringVar(&cfg.WorkDir, "work-dir", "", "where the data dir is made (default: the system's temporary directory)")
 	fs.StringVar(&cfg.Runc, "runc", "runc", "runc binary for the floor and the cleanup")

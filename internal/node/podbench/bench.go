@@ -30,6 +30,9 @@ type Config struct {
 	Pods int
 	// Lone is how many lone pods are timed one after another.
 	Lone int
+	// Updates is how many configMap updates are timed into a running
+	// pod's volume.
+	Updates int
 	// Keep leaves the data dir in place (its containers and mounts are
 	// still removed).
 	Keep bool
@@ -48,8 +51,8 @@ func (c *Config) Validate() error {
 	if c.Executable == "" {
 		return errors.New("bench pods: no executable")
 	}
-	if c.Pods <= 0 || c.Lone <= 0 {
-		return errors.New("bench pods: --pods and --lone must be positive")
+	if c.Pods <= 0 || c.Lone <= 0 || c.Updates <= 0 {
+		return errors.New("bench pods: --pods, --lone and --updates must be positive")
 	}
 	if c.Runc == "" {
 		c.Runc = "runc"
@@ -80,6 +83,14 @@ type Result struct {
 	Teardown time.Duration
 	Floor    noderuntime.FloorResult
 	Cores    int
+	// The same for pods with volumes (a pre-bound hostPath claim, a
+	// configMap, a secret, a projected token and an emptyDir each), and
+	// the configMap-update-to-pod delays.
+	VolLone       []time.Duration
+	VolBurst      []time.Duration
+	VolAllUp      time.Duration
+	VolTeardown   time.Duration
+	ConfigUpdates []time.Duration
 }
 
 // FloorWall is the floor's total wall time.
@@ -147,7 +158,7 @@ func measure(ctx context.Context, cs kubernetes.Interface, cfg Config, dataDir s
 	defer tr.stop()
 	for i := range cfg.Lone {
 		name := "lone-" + strconv.Itoa(i)
-		d, err := createAndWait(ctx, cs, tr, name, cfg.Timeout)
+		d, err := createAndWait(ctx, cs, tr, benchPod(name), cfg.Timeout)
 		if err != nil {
 			return res, err
 		}
@@ -165,7 +176,7 @@ func measure(ctx context.Context, cs kubernetes.Interface, cfg Config, dataDir s
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i, name := range names {
-		wg.Go(func() { res.Burst[i], errs[i] = createAndWait(ctx, cs, tr, name, cfg.Timeout) })
+		wg.Go(func() { res.Burst[i], errs[i] = createAndWait(ctx, cs, tr, benchPod(name), cfg.Timeout) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -176,6 +187,12 @@ func measure(ctx context.Context, cs kubernetes.Interface, cfg Config, dataDir s
 	}
 	if res.Teardown, err = deleteAndWait(ctx, cs, tr, names, cfg.Timeout); err != nil {
 		return res, err
+	}
+	if err := measureVolumes(ctx, cs, tr, cfg, dataDir, &res); err != nil {
+		return res, fmt.Errorf("pods with volumes: %w", err)
+	}
+	if res.ConfigUpdates, err = measureConfigUpdates(ctx, cs, tr, cfg, dataDir); err != nil {
+		return res, fmt.Errorf("configMap updates: %w", err)
 	}
 	// The floor runs on the same machine with the cluster up and idle, as
 	// it was before the burst.
@@ -190,10 +207,11 @@ func measure(ctx context.Context, cs kubernetes.Interface, cfg Config, dataDir s
 // createAndWait creates a bench pod and returns the time from the start
 // of the create call until the watch sees it Running with every container
 // ready.
-func createAndWait(ctx context.Context, cs kubernetes.Interface, tr *tracker, name string, timeout time.Duration) (time.Duration, error) {
+func createAndWait(ctx context.Context, cs kubernetes.Interface, tr *tracker, pod *v1.Pod, timeout time.Duration) (time.Duration, error) {
+	name := pod.Name
 	ready := tr.expect(name)
 	start := time.Now()
-	if _, err := cs.CoreV1().Pods(namespace).Create(ctx, benchPod(name), metav1.CreateOptions{}); err != nil {
+	if _, err := cs.CoreV1().Pods(namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		return 0, fmt.Errorf("create pod %s: %w", name, err)
 	}
 	select {
@@ -281,7 +299,17 @@ func (r Result) Rows(cfg Config) []Row {
 		{fmt.Sprintf("runc floor: %d bare runc run, wall", n), ms(wall), fmt.Sprintf("%s per run", ms(wall/time.Duration(max(n, 1))))},
 		{fmt.Sprintf("runc floor: %d bare runc run, CPU", n), ms(r.Floor.CPU), fmt.Sprintf("%s per run, user+system", ms(r.Floor.CPU/time.Duration(max(n, 1))))},
 		{"runc floor = wall / cores", ms(floor), fmt.Sprintf("%d cores", r.Cores)},
+		{"with volumes: lone pod created -> Running p50", ms(Percentile(r.VolLone, 50)), "each pod: a pre-bound hostPath claim, a configMap, a secret, a projected token, an emptyDir"},
+		{"with volumes: lone pod created -> Running p99", ms(Percentile(r.VolLone, 99)), ""},
+		{fmt.Sprintf("with volumes: %d at once: created -> Running p50", len(r.VolBurst)), ms(Percentile(r.VolBurst, 50)), ""},
+		{fmt.Sprintf("with volumes: %d at once: created -> Running p99", len(r.VolBurst)), ms(Percentile(r.VolBurst, 99)), ""},
+		{fmt.Sprintf("with volumes: %d at once: all Running", len(r.VolBurst)), ms(r.VolAllUp), "from the first create call"},
+		{fmt.Sprintf("with volumes: teardown of %d", len(r.VolBurst)), ms(r.VolTeardown), "delete -> all gone from the API (volumes torn down first)"},
+		{"configMap update -> in the pod's volume p50", ms(Percentile(r.ConfigUpdates, 50)), fmt.Sprintf("%d updates, update call -> the file on the host shows it", len(r.ConfigUpdates))},
+		{"configMap update -> in the pod's volume p99", ms(Percentile(r.ConfigUpdates, 99)), ""},
 		{"reference (not measured here)", "p99 <= 5 s", "upstream pod-startup SLO for stateless pods (kubernetes/community sig-scalability SLOs)"},
+		{"reference (not measured here)", "p99 500 s / 45.6 s", "clusterloader2 single-node storage runs, 100 pods x 1 PV / x 1 emptyDir (issue 18)"},
+		{"reference (not measured here)", "60-90 s", "upstream configMap update delay: kubelet sync period + cache TTL (issue 18)"},
 		{"reference (not measured here)", "~50 ms wall, ~24 ms CPU", "per bare runc run, issue 17's note of this machine"},
 		Goal{Name: "lone p99 < 300 ms", Value: Percentile(r.Lone, 99), Limit: loneGoal, Strict: true}.Row(),
 		Goal{Name: fmt.Sprintf("%d at once within %.1fx floor", len(r.Burst), floorFactor), Value: r.AllUp, Limit: time.Duration(float64(floor) * floorFactor)}.Row(),

@@ -9,6 +9,12 @@
 //     latency per pod, p50/p99, and the time until all are Running;
 //   - teardown: all of them deleted at once (grace period 1 s, as
 //     `kubectl delete --now`) until none is left in the API;
+//   - with volumes: lone, burst and teardown again, for pods that each
+//     have a claim pre-bound to a hostPath PV of their own, a configMap,
+//     a secret, a projected service-account token and an emptyDir;
+//   - configMap updates: Updates changes of a configMap, each timed from
+//     the update call until the file in a running pod's volume directory
+//     (read on the host) shows it;
 //   - floor: runtime.RuncFloor, Pods bare `runc run` one after another:
 //     total wall and CPU time, and floor = wall / cores, the best a
 //     runc-based runtime can do with Pods containers on this machine.
