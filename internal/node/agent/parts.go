@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -26,6 +28,7 @@ import (
 	"volplane/internal/node/eviction"
 	"volplane/internal/node/plugins"
 	"volplane/internal/node/plugins/configmap"
+	csiplugin "volplane/internal/node/plugins/csi"
 	"volplane/internal/node/plugins/downwardapi"
 	"volplane/internal/node/plugins/emptydir"
 	"volplane/internal/node/plugins/gitrepo"
@@ -119,6 +122,10 @@ func (a *Agent) startParts(ctx context.Context) (wait func(), err error) {
 	if err != nil {
 		return nil, err
 	}
+	csiVolumes, err := csiplugin.New(csiplugin.Config{Drivers: a.csiDrivers})
+	if err != nil {
+		return nil, err
+	}
 	volumePlugins := []plugins.Plugin{
 		emptyDir,
 		hostpath.New(),
@@ -130,6 +137,7 @@ func (a *Agent) startParts(ctx context.Context) (wait func(), err error) {
 		local.New(),
 		nfs.New(),
 		imageVolumes,
+		csiVolumes,
 	}
 
 	states := &podStates{}
@@ -210,6 +218,9 @@ func (a *Agent) startParts(ctx context.Context) (wait func(), err error) {
 	if caData == nil || !clientCAs.AppendCertsFromPEM(caData) {
 		return nil, errors.New("node agent: no cluster CA to verify the API server's client certificate with")
 	}
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		csiVolumes.Collector())
 	srv, err := server.New(server.Config{
 		Listen:         net.JoinHostPort("", strconv.Itoa(a.cfg.KubeletPort)),
 		NodeName:       a.cfg.NodeName,
@@ -218,6 +229,7 @@ func (a *Agent) startParts(ctx context.Context) (wait func(), err error) {
 		Client:         a.client,
 		Provider:       provider{workers, rt},
 		Streamer:       rt.Streamer(),
+		Metrics:        metrics,
 	})
 	if err != nil {
 		return nil, err
@@ -246,6 +258,7 @@ func (a *Agent) startParts(ctx context.Context) (wait func(), err error) {
 		factory.Shutdown()
 		nodeFactory.Shutdown()
 		broadcaster.Shutdown()
+		_ = csiVolumes.Close()
 	}, nil
 }
 
