@@ -3,6 +3,7 @@ package main
 import (
 	"volplane/internal/controlplane"
 	"volplane/internal/scheduler/volumebinding"
+	"volplane/internal/scheduler/volumezone"
 )
 
 // schedulerPlugins are volplane's volume plugins for the embedded
@@ -10,5 +11,6 @@ import (
 func schedulerPlugins() []controlplane.SchedulerPlugin {
 	return []controlplane.SchedulerPlugin{
 		{Name: volumebinding.Name, Factory: volumebinding.Factory(volumebinding.Args{})},
+		{Name: volumezone.Name, Factory: volumezone.Factory()},
 	}
 }
