@@ -233,7 +233,7 @@ func (p *Process) WaitExit(limit time.Duration) error {
 // startUp starts `volplane up` on a fresh data dir and waits for it.
 func startUp(t testing.TB, extra ...string) *Process {
 	t.Helper()
-	dir := t.TempDir()
+	dir := upDataDir(t)
 	// Runs after the process has stopped (cleanups run last first).
 	t.Cleanup(func() { cleanupNode(t, dir) })
 	listen := freeAddr(t)
@@ -241,6 +241,25 @@ func startUp(t testing.TB, extra ...string) *Process {
 	p := startProcess(t, dir, listen, args...)
 	p.WaitReady()
 	return p
+}
+
+// upDataDir is a fresh data dir for `volplane up`, removed when the test
+// ends. It is short: up's node agent keeps unix sockets under it, as a
+// kubelet does (kubelet/plugins_registry/<driver>-reg.sock), and a path
+// from t.TempDir, named after the test, can pass the 107 bytes a socket
+// path may have.
+func upDataDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "vp-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Errorf("remove data dir: %v", err)
+		}
+	})
+	return dir
 }
 
 // Kubectl runs kubectl (the dispatcher, or $KUBECTL) against p.
