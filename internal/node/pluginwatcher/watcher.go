@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -234,7 +235,13 @@ func (w *Watcher) apply(ctx context.Context, r opResult) {
 		s.reg = nil
 		w.backoff(s)
 		if ctx.Err() == nil {
-			logging.FromContext(ctx).Error("plugin registration failed", "socket", r.path, "err", r.err,
+			// A registrar's socket appears at bind, before it listens: a
+			// first refusal is usually that, and the retry succeeds.
+			level := slog.LevelError
+			if s.failures == 1 {
+				level = slog.LevelInfo
+			}
+			logging.FromContext(ctx).Log(ctx, level, "plugin registration failed", "socket", r.path, "err", r.err,
 				"retry-in", time.Until(s.nextTry).Round(time.Millisecond))
 		}
 	default:
