@@ -1,0 +1,141 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"volplane/internal/hostops/hostopstest"
+	"volplane/internal/node/localpv"
+)
+
+// TestLocalProvisioner runs `volplane up --local-discovery-dir` and
+// drives the local static provisioner with real tmpfs mounts and the real
+// kubectl: the class exists; a new mount point becomes an Available local
+// PV pinned to the node; a claim of the class and a pod bind it (through
+// the scheduler's delayed binding) and the pod writes into it; deleting
+// pod and claim scrubs the volume and it comes back as a new Available PV
+// without the file; unmounting it deletes the unbound PV.
+func TestLocalProvisioner(t *testing.T) {
+	disc, err := os.MkdirTemp("", "vp-disks-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.RemoveAll(disc); err != nil {
+			t.Errorf("remove discovery dir: %v", err)
+		}
+	})
+	// Runs before the removal, after the process stopped.
+	t.Cleanup(func() { hostopstest.Teardown(t, disc) })
+
+	p := startUp(t, "--local-discovery-dir", disc)
+	p.WaitPodsAccepted(t)
+	const node, class = "e2e-node", localpv.DefaultStorageClass
+
+	if got := p.MustKubectl(t, "get", "storageclass", class, "-o", "jsonpath={.provisioner} {.volumeBindingMode}"); got != "kubernetes.io/no-provisioner WaitForFirstConsumer" {
+		t.Fatalf("class %s: %q", class, got)
+	}
+
+	vol := filepath.Join(disc, "vol1")
+	if err := os.Mkdir(vol, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", vol, "tmpfs", 0, "size=64m"); err != nil {
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	pv := localpv.PVName("vol1", node, class)
+	pvState := func() string {
+		out, _ := p.Kubectl("get", "pv", pv, "-o", "jsonpath={.status.phase} {.metadata.uid}")
+		return strings.TrimSpace(out)
+	}
+	eventually(t, time.Minute, func() error {
+		if s := pvState(); !strings.HasPrefix(s, "Available ") {
+			return fmt.Errorf("PV %s of the new mount point: %q", pv, s)
+		}
+		return nil
+	})
+	firstUID := strings.Fields(pvState())[1]
+	got := p.MustKubectl(t, "get", "pv", pv, "-o", `jsonpath={.spec.local.path} {.spec.capacity.storage} {.spec.storageClassName} {.spec.persistentVolumeReclaimPolicy} {.spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0].key}={.spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0].values[0]} {.metadata.annotations.pv\.kubernetes\.io/provisioned-by}`)
+	wantPrefix := fmt.Sprintf("%s 64Mi %s Delete kubernetes.io/hostname=%s local-volume-provisioner-%s-", vol, class, node, node)
+	if !strings.HasPrefix(got, wantPrefix) {
+		t.Fatalf("PV %s:\n got %q\nwant %q...", pv, got, wantPrefix)
+	}
+
+	p.Apply(t, `
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: lpv-claim}
+spec:
+  storageClassName: `+class+`
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 32Mi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: lpv-pod}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox
+    command: [sh, -c, "mkdir -p /data/dir && echo hello > /data/dir/file && sleep 3600"]
+    volumeMounts: [{name: v, mountPath: /data}]
+  volumes:
+  - name: v
+    persistentVolumeClaim: {claimName: lpv-claim}
+`)
+	written := filepath.Join(vol, "dir", "file")
+	eventually(t, 2*time.Minute, func() error {
+		if _, err := os.Stat(written); err != nil {
+			return fmt.Errorf("the pod's file in the volume: %w", err)
+		}
+		return nil
+	})
+	if got := p.MustKubectl(t, "get", "pvc", "lpv-claim", "-o", "jsonpath={.status.phase} {.spec.volumeName}"); got != "Bound "+pv {
+		t.Fatalf("claim: %q, want Bound to %s", got, pv)
+	}
+
+	p.MustKubectl(t, "delete", "pod", "lpv-pod", "--wait=false")
+	p.MustKubectl(t, "delete", "pvc", "lpv-claim", "--wait=false")
+	eventually(t, 2*time.Minute, func() error {
+		s := pvState()
+		if !strings.HasPrefix(s, "Available ") || strings.HasSuffix(s, firstUID) {
+			return fmt.Errorf("PV %s after its claim is deleted: %q, want a new Available PV", pv, s)
+		}
+		return nil
+	})
+	if entries, err := os.ReadDir(vol); err != nil || len(entries) != 0 {
+		t.Errorf("the recycled volume holds %v (%v), want nothing", entries, err)
+	}
+	events, err := p.Client().CoreV1().Events("").List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.name=" + pv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]bool{}
+	for _, e := range events.Items {
+		if e.Source.Component == localpv.EventComponent {
+			reasons[e.Reason] = true
+		}
+	}
+	if !reasons[localpv.ReasonCleanup] || !reasons[localpv.ReasonDeleted] {
+		t.Errorf("provisioner events on %s: %v, want %s and %s", pv, reasons, localpv.ReasonCleanup, localpv.ReasonDeleted)
+	}
+
+	if err := unix.Unmount(vol, 0); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, func() error {
+		if s := pvState(); s != "" {
+			return fmt.Errorf("PV %s of an unmounted, unbound volume: %q", pv, s)
+		}
+		return nil
+	})
+}
