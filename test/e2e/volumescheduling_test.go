@@ -122,6 +122,71 @@ spec:
 		p.MustKubectl(t, "delete", "pv", "e2e-local-pv", "--wait=true")
 	})
 
+	t.Run("one-volume-two-pods", func(t *testing.T) {
+		// Two pods, each with its own claim, and one volume that fits
+		// both: one pod gets it, the other waits with upstream's reason
+		// until a second volume appears (the PV event requeues it).
+		dir := t.TempDir()
+		for _, d := range []string{"a", "b"} {
+			if err := os.Mkdir(filepath.Join(dir, d), 0o777); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p.Apply(t, localPVManifest("only-pv", filepath.Join(dir, "a"), nodeName))
+		for _, n := range []string{"a", "b"} {
+			p.Apply(t, fmt.Sprintf(`
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: want-%[1]s}
+spec:
+  storageClassName: e2e-local
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: wants-%[1]s}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers: [{name: c, image: busybox, command: [sleep, "3600"], volumeMounts: [{name: d, mountPath: /data}]}]
+  volumes: [{name: d, persistentVolumeClaim: {claimName: want-%[1]s}}]
+`, n))
+		}
+		var winner, loser string
+		eventually(t, 2*time.Minute, func() error {
+			a := p.MustKubectl(t, "get", "pvc", "want-a", "-o", "jsonpath={.spec.volumeName}")
+			b := p.MustKubectl(t, "get", "pvc", "want-b", "-o", "jsonpath={.spec.volumeName}")
+			switch {
+			case a == "only-pv" && b == "":
+				winner, loser = "a", "b"
+			case b == "only-pv" && a == "":
+				winner, loser = "b", "a"
+			default:
+				return fmt.Errorf("want-a has %q, want-b %q: want one of them only-pv, the other none", a, b)
+			}
+			out, _ := p.Kubectl("get", "events", "--field-selector", "involvedObject.name=wants-"+loser+",reason=FailedScheduling", "-o", "jsonpath={.items[*].message}")
+			if !strings.Contains(out, "1 node(s) didn't find available persistent volumes to bind") {
+				return fmt.Errorf("FailedScheduling of wants-%s: %q", loser, out)
+			}
+			return nil
+		})
+		if got := p.MustKubectl(t, "get", "pod", "wants-"+winner, "-o", "jsonpath={.spec.nodeName}"); got != nodeNameOf(p, t) {
+			t.Fatalf("wants-%s is on %q", winner, got)
+		}
+		p.Apply(t, localPVManifest("second-pv", filepath.Join(dir, "b"), nodeName))
+		eventually(t, 2*time.Minute, func() error {
+			out, _ := p.Kubectl("get", "pvc", "want-"+loser, "-o", "jsonpath={.status.phase}/{.spec.volumeName}")
+			if out != "Bound/second-pv" {
+				return fmt.Errorf("want-%s after a second volume appeared: %q", loser, out)
+			}
+			if node, _ := p.Kubectl("get", "pod", "wants-"+loser, "-o", "jsonpath={.spec.nodeName}"); node == "" {
+				return fmt.Errorf("wants-%s is not scheduled", loser)
+			}
+			return nil
+		})
+		p.MustKubectl(t, "delete", "pod", "wants-a", "wants-b", "--wait=true")
+	})
+
 	t.Run("volume-on-missing-node", func(t *testing.T) {
 		dir := t.TempDir()
 		// An unbound claim whose only volume is on a node that does not
