@@ -126,10 +126,15 @@ func ptrInt32(v int64) *int32 { i := int32(v); return &i }
 
 // uninstall removes the drivers names from the CSINode and the
 // annotation, and the labels given (key -> the value the driver set) that
-// still hold that value.
-func (n *nodeInfo) uninstall(ctx context.Context, names []string, labels map[string]string) error {
+// still hold that value. It first calls proceed with the writes
+// serialized; it does nothing when proceed says no (the driver was
+// registered again meanwhile).
+func (n *nodeInfo) uninstall(ctx context.Context, names []string, labels map[string]string, proceed func() bool) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if !proceed() {
+		return nil
+	}
 	return n.remove(ctx, names, labels)
 }
 

@@ -213,8 +213,19 @@ func (w *Watcher) unregister(ctx context.Context, reg *registration) {
 	w.mu.Unlock()
 	log := logging.FromContext(ctx)
 	log.Info("registrationHandler.DeRegisterPlugin request for plugin", "name", reg.name, "endpoint", reg.endpoint)
-	w.cfg.Drivers.Remove(reg.name)
-	if err := w.info.uninstall(ctx, []string{reg.name}, labels); err != nil {
+	// A registration of the same name from another socket may start
+	// now: it claims the name before it writes, so what is checked here,
+	// with the writes serialized, is whether it did.
+	proceed := func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.owners[reg.name] != nil {
+			return false
+		}
+		w.cfg.Drivers.Remove(reg.name)
+		return true
+	}
+	if err := w.info.uninstall(ctx, []string{reg.name}, labels, proceed); err != nil {
 		log.Error("registrationHandler.DeRegisterPlugin failed; the next rescan retries", "name", reg.name, "err", err)
 	}
 }

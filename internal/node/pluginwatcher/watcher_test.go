@@ -96,7 +96,7 @@ func TestRegisterThenRemove(t *testing.T) {
 
 	r1 := e.driver(t, "one.example.com", "n-1", 7, map[string]string{topoKey: "a", "topology.example.com/zone": "z"})
 	r2 := e.driver(t, "two.example.com", "n-2", 0, map[string]string{topoKey: "a"})
-	eventually(t, "both registered", func() bool { return len(e.drivers.Names()) == 2 })
+	eventually(t, "both registered", func() bool { return len(e.drivers.Names()) == 2 && r1.last() != nil && r2.last() != nil })
 	for _, r := range []*fakeRegistrar{r1, r2} {
 		if s := r.last(); s == nil || !s.PluginRegistered {
 			t.Fatalf("%s told %+v, want plugin_registered", r.info.Name, s)
