@@ -1,0 +1,250 @@
+package e2e
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"volplane/internal/hostops/hostopstest"
+)
+
+// TestCSIFlowOnUp is the life of a CSI volume on `volplane up`, through
+// kubectl, with the built-in driver up runs and with a second instance
+// of it in its own process (`volplane csi --registration-dir`, its
+// controller side named by `up --csi-controller`), as any driver runs:
+// the driver registers with the node (its CSINode entry), capacity is
+// published, a claim of an Immediate class is provisioned (PV with the
+// external provisioner's finalizer), a pod using it gets a
+// VolumeAttachment, is staged and published at upstream's paths and
+// writes a file into the backend volume; a second pod after the first is
+// gone reads the same data; deleting the claim deletes the PV and the
+// backend volume from the driver's pool.
+func TestCSIFlowOnUp(t *testing.T) {
+	hostopstest.RequireRoot(t)
+	base := t.TempDir()
+	t.Cleanup(func() { hostopstest.Teardown(t, base) })
+	const second = "second.csi.volplane.io"
+	sock := filepath.Join(base, "csi.sock")
+	p := startUp(t, "--csi-controller", second+"=unix://"+sock)
+	t.Cleanup(func() { p.Stop(); hostopstest.Teardown(t, p.DataDir) })
+	startProcess(t, base, "", "csi", "--driver-name", second, "--endpoint", "unix://"+sock,
+		"--pool", filepath.Join(base, "pool"), "--pool-size", "1Gi", "--node-id", "e2e-node",
+		"--registration-dir", filepath.Join(p.DataDir, "kubelet", "plugins_registry"))
+	p.WaitPodsAccepted(t)
+
+	// kubectl get csidriver shows what up created.
+	out := p.MustKubectl(t, "get", "csidriver", builtinDriver, "--no-headers")
+	if f := strings.Fields(out); len(f) < 7 || f[1] != "true" || f[2] != "true" || f[3] != "true" || f[5] != "false" || f[6] != "Persistent" {
+		t.Errorf("kubectl get csidriver: %q, want attach, pod info and capacity true, republish false, Persistent", out)
+	}
+	// The second driver's deployment would bring its CSIDriver object.
+	p.Apply(t, `
+apiVersion: storage.k8s.io/v1
+kind: CSIDriver
+metadata: {name: `+second+`}
+spec: {attachRequired: true, podInfoOnMount: true, storageCapacity: true}
+`)
+
+	t.Run("built-in", func(t *testing.T) {
+		csiFlow(t, p, builtinDriver, filepath.Join(p.DataDir, "pool"))
+	})
+	t.Run("own process", func(t *testing.T) {
+		csiFlow(t, p, second, filepath.Join(base, "pool"))
+	})
+}
+
+// csiFlow runs the life of one volume of driver, whose pool is poolDir,
+// on the up node.
+func csiFlow(t *testing.T, p *Process, driver, poolDir string) {
+	cs := p.Client()
+	ctx := context.Background()
+	const node = "e2e-node"
+	class := strings.SplitN(driver, ".", 2)[0] + "-flow"
+
+	// The driver registered with the node agent through plugins_registry.
+	eventually(t, 2*time.Minute, func() error {
+		n, err := cs.StorageV1().CSINodes().Get(ctx, node, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, d := range n.Spec.Drivers {
+			if d.Name == driver && d.NodeID == node {
+				return nil
+			}
+		}
+		return fmt.Errorf("CSINode drivers %+v lack %s", n.Spec.Drivers, driver)
+	})
+
+	p.Apply(t, `
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: `+class+`}
+provisioner: `+driver+`
+volumeBindingMode: Immediate
+reclaimPolicy: Delete
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: `+class+`, namespace: default}
+spec:
+  storageClassName: `+class+`
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 64Mi}}
+`)
+	// Capacity of the class in the node's segment.
+	eventually(t, 2*time.Minute, func() error {
+		out, err := p.Kubectl("get", "csistoragecapacities", "-A", "-o",
+			`jsonpath={range .items[*]}{.storageClassName} {.nodeTopology.matchLabels.topology\.local\.csi\.volplane\.io/node} {.capacity}{"\n"}{end}`)
+		if err != nil {
+			return err
+		}
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Fields(l); len(f) == 3 && f[0] == class && f[1] == node && f[2] != "0" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no capacity of class %s on %s: %q", class, node, out)
+	})
+
+	var pv *v1.PersistentVolume
+	eventually(t, 2*time.Minute, func() error {
+		c, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, class, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if c.Status.Phase != v1.ClaimBound {
+			return fmt.Errorf("claim is %s", c.Status.Phase)
+		}
+		pv, err = cs.CoreV1().PersistentVolumes().Get(ctx, c.Spec.VolumeName, metav1.GetOptions{})
+		return err
+	})
+	if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != driver ||
+		!slices.Contains(pv.Finalizers, "external-provisioner.volume.kubernetes.io/finalizer") {
+		t.Fatalf("PV %s: csi %+v finalizers %v", pv.Name, pv.Spec.CSI, pv.Finalizers)
+	}
+	handle := pv.Spec.CSI.VolumeHandle
+	backend := filepath.Join(poolDir, "data", "volumes", handle)
+	if _, err := os.Stat(backend); err != nil {
+		t.Fatalf("backend volume: %v", err)
+	}
+
+	pod := func(name, script string) string {
+		return fmt.Sprintf(`
+apiVersion: v1
+kind: Pod
+metadata: {name: %s, namespace: default}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox
+    command: [sh, -c, %q]
+    volumeMounts: [{name: data, mountPath: /data}]
+  volumes:
+  - name: data
+    persistentVolumeClaim: {claimName: %s}
+`, name, script, class)
+	}
+	waitRunning := func(name string) *v1.Pod {
+		t.Helper()
+		var got *v1.Pod
+		eventually(t, 3*time.Minute, func() error {
+			var err error
+			got, err = cs.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if got.Status.Phase != v1.PodRunning {
+				ev, _ := p.Kubectl("get", "events", "--field-selector", "involvedObject.name="+name, "-o", "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}")
+				return fmt.Errorf("pod %s is %s; events:\n%s", name, got.Status.Phase, ev)
+			}
+			return nil
+		})
+		return got
+	}
+	vaName := "csi-" + sha256hex(handle+driver+node)
+	stage := filepath.Join(p.DataDir, "kubelet", "plugins", "kubernetes.io", "csi", driver, sha256hex(handle), "globalmount")
+
+	p.Apply(t, pod(class+"-writer", "echo written-by-the-first-pod > /data/file && exec sleep 3600"))
+	first := waitRunning(class + "-writer")
+	eventually(t, time.Minute, func() error {
+		va, err := cs.StorageV1().VolumeAttachments().Get(ctx, vaName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if !va.Status.Attached || va.Spec.NodeName != node || va.Spec.Source.PersistentVolumeName == nil || *va.Spec.Source.PersistentVolumeName != pv.Name {
+			return fmt.Errorf("VolumeAttachment %s: %+v", vaName, va)
+		}
+		return nil
+	})
+	publish := filepath.Join(p.DataDir, "kubelet", "pods", string(first.UID), "volumes", "kubernetes.io~csi", pv.Name, "mount")
+	mounts := hostopstest.MountsUnder(t, p.DataDir)
+	for _, want := range []string{stage, publish} {
+		if !slices.Contains(mounts, want) {
+			t.Errorf("%s is not a mount point; mounts under the data dir: %v", want, mounts)
+		}
+	}
+	eventually(t, time.Minute, func() error {
+		b, err := os.ReadFile(filepath.Join(backend, "file"))
+		if err != nil || string(b) != "written-by-the-first-pod\n" {
+			return fmt.Errorf("backend file: %q %v", b, err)
+		}
+		return nil
+	})
+
+	// The pod goes; a new one reads what the first wrote.
+	p.MustKubectl(t, "delete", "pod", class+"-writer", "--timeout=2m")
+	eventually(t, 2*time.Minute, func() error {
+		if slices.Contains(hostopstest.MountsUnder(t, p.DataDir), publish) {
+			return fmt.Errorf("%s still mounted", publish)
+		}
+		return nil
+	})
+	p.Apply(t, pod(class+"-reader", "cat /data/file && exec sleep 3600"))
+	waitRunning(class + "-reader")
+	eventually(t, time.Minute, func() error {
+		out, err := p.Kubectl("logs", class+"-reader")
+		if err != nil || out != "written-by-the-first-pod\n" {
+			return fmt.Errorf("reader's logs %q %v", out, err)
+		}
+		return nil
+	})
+
+	// The claim goes once its pod has: the PV and the backend volume go.
+	p.MustKubectl(t, "delete", "pod", class+"-reader", "--timeout=2m")
+	p.MustKubectl(t, "delete", "pvc", class, "--timeout=2m")
+	eventually(t, 2*time.Minute, func() error {
+		_, err := cs.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{})
+		if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("PV %s still there: %v", pv.Name, err)
+		}
+		if _, err := os.Stat(backend); !os.IsNotExist(err) {
+			return fmt.Errorf("backend %s still there: %v", backend, err)
+		}
+		if _, err := cs.StorageV1().VolumeAttachments().Get(ctx, vaName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("VolumeAttachment %s still there: %v", vaName, err)
+		}
+		return nil
+	})
+	for _, m := range hostopstest.MountsUnder(t, filepath.Join(p.DataDir, "kubelet")) {
+		if strings.Contains(m, handle) || strings.Contains(m, sha256hex(handle)) || strings.Contains(m, pv.Name) {
+			t.Errorf("mount of the deleted volume left: %s", m)
+		}
+	}
+}
+
+func sha256hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
