@@ -40,6 +40,22 @@ func TestLocalProvisioner(t *testing.T) {
 	p.WaitPodsAccepted(t)
 	const node, class = "e2e-node", localpv.DefaultStorageClass
 
+	// The provisioner's own identity: what it needs and nothing else.
+	for _, c := range []struct {
+		verb, resource string
+		want           string
+	}{
+		{"create", "persistentvolumes", "yes"}, {"delete", "persistentvolumes", "yes"}, {"watch", "persistentvolumes", "yes"},
+		{"get", "storageclasses.storage.k8s.io", "yes"}, {"get", "nodes", "yes"}, {"list", "pods", "yes"}, {"create", "events", "yes"},
+		{"update", "persistentvolumes", "no"}, {"create", "persistentvolumeclaims", "no"}, {"update", "nodes", "no"},
+		{"get", "secrets", "no"}, {"create", "pods", "no"}, {"create", "storageclasses.storage.k8s.io", "no"},
+	} {
+		out, _ := p.Kubectl("auth", "can-i", c.verb, c.resource, "--as", "system:volplane:local-provisioner")
+		if strings.TrimSpace(out) != c.want {
+			t.Errorf("local provisioner may %s %s: %q, want %s", c.verb, c.resource, strings.TrimSpace(out), c.want)
+		}
+	}
+
 	if got := p.MustKubectl(t, "get", "storageclass", class, "-o", "jsonpath={.provisioner} {.volumeBindingMode}"); got != "kubernetes.io/no-provisioner WaitForFirstConsumer" {
 		t.Fatalf("class %s: %q", class, got)
 	}
