@@ -253,7 +253,6 @@ func TestSameNameTwice(t *testing.T) {
 	if _, err := e.w.register(context.Background(), r1.path, nil); err != nil {
 		t.Fatal(err)
 	}
-	e.w.owners["d.example.com"].path = r1.path
 	r2 := serveRegistrar(t, filepath.Join(e.dir, "again.sock"), r1.info)
 	_, err := e.w.register(context.Background(), r2.path, nil)
 	if err == nil || !strings.Contains(err.Error(), "Another driver with the same name is already registered") {
@@ -262,5 +261,18 @@ func TestSameNameTwice(t *testing.T) {
 	if s := r2.last(); s == nil || s.PluginRegistered {
 		t.Fatalf("second registrar told %+v", s)
 	}
+	e.registered(t, "d.example.com", "n-1")
+
+	// A higher version takes the name over, as upstream; the old socket's
+	// removal then leaves the new registration alone.
+	info := &regapi.PluginInfo{Type: r1.info.Type, Name: r1.info.Name, Endpoint: r1.info.Endpoint, SupportedVersions: []string{"1.0.0", "1.5.0"}}
+	r3 := serveRegistrar(t, filepath.Join(e.dir, "newer.sock"), info)
+	if _, err := e.w.register(context.Background(), r3.path, nil); err != nil {
+		t.Fatalf("newer version: %v", err)
+	}
+	if d, _ := e.drivers.Get("d.example.com"); !slices.Equal(d.Versions, info.SupportedVersions) {
+		t.Fatalf("registry has %+v, want the newer registration", d)
+	}
+	e.w.unregister(context.Background(), &registration{path: r1.path, name: "d.example.com"})
 	e.registered(t, "d.example.com", "n-1")
 }
