@@ -26,6 +26,10 @@
 //	podbench/       `volplane bench pods`
 //	leftovers/      ends what a stopped agent leaves running on purpose,
 //	                for benches and tests
+//	localpv/        the local static provisioner: mount points under
+//	                --local-discovery-dir become local PVs of this node,
+//	                scrubbed and made again when released (its own
+//	                component and identity, beside the agent)
 //
 // Two seams join them, each written down in one place:
 //
