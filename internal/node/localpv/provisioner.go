@@ -158,7 +158,9 @@ func ownerOf(ctx context.Context, cfg Config) (Owner, error) {
 	class, err := cfg.Client.StorageV1().StorageClasses().Get(ctx, cfg.StorageClass, metav1.GetOptions{})
 	switch {
 	case err != nil:
-		log.Warn("cannot read the storage class; its PVs are reclaimed with Delete", "class", cfg.StorageClass, "err", err)
+		// `up` makes the class; on a joining node it is the cluster
+		// admin's (the provisioner may only read classes).
+		log.Warn("cannot read the local PVs' storage class; their reclaim policy is Delete. Create the class with provisioner kubernetes.io/no-provisioner and volumeBindingMode WaitForFirstConsumer", "class", cfg.StorageClass, "err", err)
 	case class.ReclaimPolicy != nil && *class.ReclaimPolicy == corev1.PersistentVolumeReclaimRetain:
 		o.ReclaimPolicy = corev1.PersistentVolumeReclaimRetain
 	}
