@@ -42,6 +42,10 @@
 // get/list/watch/create/delete, storageclass get, event create/patch,
 // node get and pod list, nothing else.
 //
+// The class: `up` makes it (bootstrap.EnsureLocalClass); the
+// provisioner may only read classes, so on a joining node the cluster's
+// admin makes it, and until then the PVs' reclaim policy is Delete.
+//
 // Departures from upstream: block devices are not discovered; no
 // cleanup jobs; one class per node.
 //

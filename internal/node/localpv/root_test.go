@@ -186,14 +186,14 @@ func TestProvisioner(t *testing.T) {
 	}
 
 	// Discovery: mount points become PVs; a plain directory does not.
-	for _, v := range []string{"vol1", "vol2", "vol3"} {
+	for _, v := range []string{"vol1", "vol2", "vol3", "vol4"} {
 		mountTmpfs(t, filepath.Join(disc, v), "64m")
 	}
 	if err := os.Mkdir(filepath.Join(disc, "plain"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	name := func(v string) string { return PVName(v, "n1", "local-storage") }
-	for _, v := range []string{"vol1", "vol2", "vol3"} {
+	for _, v := range []string{"vol1", "vol2", "vol3", "vol4"} {
 		waitFor(t, "the PV of "+v, func() bool { return getPV(cs, name(v)) != nil })
 	}
 	pv := getPV(cs, name("vol1"))
@@ -232,6 +232,30 @@ func TestProvisioner(t *testing.T) {
 		t.Error("no VolumeCleanup event")
 	}
 	waitFor(t, "the PV made again", func() bool { pv := getPV(cs, name("vol1")); return pv != nil && pv.Spec.ClaimRef == nil })
+
+	// Released but still bind-mounted where a pod's volume would be:
+	// kept until that mount goes.
+	kept := filepath.Join(disc, "vol4", "file")
+	writeFile(t, kept)
+	podDir := filepath.Join(dir, "pods", "volume")
+	if err := os.MkdirAll(podDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(filepath.Join(disc, "vol4"), podDir, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	release(t, cs, name("vol4"))
+	waitFor(t, "the VolumeInUse event of the bind-mounted volume", func() bool { return hasEvent(cs, name("vol4"), ReasonInUse) })
+	if !exists(kept) {
+		t.Fatal("a volume still mounted elsewhere was scrubbed")
+	}
+	if err := unix.Unmount(podDir, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the VolumeDeleted event of vol4", func() bool { return hasEvent(cs, name("vol4"), ReasonDeleted) })
+	if exists(kept) {
+		t.Error("vol4 was not scrubbed once unmounted elsewhere")
+	}
 
 	// Vanished mount points: the unbound PV goes, the bound one stays
 	// with a warning.
