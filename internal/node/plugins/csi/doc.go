@@ -30,8 +30,11 @@
 //     (ContentDir, plugins.ContentDirPlugin). The volume context is the
 //     PV's volumeAttributes plus, with podInfoOnMount, the
 //     csi.storage.k8s.io/pod.name, pod.namespace, pod.uid,
-//     serviceAccount.name and ephemeral ("false") keys; secrets come from
-//     nodePublishSecretRef. The pod's fsGroup follows the CSIDriver's
+//     serviceAccount.name and ephemeral ("false") keys, and, when the
+//     CSIDriver lists tokenRequests, csi.storage.k8s.io/serviceAccount.tokens:
+//     the JSON {"<audience>": {"token", "expirationTimestamp"}} of tokens of
+//     the pod's service account bound to the pod, requested as the node
+//     (tokens.go); secrets come from nodePublishSecretRef. The pod's fsGroup follows the CSIDriver's
 //     fsGroupPolicy (File: always; ReadWriteOnceWithFSType, the default:
 //     when the PV has an fsType and offers ReadWriteOnce; None: never;
 //     never for read-only volumes): passed as volume_mount_group to a
@@ -63,10 +66,15 @@
 // with GET_VOLUME_STATS. After a restart a volume counts again once the
 // volume manager has called SetUp for it.
 //
+// Republishing: for a driver whose CSIDriver says requiresRepublish the
+// plugin is a Remounter (RequiresRemount) and asks the volume manager,
+// every Config.RepublishPeriod (a minute, upstream's pod sync), to set its
+// pods' volumes up again, which publishes them again with fresh tokens.
+//
 // Not yet: CSI inline (ephemeral) volumes are refused with a clear error
 // (VolumeName), raw block volumes (volumeMode: Block) too (the plugin is
-// no plugins.BlockMapper), and service-account tokens for drivers with
-// tokenRequests, requiresRepublish, abnormal volume conditions as events
+// no plugins.BlockMapper; the volume manager reports "does not support
+// block volumes"), abnormal volume conditions as events
 // (this CSI spec module has no volume_condition field) and the CSINode
 // allocatable refresh are left to later work. volume_mount_group
 // is passed to NodePublishVolume only, not to NodeStageVolume (MountDevice
@@ -74,6 +82,6 @@
 //
 // It may call: package client (the CSI Node service), package kube (CSI
 // names, capabilities, secrets), the API as the node (CSIDriver,
-// VolumeAttachment and Secret Get), hostops.Host (IsMountPoint) and
-// prometheus.
+// VolumeAttachment and Secret Get, TokenRequest), hostops.Host
+// (IsMountPoint) and prometheus.
 package csi

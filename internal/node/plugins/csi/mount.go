@@ -72,6 +72,10 @@ func (p *Plugin) SetUp(ctx context.Context, args plugins.SetUpArgs) error {
 	if err != nil {
 		return fmt.Errorf("kubernetes.io/csi: %w", err)
 	}
+	tokens, err := p.tokens(ctx, obj, args.Pod)
+	if err != nil {
+		return err
+	}
 	req := &client.NodePublishRequest{
 		VolumeID:       src.VolumeHandle,
 		PublishContext: pubCtx,
@@ -79,7 +83,7 @@ func (p *Plugin) SetUp(ctx context.Context, args plugins.SetUpArgs) error {
 		Capability:     cp,
 		ReadOnly:       spec.ReadOnly,
 		Secrets:        secrets,
-		Context:        volumeContext(src, obj, args.Pod),
+		Context:        volumeContext(src, obj, args.Pod, tokens),
 	}
 	if caps.StageUnstage {
 		req.StagingPath = p.deviceMountPath(src)
@@ -118,11 +122,18 @@ func (p *Plugin) TearDown(ctx context.Context, dir string) error {
 	return p.removeMountDir(target)
 }
 
-// volumeContext is the PV's volume attributes and, when the CSIDriver
-// has podInfoOnMount: true, the pod's name, namespace, UID and service
+// volumeContext is the PV's volume attributes, the service account
+// tokens JSON when there is one and, when the CSIDriver has
+// podInfoOnMount: true, the pod's name, namespace, UID and service
 // account, with ephemeral "false".
-func volumeContext(src *corev1.CSIPersistentVolumeSource, obj *storagev1.CSIDriver, pod *corev1.Pod) map[string]string {
+func volumeContext(src *corev1.CSIPersistentVolumeSource, obj *storagev1.CSIDriver, pod *corev1.Pod, tokens string) map[string]string {
 	out := maps.Clone(src.VolumeAttributes)
+	if tokens != "" {
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[keyTokens] = tokens
+	}
 	if obj == nil || obj.Spec.PodInfoOnMount == nil || !*obj.Spec.PodInfoOnMount {
 		return out
 	}

@@ -36,6 +36,10 @@ type Config struct {
 	// DriverInfoTTL is how long a CSIDriver object is reused; default
 	// DefaultDriverInfoTTL.
 	DriverInfoTTL time.Duration
+	// RepublishPeriod is how often volumes of drivers with
+	// requiresRepublish are published again; default
+	// DefaultRepublishPeriod.
+	RepublishPeriod time.Duration
 }
 
 // Validate checks c and fills in defaults.
@@ -43,8 +47,11 @@ func (c *Config) Validate() error {
 	if c.Drivers == nil {
 		return errors.New("csi plugin: Drivers is required")
 	}
-	if c.CallTimeout < 0 || c.DriverInfoTTL < 0 {
-		return errors.New("csi plugin: negative CallTimeout or DriverInfoTTL")
+	if c.CallTimeout < 0 || c.DriverInfoTTL < 0 || c.RepublishPeriod < 0 {
+		return errors.New("csi plugin: negative CallTimeout, DriverInfoTTL or RepublishPeriod")
+	}
+	if c.RepublishPeriod == 0 {
+		c.RepublishPeriod = DefaultRepublishPeriod
 	}
 	if c.CallTimeout == 0 {
 		c.CallTimeout = client.DefaultTimeout
@@ -60,6 +67,8 @@ type Plugin struct {
 	cfg  Config
 	host *plugins.Host
 	now  func() time.Time
+	stop chan struct{} // closed by Close: ends the republish loop
+	done chan struct{}
 
 	mu        sync.Mutex
 	clients   map[string]*client.Client // by endpoint
@@ -76,6 +85,7 @@ var (
 	_ plugins.DeviceMounter    = (*Plugin)(nil)
 	_ plugins.Attachable       = (*Plugin)(nil)
 	_ plugins.ContentDirPlugin = (*Plugin)(nil)
+	_ plugins.Remounter        = (*Plugin)(nil)
 )
 
 // New returns the plugin.
@@ -84,7 +94,7 @@ func New(cfg Config) (*Plugin, error) {
 		return nil, err
 	}
 	p := &Plugin{cfg: cfg, now: time.Now, clients: map[string]*client.Client{}, infos: map[string]driverInfo{},
-		published: map[string]published{}}
+		published: map[string]published{}, stop: make(chan struct{}), done: make(chan struct{})}
 	cfg.Drivers.OnChange(func(string) { p.dropStaleClients() })
 	return p, nil
 }
@@ -110,7 +120,25 @@ func (p *Plugin) dropStaleClients() {
 
 func (p *Plugin) Name() string { return PluginName }
 
-func (p *Plugin) Init(host *plugins.Host) error { p.host = host; return nil }
+// Init keeps host and starts republishing, every RepublishPeriod until
+// Close, the volumes of drivers that require it.
+func (p *Plugin) Init(host *plugins.Host) error {
+	p.host = host
+	go func() {
+		defer close(p.done)
+		t := time.NewTicker(p.cfg.RepublishPeriod)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-t.C:
+				p.republish()
+			}
+		}
+	}()
+	return nil
+}
 
 // CanSupport takes PVs with spec.csi and inline CSI volumes (which
 // VolumeName then refuses, for now).
@@ -214,8 +242,16 @@ func (p *Plugin) driver(ctx context.Context, name string) (*client.Client, clien
 	return c, caps, nil
 }
 
-// Close closes the driver connections.
+// Close stops republishing and closes the driver connections.
 func (p *Plugin) Close() error {
+	select {
+	case <-p.stop:
+	default:
+		close(p.stop)
+		if p.host != nil {
+			<-p.done
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var errs []error

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	csipb "github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
@@ -37,25 +38,32 @@ const (
 )
 
 type rig struct {
-	p    *Plugin
-	node *csitest.Node
-	cs   *fake.Clientset
-	reg  *csidrivers.Registry
-	root string
+	p        *Plugin
+	remounts chan types.UID
+	node     *csitest.Node
+	cs       *fake.Clientset
+	reg      *csidrivers.Registry
+	root     string
 }
 
 func newRig(t *testing.T, opts csitest.NodeOptions, objs ...runtime.Object) *rig {
 	t.Helper()
 	opts.Name = driverName
-	r := &rig{node: csitest.ServeNode(t, opts), cs: fake.NewClientset(objs...), reg: &csidrivers.Registry{}, root: t.TempDir()}
+	r := &rig{node: csitest.ServeNode(t, opts), cs: fake.NewClientset(objs...), reg: &csidrivers.Registry{}, root: t.TempDir(),
+		remounts: make(chan types.UID, 10)}
 	r.reg.Add(csidrivers.Driver{Name: driverName, Endpoint: r.node.Endpoint})
-	p, err := New(Config{Drivers: r.reg})
+	p, err := New(Config{Drivers: r.reg, RepublishPeriod: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
 	if err := p.Init(&plugins.Host{RootDir: r.root, NodeName: nodeName, Ops: fakehost.New(), Client: r.cs,
-		Recorder: record.NewFakeRecorder(10), Log: slog.Default(), Remount: func(types.UID) {}}); err != nil {
+		Recorder: record.NewFakeRecorder(10), Log: slog.Default(), Remount: func(uid types.UID) {
+			select {
+			case r.remounts <- uid:
+			default:
+			}
+		}}); err != nil {
 		t.Fatal(err)
 	}
 	r.p = p

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/component-helpers/storage/ephemeral"
 
 	"volplane/internal/logging"
@@ -15,29 +16,28 @@ import (
 // statsTimeout bounds the NodeGetVolumeStats calls of one scrape.
 const statsTimeout = 5 * time.Second
 
-// published is a volume SetUp published for a claim of a pod.
+// published is a volume SetUp published for a pod: what the metrics and
+// the republishing need.
 type published struct {
-	namespace, claim         string
+	podUID                   types.UID
+	namespace, claim         string // claim is "" for a PV not reached through a claim
 	driver, volumeID, target string
 	staging                  string
 }
 
-// trackPublished remembers a published volume for the metrics, by pod
-// volume directory. Only claims (and generic ephemeral volumes) have the
-// labels upstream's metrics carry.
+// trackPublished remembers a published volume by pod volume directory.
+// Only claims (and generic ephemeral volumes) have the labels upstream's
+// metrics carry.
 func (p *Plugin) trackPublished(args plugins.SetUpArgs, pub published) {
-	vol := args.Spec.Volume
-	switch {
-	case vol == nil:
-		return
-	case vol.PersistentVolumeClaim != nil:
-		pub.claim = vol.PersistentVolumeClaim.ClaimName
-	case vol.Ephemeral != nil:
-		pub.claim = ephemeral.VolumeClaimName(args.Pod, vol)
-	default:
-		return
+	if vol := args.Spec.Volume; vol != nil {
+		switch {
+		case vol.PersistentVolumeClaim != nil:
+			pub.claim = vol.PersistentVolumeClaim.ClaimName
+		case vol.Ephemeral != nil:
+			pub.claim = ephemeral.VolumeClaimName(args.Pod, vol)
+		}
 	}
-	pub.namespace = args.Pod.Namespace
+	pub.podUID, pub.namespace = args.Pod.UID, args.Pod.Namespace
 	p.mu.Lock()
 	p.published[args.Dir] = pub
 	p.mu.Unlock()
@@ -84,7 +84,9 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	p.mu.Lock()
 	seen := map[[2]string]published{}
 	for _, pub := range p.published {
-		seen[[2]string{pub.namespace, pub.claim}] = pub
+		if pub.claim != "" {
+			seen[[2]string{pub.namespace, pub.claim}] = pub
+		}
 	}
 	p.mu.Unlock()
 	keys := make([][2]string, 0, len(seen))
