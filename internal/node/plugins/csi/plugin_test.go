@@ -245,6 +245,12 @@ func TestStagePublishTearDown(t *testing.T) {
 		t.Errorf("pod vol_data.json = %+v, %v", data, err)
 	}
 
+	for _, a := range r.cs.Actions() {
+		if a.GetResource().Resource == "volumeattachments" && a.GetVerb() != "get" {
+			t.Errorf("%s of volumeattachments: a node may only get them", a.GetVerb())
+		}
+	}
+
 	// Again, as after a restart: the same calls, nothing else.
 	if err := r.mount(t, s, nil); err != nil {
 		t.Fatalf("second mount: %v", err)
