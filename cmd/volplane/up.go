@@ -61,6 +61,10 @@ func newUpCommand() *cobra.Command {
 				func() (string, []any) { return plane.KubeconfigPath(), []any{"node", node.name} },
 				planeComponent(cp, prepare, &plane),
 				schedulerComponent(&plane),
+				// Before the controllers, which call it, and the agent,
+				// whose plugin watcher then finds its registration socket
+				// at the first scan; it stops after both.
+				driverComponent(driver),
 				controllersComponent(func() (controller.Config, error) {
 					rest, err := plane.RESTConfig(controlplane.VolplaneControllerIdentity)
 					if err != nil {
@@ -70,10 +74,6 @@ func newUpCommand() *cobra.Command {
 					c.Controllers = append(c.Controllers, csicontroller.Descriptor(builtinController(driver)))
 					return c, nil
 				}),
-				// Before the agent, so that its plugin watcher finds the
-				// registration socket at its first scan; it stops after
-				// the agent.
-				driverComponent(driver),
 				nodeComponent(func() agent.Config {
 					c := node.config(cp.DataDir)
 					c.Server, c.CAData, c.IssueCertificate = plane.APIServerURL(), plane.CAPEM(), plane.NodeClientCert
