@@ -2,6 +2,7 @@ package csi
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
@@ -20,6 +22,7 @@ import (
 	"volplane/internal/hostops"
 	"volplane/internal/node/plugins"
 	"volplane/internal/node/volumemanager"
+	"volplane/internal/node/volumemanager/reconstruction"
 )
 
 // podList is the agent's pod list as the volume manager sees it.
@@ -59,42 +62,12 @@ func (l *podList) set(pods ...*corev1.Pod) {
 // pod goes and everything is torn down, the data kept in the pool.
 func TestRootVolumeManagerRestart(t *testing.T) {
 	b := startBuiltIn(t)
-	claim := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "data", Namespace: "ns", UID: "claim-uid"},
-		Spec:   corev1.PersistentVolumeClaimSpec{VolumeName: b.pv.Name},
-		Status: corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimBound}}
-	b.pv.Spec.ClaimRef = &corev1.ObjectReference{Name: "data", Namespace: "ns", UID: claim.UID}
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeName}}
-	pod := testPod()
-	pod.Spec.NodeName = nodeName
-	pod.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
-		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}}
-	pod.Spec.Containers = []corev1.Container{{Name: "c", VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}}}
+	pod, objs := claimPod(b)
 	pods := &podList{}
 	pods.set(pod)
 	ops := hostops.New()
-	cs := fake.NewClientset(append(b.objs, claim, node)...)
 	unique := kube.UniqueVolumeName(csidriver.DriverName, b.id)
-
-	events := record.NewFakeRecorder(1000)
-	run := func() (*volumemanager.Manager, func()) {
-		p, err := New(Config{Drivers: b.reg})
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := volumemanager.New(volumemanager.Config{RootDir: b.root, NodeName: nodeName, Client: cs,
-			Recorder: events, Ops: ops, Pods: pods,
-			AttachedVolumes: func() []corev1.AttachedVolume { return []corev1.AttachedVolume{{Name: unique}} },
-			Plugins:         []plugins.Plugin{p}, Log: slog.Default()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { defer close(done); m.Run(ctx) }()
-		stop := func() { cancel(); <-done; p.Close() }
-		t.Cleanup(stop)
-		return m, stop
-	}
+	run, events := managerRunner(t, b, pods, objs...)
 	wait := func(m *volumemanager.Manager) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -140,22 +113,144 @@ func TestRootVolumeManagerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The device goes after the pod's volume; wait for it too.
-	for {
-		mps, err := plugins.MountsUnder(ops, b.root)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(mps) == 0 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("mounts left under the root: %v", mps)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	waitNoMounts(t, ops, b.root)
 	if b, err := os.ReadFile(filepath.Join(b.d.Pool().DirPath(b.id), "hello")); err != nil || string(b) != "data" {
 		t.Errorf("data gone after teardown: %q, %v", b, err)
 	}
 	b.deleteVolume(t)
+}
+
+// managerRunner returns a function that starts a volume manager (with a
+// new plugin: a fresh agent) on the built-in driver's node root, and the
+// recorder of its events.
+func managerRunner(t *testing.T, b *builtIn, pods *podList, objs ...runtime.Object) (func() (*volumemanager.Manager, func()), *record.FakeRecorder) {
+	cs := fake.NewClientset(objs...)
+	events := record.NewFakeRecorder(1000)
+	unique := kube.UniqueVolumeName(csidriver.DriverName, b.id)
+	return func() (*volumemanager.Manager, func()) {
+		p, err := New(Config{Drivers: b.reg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := volumemanager.New(volumemanager.Config{RootDir: b.root, NodeName: nodeName, Client: cs,
+			Recorder: events, Ops: hostops.New(), Pods: pods,
+			AttachedVolumes: func() []corev1.AttachedVolume { return []corev1.AttachedVolume{{Name: unique}} },
+			Plugins:         []plugins.Plugin{p}, Log: slog.Default()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); m.Run(ctx) }()
+		var once sync.Once
+		stop := func() { once.Do(func() { cancel(); <-done; p.Close() }) }
+		t.Cleanup(stop)
+		return m, stop
+	}, events
+}
+
+// claimPod returns a pod of the built-in rig's node using the rig's
+// volume through a bound claim, and the API objects it needs.
+func claimPod(b *builtIn) (*corev1.Pod, []runtime.Object) {
+	claim := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "data", Namespace: "ns", UID: "claim-uid"},
+		Spec:   corev1.PersistentVolumeClaimSpec{VolumeName: b.pv.Name},
+		Status: corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimBound}}
+	b.pv.Spec.ClaimRef = &corev1.ObjectReference{Name: "data", Namespace: "ns", UID: claim.UID}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeName}}
+	pod := testPod()
+	pod.Spec.NodeName = nodeName
+	pod.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
+		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}}
+	pod.Spec.Containers = []corev1.Container{{Name: "c", VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}}}
+	return pod, append(b.objs, claim, node)
+}
+
+// waitNoMounts waits (a minute at most) until nothing is mounted under
+// root.
+func waitNoMounts(t *testing.T, ops hostops.Host, root string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		mps, err := plugins.MountsUnder(ops, root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(mps) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mounts left under the root: %v", mps)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestRootCrashBetweenStageAndPublish is an agent killed after
+// NodeStageVolume and before NodePublishVolume: the device record and the
+// staging are on disk, nothing else. A new volume manager publishes the
+// volume for a pod that still wants it, staging nothing twice, or
+// unstages it when the pod is gone; either way nothing is left mounted
+// at the end.
+func TestRootCrashBetweenStageAndPublish(t *testing.T) {
+	for _, podStays := range []bool{true, false} {
+		t.Run(map[bool]string{true: "pod stays", false: "pod gone"}[podStays], func(t *testing.T) {
+			b := startBuiltIn(t)
+			pod, objs := claimPod(b)
+			ctx := context.Background()
+			unique := kube.UniqueVolumeName(csidriver.DriverName, b.id)
+			ops := hostops.New()
+
+			// What the reconciler did before it died.
+			dead, err := New(Config{Drivers: b.reg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := dead.Init(&plugins.Host{RootDir: b.root, NodeName: nodeName, Ops: ops, Client: fake.NewClientset(objs...),
+				Recorder: record.NewFakeRecorder(10), Log: slog.Default(), Remount: func(types.UID) {}}); err != nil {
+				t.Fatal(err)
+			}
+			s := &plugins.Spec{Name: "data", Volume: &pod.Spec.Volumes[0], PV: b.pv}
+			gm, _ := dead.DeviceMountPath(s)
+			if err := (reconstruction.Store{Root: b.root}).WriteDevice(&reconstruction.DeviceRecord{Plugin: PluginName,
+				VolumeName: string(unique), MountPath: gm, Volume: s.Volume, PV: b.pv}); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(gm, 0o750); err != nil {
+				t.Fatal(err)
+			}
+			if err := dead.MountDevice(ctx, s, gm); err != nil {
+				t.Fatal(err)
+			}
+			dead.Close()
+
+			pods := &podList{}
+			if podStays {
+				pods.set(pod)
+			}
+			run, _ := managerRunner(t, b, pods, objs...)
+			m, _ := run()
+			if podStays {
+				wctx, cancel := context.WithTimeout(ctx, time.Minute)
+				defer cancel()
+				if err := m.WaitForAttachAndMount(wctx, pod); err != nil {
+					t.Fatal(err)
+				}
+				dir := plugins.PodVolumeDir(b.root, pod.UID, PluginName, b.pv.Name)
+				for _, path := range []string{gm, dir + "/mount"} {
+					if n := mountsAt(t, ops, path); n != 1 {
+						t.Errorf("%d mounts at %s, want 1", n, path)
+					}
+				}
+				pods.set()
+				if err := m.WaitForUnmount(wctx, pod); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitNoMounts(t, ops, b.root)
+			if _, err := os.Stat(filepath.Dir(gm)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("staging directory left: %v", err)
+			}
+			b.deleteVolume(t) // refused by the driver while staged
+		})
+	}
 }
