@@ -155,3 +155,104 @@ spec:
 		return nil
 	})
 }
+
+// TestLocalProvisionerJoiningNodes: `volplane server` writes the
+// provisioner's kubeconfig, two joining `volplane node` agents run the
+// provisioner with it, each makes the PV of its own mount point pinned to
+// itself, and a pod whose claim only node-b's volume can serve runs on
+// node-b.
+func TestLocalProvisionerJoiningNodes(t *testing.T) {
+	dir := t.TempDir()
+	listen := freeAddr(t)
+	server := startProcess(t, dir, listen, "server", "--data-dir", dir, "--listen", listen)
+	server.WaitReady()
+	bootstrap := filepath.Join(dir, "bootstrap-kubeconfig")
+	provisionerKubeconfig := filepath.Join(dir, "local-provisioner-kubeconfig")
+	eventually(t, time.Minute, func() error {
+		_, err := os.Stat(provisionerKubeconfig)
+		return err
+	})
+	// On joining nodes the class is the admin's to make.
+	server.Apply(t, `
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: local-storage}
+provisioner: kubernetes.io/no-provisioner
+volumeBindingMode: WaitForFirstConsumer
+`)
+
+	vols := map[string]string{}
+	for _, n := range []string{"node-a", "node-b"} {
+		nodeDir := t.TempDir()
+		t.Cleanup(func() { cleanupNode(t, nodeDir) })
+		disc := filepath.Join(nodeDir, "disks")
+		vol := filepath.Join(disc, "vol")
+		if err := os.MkdirAll(vol, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { hostopstest.Teardown(t, disc) })
+		if err := unix.Mount("tmpfs", vol, "tmpfs", 0, "size=16m"); err != nil {
+			t.Fatalf("mount tmpfs: %v", err)
+		}
+		vols[n] = vol
+		startProcess(t, nodeDir, "", "node", "--kubeconfig", bootstrap, "--root-dir", filepath.Join(nodeDir, "kubelet"),
+			"--node-name", n, "--kubelet-port", freePort(t),
+			"--local-discovery-dir", disc, "--local-provisioner-kubeconfig", provisionerKubeconfig)
+	}
+	for n, vol := range vols {
+		pv := localpv.PVName("vol", n, "local-storage")
+		eventually(t, 2*time.Minute, func() error {
+			out, err := server.Kubectl("get", "pv", pv, "-o", "jsonpath={.status.phase} {.spec.local.path} {.spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0].values[0]}")
+			if want := "Available " + vol + " " + n; out != want {
+				return fmt.Errorf("PV %s: %q (%v), want %q", pv, out, err, want)
+			}
+			return nil
+		})
+	}
+
+	// node-a's volume goes: its unbound PV with it.
+	if err := unix.Unmount(vols["node-a"], 0); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, func() error {
+		if out, err := server.Kubectl("get", "pv", localpv.PVName("vol", "node-a", "local-storage"), "-o", "name"); err == nil {
+			return fmt.Errorf("node-a's PV is still there: %q", out)
+		}
+		return nil
+	})
+
+	server.WaitPodsAccepted(t)
+	server.Apply(t, `
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: joined-claim}
+spec:
+  storageClassName: local-storage
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 8Mi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: joined-pod}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox
+    command: [sh, -c, "echo from-b > /data/f && sleep 3600"]
+    volumeMounts: [{name: v, mountPath: /data}]
+  volumes:
+  - name: v
+    persistentVolumeClaim: {claimName: joined-claim}
+`)
+	eventually(t, 2*time.Minute, func() error {
+		if _, err := os.Stat(filepath.Join(vols["node-b"], "f")); err != nil {
+			return fmt.Errorf("the pod's file on node-b's volume: %w", err)
+		}
+		return nil
+	})
+	if got := server.MustKubectl(t, "get", "pod", "joined-pod", "-o", "jsonpath={.spec.nodeName}"); got != "node-b" {
+		t.Errorf("pod on %q, want node-b", got)
+	}
+	server.MustKubectl(t, "delete", "pod", "joined-pod")
+}
