@@ -29,7 +29,9 @@ import (
 // VolumeAttachment, is staged and published at upstream's paths and
 // writes a file into the backend volume; a second pod after the first is
 // gone reads the same data; deleting the claim deletes the PV and the
-// backend volume from the driver's pool.
+// backend volume from the driver's pool. The same with the default class
+// volplane-local (WaitForFirstConsumer): nothing before the pod, then a
+// volume provisioned for the node the pod was scheduled to.
 func TestCSIFlowOnUp(t *testing.T) {
 	hostopstest.RequireRoot(t)
 	base := t.TempDir()
@@ -57,20 +59,27 @@ spec: {attachRequired: true, podInfoOnMount: true, storageCapacity: true}
 `)
 
 	t.Run("built-in", func(t *testing.T) {
-		csiFlow(t, p, builtinDriver, filepath.Join(p.DataDir, "pool"))
+		csiFlow(t, p, builtinDriver, filepath.Join(p.DataDir, "pool"), "local-flow")
 	})
 	t.Run("own process", func(t *testing.T) {
-		csiFlow(t, p, second, filepath.Join(base, "pool"))
+		csiFlow(t, p, second, filepath.Join(base, "pool"), "second-flow")
+	})
+	t.Run("default class", func(t *testing.T) {
+		csiFlow(t, p, builtinDriver, filepath.Join(p.DataDir, "pool"), "")
 	})
 }
 
 // csiFlow runs the life of one volume of driver, whose pool is poolDir,
-// on the up node.
-func csiFlow(t *testing.T, p *Process, driver, poolDir string) {
+// on the up node: of an Immediate class it makes, or with class "" of the
+// default class volplane-local, which waits for the first consumer.
+func csiFlow(t *testing.T, p *Process, driver, poolDir, class string) {
 	cs := p.Client()
 	ctx := context.Background()
 	const node = "e2e-node"
-	class := strings.SplitN(driver, ".", 2)[0] + "-flow"
+	claim, delayed := class, class == ""
+	if delayed {
+		class, claim = "volplane-local", "default-flow"
+	}
 
 	// The driver registered with the node agent through plugins_registry.
 	eventually(t, 2*time.Minute, func() error {
@@ -86,22 +95,25 @@ func csiFlow(t *testing.T, p *Process, driver, poolDir string) {
 		return fmt.Errorf("CSINode drivers %+v lack %s", n.Spec.Drivers, driver)
 	})
 
-	p.Apply(t, `
-apiVersion: storage.k8s.io/v1
-kind: StorageClass
-metadata: {name: `+class+`}
-provisioner: `+driver+`
-volumeBindingMode: Immediate
-reclaimPolicy: Delete
----
+	claimYAML := `
 apiVersion: v1
 kind: PersistentVolumeClaim
-metadata: {name: `+class+`, namespace: default}
+metadata: {name: ` + claim + `, namespace: default}
 spec:
-  storageClassName: `+class+`
   accessModes: [ReadWriteOnce]
   resources: {requests: {storage: 64Mi}}
-`)
+`
+	if !delayed {
+		claimYAML += "  storageClassName: " + class + "\n---\n" + `
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: ` + class + `}
+provisioner: ` + driver + `
+volumeBindingMode: Immediate
+reclaimPolicy: Delete
+`
+	}
+	p.Apply(t, claimYAML)
 	// Capacity of the class in the node's segment.
 	eventually(t, 2*time.Minute, func() error {
 		out, err := p.Kubectl("get", "csistoragecapacities", "-A", "-o",
@@ -118,25 +130,50 @@ spec:
 	})
 
 	var pv *v1.PersistentVolume
-	eventually(t, 2*time.Minute, func() error {
-		c, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, class, metav1.GetOptions{})
-		if err != nil {
+	waitBound := func() {
+		t.Helper()
+		eventually(t, 2*time.Minute, func() error {
+			c, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, claim, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if c.Status.Phase != v1.ClaimBound {
+				return fmt.Errorf("claim is %s", c.Status.Phase)
+			}
+			if delayed && c.Annotations["volume.kubernetes.io/selected-node"] != node {
+				return fmt.Errorf("claim annotations %v lack the selected node", c.Annotations)
+			}
+			pv, err = cs.CoreV1().PersistentVolumes().Get(ctx, c.Spec.VolumeName, metav1.GetOptions{})
 			return err
+		})
+		if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != driver ||
+			!slices.Contains(pv.Finalizers, "external-provisioner.volume.kubernetes.io/finalizer") {
+			t.Fatalf("PV %s: csi %+v finalizers %v", pv.Name, pv.Spec.CSI, pv.Finalizers)
 		}
-		if c.Status.Phase != v1.ClaimBound {
-			return fmt.Errorf("claim is %s", c.Status.Phase)
+		a := pv.Spec.NodeAffinity
+		if a == nil || a.Required == nil || len(a.Required.NodeSelectorTerms) != 1 ||
+			fmt.Sprint(a.Required.NodeSelectorTerms[0].MatchExpressions) != fmt.Sprintf("[{%s In [%s]}]", "topology.local.csi.volplane.io/node", node) {
+			t.Errorf("PV node affinity %+v, want the node's topology segment", a)
 		}
-		pv, err = cs.CoreV1().PersistentVolumes().Get(ctx, c.Spec.VolumeName, metav1.GetOptions{})
-		return err
-	})
-	if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != driver ||
-		!slices.Contains(pv.Finalizers, "external-provisioner.volume.kubernetes.io/finalizer") {
-		t.Fatalf("PV %s: csi %+v finalizers %v", pv.Name, pv.Spec.CSI, pv.Finalizers)
 	}
-	handle := pv.Spec.CSI.VolumeHandle
-	backend := filepath.Join(poolDir, "data", "volumes", handle)
-	if _, err := os.Stat(backend); err != nil {
-		t.Fatalf("backend volume: %v", err)
+	if delayed {
+		// Nothing is provisioned before a pod uses the claim.
+		eventually(t, time.Minute, func() error {
+			out, err := p.Kubectl("get", "events", "--field-selector", "involvedObject.name="+claim, "-o", "jsonpath={.items[*].reason}")
+			if err != nil || !strings.Contains(out, "WaitForFirstConsumer") {
+				return fmt.Errorf("claim events %q %v, want WaitForFirstConsumer", out, err)
+			}
+			return nil
+		})
+		c, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, claim, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Spec.VolumeName != "" {
+			t.Fatalf("claim of a delayed class bound to %s before any pod", c.Spec.VolumeName)
+		}
+	} else {
+		waitBound()
 	}
 
 	pod := func(name, script string) string {
@@ -154,7 +191,7 @@ spec:
   volumes:
   - name: data
     persistentVolumeClaim: {claimName: %s}
-`, name, script, class)
+`, name, script, claim)
 	}
 	waitRunning := func(name string) *v1.Pod {
 		t.Helper()
@@ -173,11 +210,19 @@ spec:
 		})
 		return got
 	}
+
+	p.Apply(t, pod(claim+"-writer", "echo written-by-the-first-pod > /data/file && exec sleep 3600"))
+	if delayed {
+		waitBound()
+	}
+	handle := pv.Spec.CSI.VolumeHandle
+	backend := filepath.Join(poolDir, "data", "volumes", handle)
+	if _, err := os.Stat(backend); err != nil {
+		t.Fatalf("backend volume: %v", err)
+	}
 	vaName := "csi-" + sha256hex(handle+driver+node)
 	stage := filepath.Join(p.DataDir, "kubelet", "plugins", "kubernetes.io", "csi", driver, sha256hex(handle), "globalmount")
-
-	p.Apply(t, pod(class+"-writer", "echo written-by-the-first-pod > /data/file && exec sleep 3600"))
-	first := waitRunning(class + "-writer")
+	first := waitRunning(claim + "-writer")
 	eventually(t, time.Minute, func() error {
 		va, err := cs.StorageV1().VolumeAttachments().Get(ctx, vaName, metav1.GetOptions{})
 		if err != nil {
@@ -204,17 +249,17 @@ spec:
 	})
 
 	// The pod goes; a new one reads what the first wrote.
-	p.MustKubectl(t, "delete", "pod", class+"-writer", "--timeout=2m")
+	p.MustKubectl(t, "delete", "pod", claim+"-writer", "--timeout=2m")
 	eventually(t, 2*time.Minute, func() error {
 		if slices.Contains(hostopstest.MountsUnder(t, p.DataDir), publish) {
 			return fmt.Errorf("%s still mounted", publish)
 		}
 		return nil
 	})
-	p.Apply(t, pod(class+"-reader", "cat /data/file && exec sleep 3600"))
-	waitRunning(class + "-reader")
+	p.Apply(t, pod(claim+"-reader", "cat /data/file && exec sleep 3600"))
+	waitRunning(claim + "-reader")
 	eventually(t, time.Minute, func() error {
-		out, err := p.Kubectl("logs", class+"-reader")
+		out, err := p.Kubectl("logs", claim+"-reader")
 		if err != nil || out != "written-by-the-first-pod\n" {
 			return fmt.Errorf("reader's logs %q %v", out, err)
 		}
@@ -222,8 +267,8 @@ spec:
 	})
 
 	// The claim goes once its pod has: the PV and the backend volume go.
-	p.MustKubectl(t, "delete", "pod", class+"-reader", "--timeout=2m")
-	p.MustKubectl(t, "delete", "pvc", class, "--timeout=2m")
+	p.MustKubectl(t, "delete", "pod", claim+"-reader", "--timeout=2m")
+	p.MustKubectl(t, "delete", "pvc", claim, "--timeout=2m")
 	eventually(t, 2*time.Minute, func() error {
 		_, err := cs.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{})
 		if !apierrors.IsNotFound(err) {
