@@ -296,7 +296,7 @@ func (p *provisioner) release(ctx context.Context, pv *corev1.PersistentVolume, 
 		return
 	}
 	p.recorder.Eventf(pv, corev1.EventTypeNormal, ReasonCleanup, "Removing the contents of %s", pv.Spec.Local.Path)
-	if err := Scrub(pv.Spec.Local.Path); err != nil {
+	if err := Scrub(ctx, pv.Spec.Local.Path); err != nil {
 		p.recorder.Eventf(pv, corev1.EventTypeWarning, ReasonFailedDelete, "Error cleaning PV %q: %v", pv.Name, err)
 		log.Error("scrubbing a released volume", "err", err)
 		return

@@ -73,7 +73,13 @@ func TestScrub(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := Scrub(vol); err != nil {
+	// A stopping provisioner stops scrubbing; the next scrub goes on.
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := Scrub(cancelled, vol); !errors.Is(err, context.Canceled) || !exists(filepath.Join(vol, "a")) {
+		t.Fatalf("scrub after the stop: %v", err)
+	}
+	if err := Scrub(context.Background(), vol); err != nil {
 		t.Fatal(err)
 	}
 	if names, _ := os.ReadDir(vol); len(names) != 0 {
@@ -92,7 +98,7 @@ func TestScrub(t *testing.T) {
 	mountTmpfs(t, filepath.Join(vol, "sub", "inner"), "1m")
 	writeFile(t, filepath.Join(vol, "sub", "inner", "kept"))
 	writeFile(t, filepath.Join(vol, "sub", "gone"))
-	err := Scrub(vol)
+	err := Scrub(context.Background(), vol)
 	if !errors.Is(err, ErrOtherFilesystem) {
 		t.Fatalf("scrub across a mount: %v, want ErrOtherFilesystem", err)
 	}
@@ -102,7 +108,7 @@ func TestScrub(t *testing.T) {
 
 	// A directory that is not a mount point is refused whole.
 	writeFile(t, filepath.Join(outside, "keep2"))
-	if err := Scrub(outside); !errors.Is(err, ErrNotMountPoint) {
+	if err := Scrub(context.Background(), outside); !errors.Is(err, ErrNotMountPoint) {
 		t.Fatalf("scrub of a plain directory: %v, want ErrNotMountPoint", err)
 	}
 	if !exists(filepath.Join(outside, "keep2")) {

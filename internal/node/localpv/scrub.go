@@ -1,6 +1,7 @@
 package localpv
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -22,8 +23,9 @@ var ErrOtherFilesystem = errors.New("another filesystem is mounted inside the vo
 // Scrub removes everything inside dir, which must be a mount point, and
 // keeps dir. It works on file descriptors: it never follows a symbolic
 // link (links are removed, not their targets) and never descends into
-// another mount (ErrOtherFilesystem, after removing all else).
-func Scrub(dir string) error {
+// another mount (ErrOtherFilesystem, after removing all else). It stops
+// early with ctx's error when ctx is done; a later Scrub goes on.
+func Scrub(ctx context.Context, dir string) error {
 	parent, err := openDir(unix.AT_FDCWD, filepath.Dir(dir))
 	if err != nil {
 		return fmt.Errorf("scrub %s: %w", dir, err)
@@ -45,7 +47,7 @@ func Scrub(dir string) error {
 	if pm == rm {
 		return fmt.Errorf("scrub %s: %w", dir, ErrNotMountPoint)
 	}
-	if err := removeContents(root, rm, dir); err != nil {
+	if err := removeContents(ctx, root, rm, dir); err != nil {
 		return fmt.Errorf("scrub %s: %w", dir, err)
 	}
 	return nil
@@ -82,13 +84,16 @@ func openDir(at int, name string) (int, error) {
 // removeContents removes every entry of the directory dfd (on mount m;
 // path is for errors), depth first. A subdirectory on another mount is
 // kept, and reported once everything else is gone.
-func removeContents(dfd int, m mountID, path string) error {
+func removeContents(ctx context.Context, dfd int, m mountID, path string) error {
 	names, err := readNames(dfd)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	var kept error
 	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		var st unix.Stat_t
 		if err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			if errors.Is(err, unix.ENOENT) {
@@ -113,7 +118,7 @@ func removeContents(dfd int, m mountID, path string) error {
 			continue
 		}
 		if err == nil {
-			err = removeContents(sub, m, filepath.Join(path, name))
+			err = removeContents(ctx, sub, m, filepath.Join(path, name))
 		}
 		unix.Close(sub)
 		if err != nil {
