@@ -3,6 +3,7 @@ package binder
 import (
 	"cmp"
 	"context"
+	"math/bits"
 	"slices"
 	"sync"
 	"time"
@@ -29,17 +30,25 @@ import (
 // A burst made by parallel kubectl processes arrives over seconds, with
 // gaps longer than the settle window, so one batch does not hold it. A
 // claim whose only fit is a volume larger than it asked is therefore held
-// until its group has had no arrival (claim or volume) for
-// Config.BurstGap, at most Config.MaxBurstHold, unless it arrived alone
-// (its group quiet for BurstGap before it and since). Exact fits bind at
+// until its group has had no arrival (claim or volume) for the group's
+// burst gap, at most Config.MaxBurstHold, unless it arrived alone (its
+// group quiet for the burst gap before it and since). Exact fits bind at
 // once: an exact fit can neither strand a larger claim nor be larger than
 // asked. Once the burst is quiet, the held claims are matched together,
-// largest first. The guarantee: for a burst whose arrivals are less than
-// BurstGap apart and which lasts less than MaxBurstHold, no claim is
-// stranded and none gets a larger volume than its exact fit, when exact
-// fits exist. A lone claim waits the settle window, as before; a claim of
-// a burst whose only fit is larger waits for the burst to end plus
-// BurstGap.
+// largest first.
+//
+// The burst gap grows with the burst: Config.BurstGap times the bit
+// length of the number of arrivals the burst has had (3 s for the first,
+// 6 s from the second, 9 s from the fourth, ... 21 s from the 64th). A
+// lone user's claim still binds after the settle window, while a burst of
+// many parallel processes on a loaded machine, whose starved kubectl
+// processes leave stalls of several seconds in it, is not ended early by
+// a stall. The guarantee: for a burst each of whose gaps is shorter than
+// its burst gap at that point, and which lasts less than MaxBurstHold, no
+// claim is stranded and none gets a larger volume than its exact fit,
+// when exact fits exist. A lone claim waits the settle window, as before;
+// a claim of a burst whose only fit is larger waits for the burst to end
+// plus its burst gap.
 //
 // A claim that found nothing waits in its group (class, attributes
 // class, volume mode); a volume becoming bindable in that group makes its
@@ -67,13 +76,15 @@ type batcher struct {
 	wake        chan struct{}
 
 	// Burst detection (see holding below). burstGap is Config.BurstGap;
-	// groupLast is the last arrival of a claim or volume in each group;
+	// groupLast is the last arrival of a claim or volume in each group,
+	// groupCount the arrivals of its current burst;
 	// arrivals holds each claim's last arrival until it is decided; held
 	// are claims whose only fit was larger than they asked, since when.
-	burstGap  time.Duration
-	groupLast map[volumematch.Group]time.Time
-	arrivals  map[string]arrival
-	held      map[string]holding
+	burstGap   time.Duration
+	groupLast  map[volumematch.Group]time.Time
+	groupCount map[volumematch.Group]int
+	arrivals   map[string]arrival
+	held       map[string]holding
 }
 
 // holding is a held claim's group and since when it is held.
@@ -92,17 +103,18 @@ type arrival struct {
 
 func newBatcher(burstGap time.Duration) *batcher {
 	return &batcher{
-		burstGap:  burstGap,
-		groupLast: map[volumematch.Group]time.Time{},
-		arrivals:  map[string]arrival{},
-		held:      map[string]holding{},
-		pending:   map[string]struct{}{},
-		waiting:   map[volumematch.Group]map[string]struct{}{},
-		waitingIn: map[string]volumematch.Group{},
-		dirty:     map[volumematch.Group]struct{}{},
-		decisions: map[string]string{},
-		recheck:   map[string]struct{}{},
-		wake:      make(chan struct{}, 1),
+		burstGap:   burstGap,
+		groupLast:  map[volumematch.Group]time.Time{},
+		groupCount: map[volumematch.Group]int{},
+		arrivals:   map[string]arrival{},
+		held:       map[string]holding{},
+		pending:    map[string]struct{}{},
+		waiting:    map[volumematch.Group]map[string]struct{}{},
+		waitingIn:  map[string]volumematch.Group{},
+		dirty:      map[volumematch.Group]struct{}{},
+		decisions:  map[string]string{},
+		recheck:    map[string]struct{}{},
+		wake:       make(chan struct{}, 1),
 	}
 }
 
@@ -115,11 +127,23 @@ func (b *batcher) wakeUp() {
 
 func (b *batcher) hasWorkLocked() bool { return len(b.pending) > 0 || len(b.dirty) > 0 }
 
-// arrivedLocked notes an arrival in group g.
+// arrivedLocked notes an arrival in group g: part of the group's burst
+// when it comes within the burst gap, else the first of a new one.
 func (b *batcher) arrivedLocked(g volumematch.Group, now time.Time) {
-	if now.After(b.groupLast[g]) {
+	last, seen := b.groupLast[g]
+	if !seen || now.Sub(last) >= b.gapLocked(g) {
+		b.groupCount[g] = 0
+	}
+	b.groupCount[g]++
+	if now.After(last) {
 		b.groupLast[g] = now
 	}
+}
+
+// gapLocked is group g's burst gap: Config.BurstGap times the bit length
+// of its burst's arrivals so far (see the doc above).
+func (b *batcher) gapLocked(g volumematch.Group) time.Duration {
+	return b.burstGap * time.Duration(max(bits.Len(uint(b.groupCount[g])), 1))
 }
 
 func (b *batcher) noteWorkLocked(now time.Time) {
@@ -135,7 +159,7 @@ func (b *batcher) addClaim(key string, g volumematch.Group, now time.Time) {
 	b.noteWorkLocked(now)
 	b.pending[key] = struct{}{}
 	last, seen := b.groupLast[g]
-	b.arrivals[key] = arrival{g: g, at: now, lone: !seen || now.Sub(last) >= b.burstGap}
+	b.arrivals[key] = arrival{g: g, at: now, lone: !seen || now.Sub(last) >= b.gapLocked(g)}
 	b.arrivedLocked(g, now)
 	b.mu.Unlock()
 	b.wakeUp()
@@ -229,7 +253,7 @@ func (b *batcher) due(now time.Time, settle, max, maxHold time.Duration) (ready 
 // holdLeftLocked is how much longer a held claim waits: until its group
 // has been quiet for the burst gap, or maxHold after it was first held.
 func (b *batcher) holdLeftLocked(h holding, now time.Time, maxHold time.Duration) time.Duration {
-	return min(h.since.Add(maxHold).Sub(now), b.groupLast[h.g].Add(b.burstGap).Sub(now))
+	return min(h.since.Add(maxHold).Sub(now), b.groupLast[h.g].Add(b.gapLocked(h.g)).Sub(now))
 }
 
 // mayTakeLarger says whether claim key may now be given a volume larger
@@ -245,7 +269,7 @@ func (b *batcher) mayTakeLarger(key string, g volumematch.Group, now time.Time, 
 	if a, ok := b.arrivals[key]; ok && a.lone && !last.After(a.at) {
 		return true
 	}
-	if now.Sub(last) >= b.burstGap {
+	if now.Sub(last) >= b.gapLocked(g) {
 		return true
 	}
 	h, held := b.held[key]

@@ -52,3 +52,49 @@ func TestBurstSpreadOverSeconds(t *testing.T) {
 		}
 	}
 }
+
+// TestBurstWithStalls is the same burst on a loaded machine: kubectl
+// processes starved of CPU leave stalls longer than the burst gap in the
+// middle of the burst (seen with 2 cores and a load of 12). A stall must
+// not end the burst early: the burst gap grows with the longest gap
+// the burst has shown.
+func TestBurstWithStalls(t *testing.T) {
+	const n = 50
+	cfg := DefaultConfig()
+	for seed := int64(1); seed <= 8; seed++ {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			var objs []runtime.Object
+			for _, pv := range exactPVs(n) {
+				objs = append(objs, pv)
+			}
+			for _, pvc := range exactPVCs(n) {
+				objs = append(objs, pvc)
+			}
+			r := rand.New(rand.NewSource(seed))
+			r.Shuffle(len(objs), func(i, j int) { objs[i], objs[j] = objs[j], objs[i] })
+
+			api := newFakeAPI()
+			h := newHarness(t, api, setup{cfg: cfg})
+			h.arriving = true
+			for i, o := range objs {
+				api.userCreate(o)
+				gap := cfg.BurstGap / 5
+				if i%17 == 16 {
+					gap = cfg.BurstGap * 3 / 2 // a stall
+				}
+				// Time passes in small steps, so the controller acts
+				// during a stall as it would.
+				for step := time.Duration(0); step < gap; step += cfg.BurstGap / 10 {
+					h.clock = h.clock.Add(cfg.BurstGap / 10)
+					h.run()
+				}
+			}
+			h.arriving = false
+			h.run()
+			gotPVs, gotPVCs := api.summary()
+			if !slices.Equal(gotPVs, exactWantPVs(n)) || !slices.Equal(gotPVCs, exactWantPVCs(n)) {
+				t.Errorf("not every claim on its exact fit:\nvolumes: %s\nclaims: %s", fmtList(gotPVs), fmtList(gotPVCs))
+			}
+		})
+	}
+}

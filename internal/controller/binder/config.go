@@ -25,9 +25,11 @@ type Config struct {
 	// MaxSettleDelay caps how long a claim waits for a burst to settle.
 	MaxSettleDelay time.Duration
 	// BurstGap: a claim whose only fit is a volume larger than it asked
-	// is held until no claim or volume of its group has arrived for this
-	// long, unless it arrived alone (its group quiet for BurstGap before
-	// and since). Bursts whose arrivals are less than BurstGap apart are
+	// is held until no claim or volume of its group has arrived for the
+	// group's burst gap, unless it arrived alone (its group quiet for the
+	// burst gap before and since). The burst gap is BurstGap times the
+	// bit length of the burst's arrivals so far, so a long burst on a
+	// loaded machine is not cut by one stall (see batch.go). Bursts are
 	// thus matched as a whole: no claim stranded, none on a larger volume
 	// than its exact fit. Exact fits bind after the settle window.
 	BurstGap time.Duration

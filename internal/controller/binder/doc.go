@@ -54,9 +54,13 @@
 // fit when there is one. A burst that arrives over seconds (parallel
 // kubectl processes) is held together by the burst gap: a claim whose
 // only fit is larger than asked waits until its group has been quiet for
-// Config.BurstGap (3s), so any burst whose arrivals are under 3 seconds
-// apart, and which lasts under Config.MaxBurstHold (2 min), ends with
-// exact fits and nothing stranded. Claims of a WaitForFirstConsumer class only take
+// its burst gap: Config.BurstGap (3s) for a lone arrival, growing with
+// the burst's length (6 s from its second arrival, 9 s from its fourth,
+// ... 21 s from its 64th), so a burst made by starved kubectl processes
+// on a loaded machine is not cut short by a stall of a few seconds. Any
+// burst whose gaps stay under its burst gap, and which lasts under
+// Config.MaxBurstHold (2 min), ends with exact fits and nothing
+// stranded. Claims of a WaitForFirstConsumer class only take
 // volumes pre-bound to them (the scheduler binds the others).
 //
 // # Concurrency
