@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	storagelisters "k8s.io/client-go/listers/storage/v1"
@@ -36,7 +37,11 @@ type Plugin struct {
 	drivers    storagelisters.CSIDriverLister
 	capacities storagelisters.CSIStorageCapacityLister
 	volumes    *volumeCache
-	sig        *signal
+	// volumesSynced reports whether the volume cache has seen the
+	// informer's initial list (the scheduler only waits for the
+	// informer's own store).
+	volumesSynced cache.InformerSynced
+	sig           *signal
 
 	mu sync.Mutex
 	// selected: claim "namespace/name" -> the node Reserve chose for its
@@ -70,10 +75,15 @@ func New(args Args, fh fwk.Handle) (*Plugin, error) {
 	if err := args.Validate(); err != nil {
 		return nil, err
 	}
-	f := fh.SharedInformerFactory()
+	return newPlugin(args, fh.ClientSet(), fh.SharedInformerFactory())
+}
+
+// newPlugin builds the plugin on a client and informer factory (the
+// scheduler's, or a test's).
+func newPlugin(args Args, client kubernetes.Interface, f informers.SharedInformerFactory) (*Plugin, error) {
 	p := &Plugin{
 		args:       args,
-		client:     fh.ClientSet(),
+		client:     client,
 		pods:       f.Core().V1().Pods().Lister(),
 		nodes:      f.Core().V1().Nodes().Lister(),
 		claims:     f.Core().V1().PersistentVolumeClaims().Lister(),
@@ -84,13 +94,15 @@ func New(args Args, fh fwk.Handle) (*Plugin, error) {
 		sig:        newSignal(),
 		selected:   map[string]string{},
 	}
-	if _, err := f.Core().V1().PersistentVolumes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	reg, err := f.Core().V1().PersistentVolumes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { p.volumeChanged(obj) },
 		UpdateFunc: func(_, obj any) { p.volumeChanged(obj) },
 		DeleteFunc: func(obj any) { p.volumeDeleted(obj) },
-	}); err != nil {
+	})
+	if err != nil {
 		return nil, fmt.Errorf("volume binding: %w", err)
 	}
+	p.volumesSynced = reg.HasSynced
 	if _, err := f.Core().V1().PersistentVolumeClaims().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { p.sig.notify() },
 		UpdateFunc: func(_, _ any) { p.sig.notify() },
@@ -154,9 +166,15 @@ func readState(cs fwk.CycleState) (*stateData, error) {
 	return d, nil
 }
 
-// errClaim marks a claim the pod cannot use as it is: the pod is
-// unschedulable until the claim changes.
-var errClaim = errors.New("claim not usable")
+// claimError is a claim the pod cannot use as it is: the pod is
+// unschedulable until the claim changes. Its text is upstream's.
+type claimError struct{ msg string }
+
+func (e *claimError) Error() string { return e.msg }
+
+func claimErrorf(format string, args ...any) error {
+	return &claimError{msg: fmt.Sprintf(format, args...)}
+}
 
 // podClaims looks up the pod's claims and sorts them. It returns
 // ok=false when the pod has none, and the number of unbound claims that
@@ -179,19 +197,19 @@ func (p *Plugin) podClaims(pod *v1.Pod) (*podClaims, int, bool, error) {
 		hasClaims = true
 		claim, err := p.claims.PersistentVolumeClaims(pod.Namespace).Get(name)
 		if apierrors.IsNotFound(err) {
-			return nil, 0, true, fmt.Errorf("%w: persistentvolumeclaim %q not found", errClaim, name)
+			return nil, 0, true, claimErrorf("persistentvolumeclaim %q not found", name)
 		} else if err != nil {
 			return nil, 0, true, err
 		}
 		if claim.Status.Phase == v1.ClaimLost {
-			return nil, 0, true, fmt.Errorf("%w: persistentvolumeclaim %q bound to non-existent persistentvolume %q", errClaim, name, claim.Spec.VolumeName)
+			return nil, 0, true, claimErrorf("persistentvolumeclaim %q bound to non-existent persistentvolume %q", name, claim.Spec.VolumeName)
 		}
 		if claim.DeletionTimestamp != nil {
-			return nil, 0, true, fmt.Errorf("%w: persistentvolumeclaim %q is being deleted", errClaim, name)
+			return nil, 0, true, claimErrorf("persistentvolumeclaim %q is being deleted", name)
 		}
 		if vol.Ephemeral != nil {
 			if err := ephemeral.VolumeIsForPod(pod, claim); err != nil {
-				return nil, 0, true, fmt.Errorf("%w: %w", errClaim, err)
+				return nil, 0, true, claimErrorf("%s", err.Error())
 			}
 		}
 		if fullyBound(claim) {
@@ -219,11 +237,15 @@ func fullyBound(claim *v1.PersistentVolumeClaim) bool {
 
 // PreFilter sorts the pod's claims; a pod with unbound claims of
 // Immediate classes waits for the PV controller.
-func (p *Plugin) PreFilter(_ context.Context, cs fwk.CycleState, pod *v1.Pod, _ []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
+func (p *Plugin) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, _ []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
+	if !p.volumesSynced() && !cache.WaitForCacheSync(ctx.Done(), p.volumesSynced) {
+		return nil, fwk.AsStatus(fmt.Errorf("volume binding: the volume cache did not sync: %w", context.Cause(ctx)))
+	}
 	claims, immediate, hasClaims, err := p.podClaims(pod)
+	var unusable *claimError
 	switch {
-	case errors.Is(err, errClaim):
-		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, errors.Unwrap(err).Error())
+	case errors.As(err, &unusable):
+		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, unusable.msg)
 	case err != nil:
 		return nil, fwk.AsStatus(err)
 	case !hasClaims:
