@@ -265,3 +265,27 @@ func PreboundFits(volume *v1.PersistentVolume, claim *v1.PersistentVolumeClaim) 
 		!storagehelpers.CheckVolumeModeMismatches(&claim.Spec, &volume.Spec) &&
 		ptr.Deref(claim.Spec.VolumeAttributesClassName, "") == ptr.Deref(volume.Spec.VolumeAttributesClassName, "")
 }
+
+// Better reports whether a comes before b in the order in which the
+// index chooses (for a claim both fit): the access-mode set with fewer
+// modes, then the set's canonical key, then the smaller capacity, then
+// the name. Callers that keep volumes in several indexes use it to pick
+// among the indexes' choices exactly as one index would.
+func Better(a, b *v1.PersistentVolume) bool {
+	ka, kb := accessKey(a.Spec.AccessModes), accessKey(b.Spec.AccessModes)
+	na, nb := modeCount(ka), modeCount(kb)
+	switch {
+	case na != nb:
+		return na < nb
+	case ka != kb:
+		return ka < kb
+	}
+	return sizeKey{Capacity(a), a.Name}.less(sizeKey{Capacity(b), b.Name})
+}
+
+func modeCount(key string) int {
+	if key == "" {
+		return 0
+	}
+	return strings.Count(key, ",") + 1
+}

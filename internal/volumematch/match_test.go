@@ -296,3 +296,30 @@ func TestBestFuncAccept(t *testing.T) {
 		}
 	}
 }
+
+// TestBetterSplitsLikeOneIndex: volumes spread over several indexes,
+// each index's choice combined with Better, give the one index's choice.
+func TestBetterSplitsLikeOneIndex(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for round := 0; round < 300; round++ {
+		one := NewIndex()
+		parts := []*Index{NewIndex(), NewIndex(), NewIndex()}
+		for i := 0; i < 30; i++ {
+			pv := newPV(fmt.Sprintf("pv-%d", i), fmt.Sprintf("%dGi", 1+r.IntN(8)), pvModes(randomModes(r)...))
+			one.Put(pv)
+			parts[r.IntN(len(parts))].Put(pv)
+		}
+		claim := newPVC("c", fmt.Sprintf("%dGi", 1+r.IntN(8)), pvcModes(randomModes(r)...))
+		want, _ := one.Best(claim)
+		var got *v1.PersistentVolume
+		for _, x := range parts {
+			pv, _ := x.Best(claim)
+			if pv != nil && (got == nil || Better(pv, got)) {
+				got = pv
+			}
+		}
+		if got != want {
+			t.Fatalf("round %d: split indexes chose %s, one index %s", round, nameOf(got), nameOf(want))
+		}
+	}
+}

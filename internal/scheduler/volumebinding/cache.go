@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	v1 "k8s.io/api/core/v1"
+	storagehelpers "k8s.io/component-helpers/storage/volume"
 
 	"volplane/internal/volumematch"
 )
@@ -25,7 +26,13 @@ type volumeCache struct {
 	mu      sync.RWMutex
 	api     map[string]*v1.PersistentVolume
 	assumed map[string]*v1.PersistentVolume
-	index   *volumematch.Index
+	// The bindable volumes, in volumematch indexes: one per hostname for
+	// volumes pinned to a single node (local volumes), so that a node's
+	// Filter looks at its own volumes only, and one for the rest.
+	pinned  map[string]*volumematch.Index
+	general *volumematch.Index
+	// indexedAt: volume name -> its hostname index ("" = general).
+	indexedAt map[string]string
 	// prebound: claim "namespace/name" -> names of volumes whose claimRef
 	// names it (in the view).
 	prebound map[string]map[string]bool
@@ -33,10 +40,12 @@ type volumeCache struct {
 
 func newVolumeCache() *volumeCache {
 	return &volumeCache{
-		api:      map[string]*v1.PersistentVolume{},
-		assumed:  map[string]*v1.PersistentVolume{},
-		index:    volumematch.NewIndex(),
-		prebound: map[string]map[string]bool{},
+		api:       map[string]*v1.PersistentVolume{},
+		assumed:   map[string]*v1.PersistentVolume{},
+		pinned:    map[string]*volumematch.Index{},
+		general:   volumematch.NewIndex(),
+		indexedAt: map[string]string{},
+		prebound:  map[string]map[string]bool{},
 	}
 }
 
@@ -72,10 +81,18 @@ func (c *volumeCache) reindexLocked(name string, before *v1.PersistentVolume) {
 		}
 	}
 	pv := c.viewLocked(name)
-	if pv == nil || !bindable(pv) {
-		c.index.Remove(name)
-	} else {
-		c.index.Put(pv)
+	c.unindexLocked(name)
+	if pv != nil && bindable(pv) {
+		host, ok := pinnedHost(pv)
+		x := c.general
+		if ok {
+			if c.pinned[host] == nil {
+				c.pinned[host] = volumematch.NewIndex()
+			}
+			x = c.pinned[host]
+		}
+		x.Put(pv)
+		c.indexedAt[name] = host
 	}
 	if k := claimRefKey(pv); k != "" && pv.DeletionTimestamp == nil {
 		if c.prebound[k] == nil {
@@ -83,6 +100,44 @@ func (c *volumeCache) reindexLocked(name string, before *v1.PersistentVolume) {
 		}
 		c.prebound[k][name] = true
 	}
+}
+
+func (c *volumeCache) unindexLocked(name string) {
+	host, ok := c.indexedAt[name]
+	if !ok {
+		return
+	}
+	delete(c.indexedAt, name)
+	if host == "" {
+		c.general.Remove(name)
+		return
+	}
+	c.pinned[host].Remove(name)
+	if c.pinned[host].Len() == 0 {
+		delete(c.pinned, host)
+	}
+}
+
+// hostnameLabel is the node label local volumes are pinned by.
+const hostnameLabel = v1.LabelHostname
+
+// pinnedHost returns the one node a volume's affinity admits when it
+// says no more than "kubernetes.io/hostname In [host]": then a node
+// reaches it exactly when its hostname label is host.
+func pinnedHost(pv *v1.PersistentVolume) (string, bool) {
+	na := pv.Spec.NodeAffinity
+	if na == nil || na.Required == nil || len(na.Required.NodeSelectorTerms) != 1 {
+		return "", false
+	}
+	term := na.Required.NodeSelectorTerms[0]
+	if len(term.MatchFields) != 0 || len(term.MatchExpressions) != 1 {
+		return "", false
+	}
+	e := term.MatchExpressions[0]
+	if e.Key != hostnameLabel || e.Operator != v1.NodeSelectorOpIn || len(e.Values) != 1 || e.Values[0] == "" {
+		return "", false
+	}
+	return e.Values[0], true
 }
 
 // newer reports whether resource version a is newer than b. Versions
@@ -183,9 +238,30 @@ func (c *volumeCache) preboundTo(claim *v1.PersistentVolumeClaim) []*v1.Persiste
 	return out
 }
 
-// best is the index's choice under the read lock.
-func (c *volumeCache) best(claim *v1.PersistentVolumeClaim, accept func(*v1.PersistentVolume) bool) (*v1.PersistentVolume, error) {
+// best is volumematch's choice for the claim among the bindable volumes
+// the node reaches and taken (if set) does not reject: the best of the
+// node's own index and of the general one (whose volumes' affinity is
+// checked one by one), compared as one index would.
+func (c *volumeCache) best(claim *v1.PersistentVolumeClaim, node *v1.Node, taken func(*v1.PersistentVolume) bool) (*v1.PersistentVolume, error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return c.index.BestFunc(claim, accept)
+	free := func(pv *v1.PersistentVolume) bool { return taken == nil || !taken(pv) }
+	var best *v1.PersistentVolume
+	if host, ok := node.Labels[hostnameLabel]; ok && c.pinned[host] != nil {
+		pv, err := c.pinned[host].BestFunc(claim, free)
+		if err != nil {
+			return nil, err
+		}
+		best = pv
+	}
+	pv, err := c.general.BestFunc(claim, func(pv *v1.PersistentVolume) bool {
+		return free(pv) && storagehelpers.CheckNodeAffinity(pv, node.Labels) == nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if pv != nil && (best == nil || volumematch.Better(pv, best)) {
+		best = pv
+	}
+	return best, nil
 }

@@ -9,7 +9,7 @@ import (
 
 func bestName(t *testing.T, c *volumeCache, cl *v1.PersistentVolumeClaim) string {
 	t.Helper()
-	pv, err := c.best(cl, nil)
+	pv, err := c.best(cl, node("n1"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +114,31 @@ func TestNewer(t *testing.T) {
 	for _, tt := range tests {
 		if got := newer(tt.a, tt.b); got != tt.want {
 			t.Errorf("newer(%q, %q) = %v", tt.a, tt.b, got)
+		}
+	}
+}
+
+func TestPinnedHost(t *testing.T) {
+	pinned := localPV("a", "1Gi", "n1")
+	twoValues := localPV("b", "1Gi", "n1")
+	twoValues.Spec.NodeAffinity.Required.NodeSelectorTerms[0].MatchExpressions[0].Values = []string{"n1", "n2"}
+	notIn := localPV("c", "1Gi", "n1")
+	notIn.Spec.NodeAffinity.Required.NodeSelectorTerms[0].MatchExpressions[0].Operator = v1.NodeSelectorOpNotIn
+	twoTerms := localPV("d", "1Gi", "n1")
+	twoTerms.Spec.NodeAffinity.Required.NodeSelectorTerms = append(twoTerms.Spec.NodeAffinity.Required.NodeSelectorTerms, v1.NodeSelectorTerm{})
+	extra := localPV("e", "1Gi", "n1")
+	extra.Spec.NodeAffinity.Required.NodeSelectorTerms[0].MatchExpressions = append(extra.Spec.NodeAffinity.Required.NodeSelectorTerms[0].MatchExpressions,
+		v1.NodeSelectorRequirement{Key: "zone", Operator: v1.NodeSelectorOpExists})
+	none := localPV("f", "1Gi", "n1")
+	none.Spec.NodeAffinity = nil
+	tests := []struct {
+		pv   *v1.PersistentVolume
+		host string
+		ok   bool
+	}{{pinned, "n1", true}, {twoValues, "", false}, {notIn, "", false}, {twoTerms, "", false}, {extra, "", false}, {none, "", false}}
+	for _, tt := range tests {
+		if host, ok := pinnedHost(tt.pv); host != tt.host || ok != tt.ok {
+			t.Errorf("%s: pinnedHost = %q, %v", tt.pv.Name, host, ok)
 		}
 	}
 }

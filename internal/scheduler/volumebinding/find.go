@@ -66,9 +66,10 @@ type world interface {
 	// prebound returns the volumes whose claimRef names the claim and
 	// which are not bound to it yet.
 	prebound(claim *v1.PersistentVolumeClaim) []*v1.PersistentVolume
-	// best returns the best bindable volume for the claim among those
-	// accept admits, by volumematch's rules.
-	best(claim *v1.PersistentVolumeClaim, accept func(*v1.PersistentVolume) bool) (*v1.PersistentVolume, error)
+	// best returns the best bindable volume for the claim, by
+	// volumematch's rules, among those the node reaches and taken (if
+	// set) does not reject.
+	best(claim *v1.PersistentVolumeClaim, node *v1.Node, taken func(*v1.PersistentVolume) bool) (*v1.PersistentVolume, error)
 	// class returns a StorageClass, or an error if it does not exist.
 	class(name string) (*storagev1.StorageClass, error)
 	// driver returns a CSIDriver, or nil.
@@ -155,6 +156,7 @@ func matchVolumes(w world, claims []*v1.PersistentVolumeClaim, node *v1.Node) ([
 		return cmp.Compare(volumematch.Request(a), volumematch.Request(b))
 	})
 	chosen := map[string]bool{}
+	taken := func(pv *v1.PersistentVolume) bool { return chosen[pv.Name] }
 	reachable := func(pv *v1.PersistentVolume) bool {
 		return !chosen[pv.Name] && storagehelpers.CheckNodeAffinity(pv, node.Labels) == nil
 	}
@@ -169,7 +171,7 @@ func matchVolumes(w world, claims []*v1.PersistentVolumeClaim, node *v1.Node) ([
 			}
 		}
 		if found == nil {
-			pv, err := w.best(claim, reachable)
+			pv, err := w.best(claim, node, taken)
 			if err != nil {
 				return nil, nil, err
 			}

@@ -191,6 +191,40 @@ func TestFindPodVolumes(t *testing.T) {
 		node:    node("n1"),
 		want:    "c1->pv1,c2->provision",
 	}, {
+		name: "a volume reachable from every node beats a larger local one",
+		pvs: []*v1.PersistentVolume{localPV("local-big", "4Gi", "n1"),
+			localPV("anywhere", "2Gi", "n1", func(pv *v1.PersistentVolume) { pv.Spec.NodeAffinity = nil })},
+		classes: []*storagev1.StorageClass{local},
+		delayed: []*v1.PersistentVolumeClaim{claim("c1", "1Gi", "local")},
+		node:    node("n1"),
+		want:    "c1->anywhere",
+	}, {
+		name: "a zone-pinned volume in another zone is passed over for the local one",
+		pvs: []*v1.PersistentVolume{localPV("local-big", "4Gi", "n1"),
+			localPV("zoned", "1Gi", "n1", func(pv *v1.PersistentVolume) {
+				pv.Spec.NodeAffinity.Required.NodeSelectorTerms[0].MatchExpressions[0] = v1.NodeSelectorRequirement{Key: "zone", Operator: v1.NodeSelectorOpIn, Values: []string{"b"}}
+			})},
+		classes: []*storagev1.StorageClass{local},
+		delayed: []*v1.PersistentVolumeClaim{claim("c1", "1Gi", "local")},
+		node:    node("n1", "zone", "a"),
+		want:    "c1->local-big",
+	}, {
+		name:    "a volume pinned by hostname goes by the label, not the node's name",
+		pvs:     []*v1.PersistentVolume{localPV("pv1", "1Gi", "host-1")},
+		classes: []*storagev1.StorageClass{local},
+		delayed: []*v1.PersistentVolumeClaim{claim("c1", "1Gi", "local")},
+		node:    node("n1", hostname, "host-1"),
+		want:    "c1->pv1",
+	}, {
+		name: "a volume pinned to two hosts is checked by its affinity",
+		pvs: []*v1.PersistentVolume{localPV("pv1", "1Gi", "n1", func(pv *v1.PersistentVolume) {
+			pv.Spec.NodeAffinity.Required.NodeSelectorTerms[0].MatchExpressions[0].Values = []string{"n2", "n3"}
+		})},
+		classes: []*storagev1.StorageClass{local},
+		delayed: []*v1.PersistentVolumeClaim{claim("c1", "1Gi", "local")},
+		node:    node("n3"),
+		want:    "c1->pv1",
+	}, {
 		name:    "class of a provisioned claim missing is an error",
 		delayed: []*v1.PersistentVolumeClaim{claim("c1", "1Gi", "gone")},
 		node:    node("n1"),

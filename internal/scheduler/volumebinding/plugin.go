@@ -333,8 +333,8 @@ func (w pluginWorld) prebound(claim *v1.PersistentVolumeClaim) []*v1.PersistentV
 	return w.p.volumes.preboundTo(claim)
 }
 
-func (w pluginWorld) best(claim *v1.PersistentVolumeClaim, accept func(*v1.PersistentVolume) bool) (*v1.PersistentVolume, error) {
-	return w.p.volumes.best(claim, accept)
+func (w pluginWorld) best(claim *v1.PersistentVolumeClaim, node *v1.Node, taken func(*v1.PersistentVolume) bool) (*v1.PersistentVolume, error) {
+	return w.p.volumes.best(claim, node, taken)
 }
 
 func (w pluginWorld) class(name string) (*storagev1.StorageClass, error) {

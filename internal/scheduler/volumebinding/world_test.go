@@ -38,8 +38,8 @@ func (w *fakeWorld) volume(name string) *v1.PersistentVolume { return w.vols.get
 func (w *fakeWorld) prebound(c *v1.PersistentVolumeClaim) []*v1.PersistentVolume {
 	return w.vols.preboundTo(c)
 }
-func (w *fakeWorld) best(c *v1.PersistentVolumeClaim, accept func(*v1.PersistentVolume) bool) (*v1.PersistentVolume, error) {
-	return w.vols.best(c, accept)
+func (w *fakeWorld) best(c *v1.PersistentVolumeClaim, n *v1.Node, taken func(*v1.PersistentVolume) bool) (*v1.PersistentVolume, error) {
+	return w.vols.best(c, n, taken)
 }
 func (w *fakeWorld) class(name string) (*storagev1.StorageClass, error) {
 	if c, ok := w.classes[name]; ok {
