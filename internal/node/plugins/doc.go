@@ -21,7 +21,8 @@
 // status.volumesAttached), Remounter (SetUp again when content changes),
 // PathPlugin (the volume lives at a host path of its own, hostPath),
 // ContentDirPlugin (the content is below the pod directory, CSI's
-// <dir>/mount) and BlockMapper (raw block devices). Helpers shared by plugins:
+// <dir>/mount), BlockMapper (raw block devices) and PodBlockMapper (a
+// block device made available per pod, CSI's raw block publish). Helpers shared by plugins:
 // SetVolumeOwnership (fsGroup, fsGroupChangePolicy), MountsUnder,
 // PodScopedVolumeName, PodVolumeDir.
 //

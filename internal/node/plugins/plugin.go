@@ -134,6 +134,22 @@ type BlockMapper interface {
 	BlockDevice(ctx context.Context, spec *Spec) (string, error)
 }
 
+// PodBlockMapper is a block plugin whose device is made available for each
+// pod (CSI publishes a raw block volume per pod): the volume manager calls
+// MapPodDevice instead of BlockDevice, after MountDevice when the plugin
+// is a DeviceMounter too (for block volumes as for filesystems), and
+// UnmapPodDevice once it has removed the pod's link and bind mount
+// (UnmountDevice after the last pod).
+type PodBlockMapper interface {
+	Plugin
+	// MapPodDevice returns the block device node, or a file bind-mounted
+	// on one, of the pod's volume. args.Dir is the pod's device link.
+	MapPodDevice(ctx context.Context, args SetUpArgs) (string, error)
+	// UnmapPodDevice undoes MapPodDevice for the pod; nothing mapped is
+	// not an error.
+	UnmapPodDevice(ctx context.Context, spec *Spec, podUID types.UID) error
+}
+
 // Host is what plugins get from the node agent.
 type Host struct {
 	// RootDir is the agent's --root-dir.

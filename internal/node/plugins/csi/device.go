@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 
 	"volplane/internal/csi/client"
-	"volplane/internal/csi/kube"
 	"volplane/internal/logging"
 	"volplane/internal/node/plugins"
 )
@@ -22,6 +21,9 @@ func (p *Plugin) MountDevice(ctx context.Context, spec *plugins.Spec, deviceMoun
 	src, err := source(spec)
 	if err != nil {
 		return err
+	}
+	if spec.Block {
+		return p.stageBlock(ctx, spec, src, deviceMountPath)
 	}
 	c, caps, err := p.driver(ctx, src.Driver)
 	if err != nil {
@@ -45,9 +47,9 @@ func (p *Plugin) MountDevice(ctx context.Context, spec *plugins.Spec, deviceMoun
 	if err != nil {
 		return err
 	}
-	secrets, err := kube.Secrets(ctx, p.host.Client, src.NodeStageSecretRef)
+	secrets, err := p.secrets(ctx, src.NodeStageSecretRef)
 	if err != nil {
-		return fmt.Errorf("kubernetes.io/csi: %w", err)
+		return err
 	}
 	return c.NodeStageVolume(ctx, &client.NodeStageRequest{
 		VolumeID:       src.VolumeHandle,
@@ -65,6 +67,9 @@ func (p *Plugin) MountDevice(ctx context.Context, spec *plugins.Spec, deviceMoun
 // an unmounted path is just removed, a mounted one is an error (nothing
 // says whose it is).
 func (p *Plugin) UnmountDevice(ctx context.Context, deviceMountPath string) error {
+	if pv := p.blockStagingPV(deviceMountPath); pv != "" {
+		return p.unstageBlock(ctx, pv, deviceMountPath)
+	}
 	data, err := readVolData(filepath.Dir(deviceMountPath))
 	if errors.Is(err, os.ErrNotExist) {
 		return p.removeMountDir(deviceMountPath)

@@ -66,15 +66,22 @@
 // with GET_VOLUME_STATS. After a restart a volume counts again once the
 // volume manager has called SetUp for it.
 //
+// Raw block (volumeMode: Block, plugins.PodBlockMapper), laid out as
+// upstream's CSI block mapper: MountDevice writes vol_data.json into
+// <root>/plugins/kubernetes.io/csi/volumeDevices/<pv>/data and stages at
+// .../volumeDevices/staging/<pv> with a block capability; MapPodDevice
+// publishes at .../volumeDevices/publish/<pv>/<pod uid> (a file the
+// driver binds the device on), which the volume manager binds and links
+// into the pod as for any block volume; UnmapPodDevice unpublishes it and
+// UnmountDevice unstages after the last pod.
+//
 // Republishing: for a driver whose CSIDriver says requiresRepublish the
 // plugin is a Remounter (RequiresRemount) and asks the volume manager,
 // every Config.RepublishPeriod (a minute, upstream's pod sync), to set its
 // pods' volumes up again, which publishes them again with fresh tokens.
 //
 // Not yet: CSI inline (ephemeral) volumes are refused with a clear error
-// (VolumeName), raw block volumes (volumeMode: Block) too (the plugin is
-// no plugins.BlockMapper; the volume manager reports "does not support
-// block volumes"), abnormal volume conditions as events
+// (VolumeName); abnormal volume conditions as events
 // (this CSI spec module has no volume_condition field) and the CSINode
 // allocatable refresh are left to later work. volume_mount_group
 // is passed to NodePublishVolume only, not to NodeStageVolume (MountDevice

@@ -13,7 +13,6 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 
 	"volplane/internal/csi/client"
-	"volplane/internal/csi/kube"
 	"volplane/internal/node/plugins"
 )
 
@@ -68,9 +67,9 @@ func (p *Plugin) SetUp(ctx context.Context, args plugins.SetUpArgs) error {
 	if fsGroup && caps.VolumeMountGroup {
 		cp.VolumeMountGroup = strconv.FormatInt(*args.FSGroup, 10)
 	}
-	secrets, err := kube.Secrets(ctx, p.host.Client, src.NodePublishSecretRef)
+	secrets, err := p.secrets(ctx, src.NodePublishSecretRef)
 	if err != nil {
-		return fmt.Errorf("kubernetes.io/csi: %w", err)
+		return err
 	}
 	tokens, err := p.tokens(ctx, obj, args.Pod)
 	if err != nil {

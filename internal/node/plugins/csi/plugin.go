@@ -86,6 +86,7 @@ var (
 	_ plugins.Attachable       = (*Plugin)(nil)
 	_ plugins.ContentDirPlugin = (*Plugin)(nil)
 	_ plugins.Remounter        = (*Plugin)(nil)
+	_ plugins.PodBlockMapper   = (*Plugin)(nil)
 )
 
 // New returns the plugin.
@@ -285,6 +286,15 @@ func (p *Plugin) publishContext(ctx context.Context, spec *plugins.Spec, src *co
 	return va.Status.AttachmentMetadata, name, nil
 }
 
+// secrets reads a secret the PV refers to, as the node.
+func (p *Plugin) secrets(ctx context.Context, ref *corev1.SecretReference) (map[string]string, error) {
+	s, err := kube.Secrets(ctx, p.host.Client, ref)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes.io/csi: %w", err)
+	}
+	return s, nil
+}
+
 // capability is the CSI capability of the PV for the node calls.
 func capability(spec *plugins.Spec, caps client.NodeCapabilities) (client.Capability, error) {
 	c, err := kube.PublishCapability(&spec.PV.Spec, caps.SingleNodeMultiWriter)
@@ -300,6 +310,9 @@ func (p *Plugin) DeviceMountPath(spec *plugins.Spec) (string, error) {
 	src, err := source(spec)
 	if err != nil {
 		return "", err
+	}
+	if spec.Block {
+		return p.blockStagingPath(spec.PV.Name), nil
 	}
 	return p.deviceMountPath(src), nil
 }

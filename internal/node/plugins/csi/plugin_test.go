@@ -445,3 +445,47 @@ func TestClientPerEndpoint(t *testing.T) {
 		t.Fatalf("TearDown through the new endpoint: %v, %d calls", err, other.Calls("NodeUnpublishVolume"))
 	}
 }
+
+func TestBlockPaths(t *testing.T) {
+	r := newRig(t, csitest.NodeOptions{}, attachment(true, ""))
+	s := spec(pv(func(v *corev1.PersistentVolume) { v.Spec.VolumeMode = ptr.To(corev1.PersistentVolumeBlock) }))
+	s.Block = true
+	ctx := context.Background()
+	staging, err := r.p.DeviceMountPath(s)
+	if want := r.root + "/plugins/kubernetes.io/csi/volumeDevices/staging/pvc-1"; err != nil || staging != want {
+		t.Fatalf("staging path %s, %v; want %s", staging, err, want)
+	}
+	if err := os.MkdirAll(staging, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.p.MountDevice(ctx, s, staging); err != nil {
+		t.Fatal(err)
+	}
+	if c := r.node.LastStage().GetVolumeCapability(); c.GetBlock() == nil || r.node.LastStage().GetStagingTargetPath() != staging {
+		t.Errorf("stage %v", r.node.LastStage())
+	}
+	if _, err := readVolData(r.root + "/plugins/kubernetes.io/csi/volumeDevices/pvc-1/data"); err != nil {
+		t.Errorf("block vol_data.json: %v", err)
+	}
+	dev, err := r.p.MapPodDevice(ctx, plugins.SetUpArgs{Spec: s, Pod: testPod(), DeviceMountPath: staging})
+	if want := r.root + "/plugins/kubernetes.io/csi/volumeDevices/publish/pvc-1/uid-1"; err != nil || dev != want {
+		t.Fatalf("MapPodDevice = %s, %v; want %s", dev, err, want)
+	}
+	if pub := r.node.LastPublish(); pub.GetVolumeCapability().GetBlock() == nil || pub.GetStagingTargetPath() != staging {
+		t.Errorf("publish %v", pub)
+	}
+	if err := r.p.UnmapPodDevice(ctx, s, "uid-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.p.UnmountDevice(ctx, staging); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.node.Staged())+len(r.node.Published()) != 0 {
+		t.Errorf("left staged %v published %v", r.node.Staged(), r.node.Published())
+	}
+	for _, p := range []string{staging, filepath.Dir(dev), r.root + "/plugins/kubernetes.io/csi/volumeDevices/pvc-1"} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left: %v", p, err)
+		}
+	}
+}

@@ -120,7 +120,10 @@ type builtIn struct {
 	objs     []runtime.Object
 }
 
-func startBuiltIn(t *testing.T) *builtIn {
+func startBuiltIn(t *testing.T) *builtIn { return startBuiltInMode(t, false) }
+
+// startBuiltInMode is startBuiltIn with a raw block volume when block.
+func startBuiltInMode(t *testing.T, block bool) *builtIn {
 	t.Helper()
 	hostopstest.RequireRoot(t)
 	base := t.TempDir()
@@ -157,6 +160,9 @@ func startBuiltIn(t *testing.T) *builtIn {
 
 	snw := &csipb.VolumeCapability{AccessMode: &csipb.VolumeCapability_AccessMode{Mode: csipb.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
 		AccessType: &csipb.VolumeCapability_Mount{Mount: &csipb.VolumeCapability_MountVolume{}}}
+	if block {
+		snw.AccessType = &csipb.VolumeCapability_Block{Block: &csipb.VolumeCapability_BlockVolume{}}
+	}
 	created, err := d.CreateVolume(ctx, &csipb.CreateVolumeRequest{Name: "pvc-root", VolumeCapabilities: []*csipb.VolumeCapability{snw},
 		CapacityRange: &csipb.CapacityRange{RequiredBytes: 64 << 20}})
 	if err != nil {
@@ -169,6 +175,7 @@ func startBuiltIn(t *testing.T) *builtIn {
 	}
 	b.pv = &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "pvc-root"}, Spec: corev1.PersistentVolumeSpec{
 		AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+		VolumeMode:  ptr.To(map[bool]corev1.PersistentVolumeMode{true: corev1.PersistentVolumeBlock, false: corev1.PersistentVolumeFilesystem}[block]),
 		PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{
 			Driver: csidriver.DriverName, VolumeHandle: b.id, VolumeAttributes: created.GetVolume().GetVolumeContext()}},
 	}}

@@ -254,3 +254,79 @@ func TestRootCrashBetweenStageAndPublish(t *testing.T) {
 		})
 	}
 }
+
+// TestRootBlockVolume maps a raw block volume of the built-in driver into
+// a pod through the volume manager (staged, published per pod, linked at
+// upstream's paths), writes to the device, restarts the manager and
+// unmaps it all when the pod goes.
+func TestRootBlockVolume(t *testing.T) {
+	b := startBuiltInMode(t, true)
+	pod, objs := claimPod(b)
+	pod.Spec.Containers[0].VolumeMounts = nil
+	pod.Spec.Containers[0].VolumeDevices = []corev1.VolumeDevice{{Name: "data", DevicePath: "/dev/xvda"}}
+	pods := &podList{}
+	pods.set(pod)
+	ops := hostops.New()
+	run, events := managerRunner(t, b, pods, objs...)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	wait := func(m *volumemanager.Manager) {
+		t.Helper()
+		if err := m.WaitForAttachAndMount(ctx, pod); err != nil {
+			for len(events.Events) > 0 {
+				t.Log(<-events.Events)
+			}
+			t.Fatal(err)
+		}
+	}
+	m, stop := run()
+	wait(m)
+	dev := m.PodVolumes(pod.UID)["data"].DevicePath
+	if want := plugins.PodDeviceDir(b.root, pod.UID, PluginName) + "/" + b.pv.Name; dev != want {
+		t.Fatalf("device path %q, want %s", dev, want)
+	}
+	fi, err := os.Stat(dev)
+	if err != nil || fi.Mode()&os.ModeDevice == 0 || fi.Mode()&os.ModeCharDevice != 0 {
+		t.Fatalf("%s is no block device: %v, %v", dev, fi, err)
+	}
+	f, err := os.OpenFile(dev, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("block data"), 4096); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	publish := filepath.Join(b.root, "plugins", PluginName, "volumeDevices", "publish", b.pv.Name, string(pod.UID))
+	if n := mountsAt(t, ops, publish); n != 1 {
+		t.Errorf("%d mounts at the publish path %s, want 1", n, publish)
+	}
+	stop()
+
+	m, _ = run()
+	wait(m)
+	if n := mountsAt(t, ops, publish); n != 1 {
+		t.Errorf("after the restart: %d mounts at %s, want 1", n, publish)
+	}
+	pods.set()
+	if err := m.WaitForUnmount(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	waitNoMounts(t, ops, b.root)
+	// A raw block staging is no mount: wait for the unstaging itself.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		var left []string
+		for _, dir := range []string{"staging/" + b.pv.Name, "publish/" + b.pv.Name, b.pv.Name} {
+			if _, err := os.Stat(filepath.Join(b.root, "plugins", PluginName, "volumeDevices", dir)); err == nil {
+				left = append(left, dir)
+			}
+		}
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("left in volumeDevices: %v", left)
+		}
+	}
+	b.deleteVolume(t)
+}

@@ -15,7 +15,9 @@
 //     global path for DeviceMounters; then SetUp into
 //     <root>/pods/<uid>/volumes/kubernetes.io~<plugin>/<name> (the PV's
 //     name for persistent volumes, as upstream), or map the block device
-//     (see plugins.BlockMapper). A Remounter's volume is set up again
+//     (see plugins.BlockMapper; a PodBlockMapper is staged by MountDevice
+//     first and mapped per pod, and unmapped by the plugin after the pod's
+//     link and bind mount are gone). A Remounter's volume is set up again
 //     when a remount is requested.
 //
 // One operation is in flight per volume (by unique name). A failed

@@ -111,11 +111,7 @@ func (r *Reconciler) globalMapPath(m cache.MountedVolume) string {
 }
 
 func (r *Reconciler) mapDevice(ctx context.Context, v cache.VolumeToMount, m cache.MountedVolume) error {
-	bm, ok := v.Plugin.(plugins.BlockMapper)
-	if !ok {
-		return fmt.Errorf("volume plugin %s does not support block volumes", v.Plugin.Name())
-	}
-	dev, err := bm.BlockDevice(ctx, v.Spec)
+	dev, err := r.blockDevice(ctx, v, m)
 	if err != nil {
 		return err
 	}
@@ -147,6 +143,23 @@ func (r *Reconciler) mapDevice(ctx context.Context, v cache.VolumeToMount, m cac
 	return os.Symlink(dev, m.Dir)
 }
 
+// blockDevice is the device to map for the pod: per pod from a
+// PodBlockMapper, else the plugin's BlockDevice.
+func (r *Reconciler) blockDevice(ctx context.Context, v cache.VolumeToMount, m cache.MountedVolume) (string, error) {
+	if pm, ok := v.Plugin.(plugins.PodBlockMapper); ok {
+		args := plugins.SetUpArgs{Spec: v.Spec, Pod: v.Pod, Dir: m.Dir}
+		if d, ok := r.cfg.Actual.Device(v.VolumeName); ok && d.Mounted {
+			args.DeviceMountPath = d.MountPath
+		}
+		return pm.MapPodDevice(ctx, args)
+	}
+	bm, ok := v.Plugin.(plugins.BlockMapper)
+	if !ok {
+		return "", fmt.Errorf("volume plugin %s does not support block volumes", v.Plugin.Name())
+	}
+	return bm.BlockDevice(ctx, v.Spec)
+}
+
 func (r *Reconciler) unmapDevice(ctx context.Context, m cache.MountedVolume) error {
 	if err := os.Remove(m.Dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
@@ -168,6 +181,11 @@ func (r *Reconciler) unmapDevice(ctx context.Context, m cache.MountedVolume) err
 		return err
 	}
 	_ = os.Remove(filepath.Dir(global)) // the volume's directory, once empty
+	if pm, ok := m.Plugin.(plugins.PodBlockMapper); ok {
+		if err := pm.UnmapPodDevice(ctx, m.Spec, m.PodUID); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

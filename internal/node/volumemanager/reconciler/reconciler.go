@@ -131,7 +131,7 @@ func (r *Reconciler) Reconcile(ctx context.Context) {
 		if mounted && !m.Uncertain && !(m.RemountRequested && requiresRemount(v)) {
 			continue
 		}
-		if dm, ok := v.Plugin.(plugins.DeviceMounter); ok && !v.Spec.Block {
+		if dm, ok := v.Plugin.(plugins.DeviceMounter); ok && (!v.Spec.Block || isPodBlockMapper(v.Plugin)) {
 			if d, _ := r.cfg.Actual.Device(v.VolumeName); !d.Mounted {
 				r.start(ctx, v.VolumeName, "mountdevice", func(ctx context.Context) error {
 					return r.mountDevice(ctx, v, dm)
@@ -143,6 +143,11 @@ func (r *Reconciler) Reconcile(ctx context.Context) {
 			return r.setUp(ctx, v)
 		})
 	}
+}
+
+func isPodBlockMapper(p plugins.Plugin) bool {
+	_, ok := p.(plugins.PodBlockMapper)
+	return ok
 }
 
 func requiresRemount(v cache.VolumeToMount) bool {

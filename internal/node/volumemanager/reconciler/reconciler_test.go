@@ -217,3 +217,57 @@ func TestContentDirIsHostPath(t *testing.T) {
 		t.Fatalf("mounted %v: dir %s, host path %s; want %s and its mount/", ok, m.Dir, m.HostPath, dir)
 	}
 }
+
+// podBlockPlugin is a device mounter that maps block devices per pod.
+type podBlockPlugin struct {
+	devPathPlugin
+	dev string
+}
+
+func (p podBlockPlugin) MapPodDevice(ctx context.Context, a plugins.SetUpArgs) (string, error) {
+	p.log("MapPodDevice " + string(a.Pod.UID) + " " + a.DeviceMountPath)
+	return p.dev, nil
+}
+
+func (p podBlockPlugin) UnmapPodDevice(ctx context.Context, s *plugins.Spec, uid types.UID) error {
+	p.log("UnmapPodDevice " + string(uid))
+	return nil
+}
+
+func TestPodBlockMapper(t *testing.T) {
+	root := t.TempDir()
+	dev := filepath.Join(root, "dev")
+	if err := os.WriteFile(dev, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fp := &fakePlugin{}
+	pl := podBlockPlugin{devPathPlugin{fp, root}, dev}
+	desired, actual := cache.NewDesired(), cache.NewActual()
+	r, err := New(Config{RootDir: root, Ops: fakehost.New(), Desired: desired, Actual: actual,
+		Store: reconstruction.Store{Root: root}, Recorder: record.NewFakeRecorder(10),
+		Attached: func() []corev1.AttachedVolume { return nil }, Ready: func() bool { return true },
+		NodeLabels: func(context.Context) (map[string]string, error) { return nil, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := &plugins.Spec{Name: "v", Volume: &corev1.Volume{Name: "v"}, Block: true}
+	desired.AddPodVolume(cache.VolumeToMount{VolumeName: "fake/v", OuterName: "v", Plugin: pl, Spec: spec,
+		Pod: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{UID: "a"}}})
+	step := func() { r.Reconcile(context.Background()); r.Wait() }
+	step()
+	step()
+	global := filepath.Join(root, "plugins/example.com~fake/globalmount")
+	if got, want := fp.Calls(), "MountDevice,MapPodDevice a "+global; got != want {
+		t.Fatalf("calls %q, want %q", got, want)
+	}
+	link := plugins.PodDeviceDir(root, "a", pl.Name()) + "/v"
+	if target, err := os.Readlink(link); err != nil || target != dev {
+		t.Fatalf("pod link -> %q, %v; want %s", target, err, dev)
+	}
+	desired.DeletePod("a")
+	step()
+	step()
+	if got, want := fp.Calls(), "MountDevice,MapPodDevice a "+global+",UnmapPodDevice a,UnmountDevice"; got != want {
+		t.Fatalf("calls %q, want %q", got, want)
+	}
+}
