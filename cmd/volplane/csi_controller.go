@@ -53,19 +53,12 @@ The API is the one --kubeconfig names, else the in-cluster configuration.`,
 				return err
 			}
 			// The driver's name decides the Lease, so it is read first.
-			cli, err := client.New(client.Config{Endpoint: cfg.Endpoint, Timeout: cfg.Timeout})
-			if err != nil {
-				return err
-			}
 			log.Info("waiting for the CSI driver", "endpoint", cfg.Endpoint)
-			info, _, err := csicontroller.Probe(ctx, cli)
-			cli.Close()
+			cli, info, _, err := csicontroller.Connect(ctx, client.Config{Endpoint: cfg.Endpoint, Timeout: cfg.Timeout})
 			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return err
+				return nil // ctx is done: a signal
 			}
+			cli.Close()
 			cfg.Name = info.Name
 			host, _ := os.Hostname()
 			sum := sha256.Sum256([]byte(cfg.Endpoint))

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/wait"
-
 	"volplane/internal/controller"
 	"volplane/internal/controller/attacher"
 	"volplane/internal/controller/capacity"
@@ -68,10 +66,6 @@ func Descriptor(cfg Config) controller.Descriptor {
 		if err := cfg.Validate(); err != nil {
 			return nil, err
 		}
-		cli, err := client.New(client.Config{Endpoint: cfg.Endpoint, Timeout: cfg.Timeout})
-		if err != nil {
-			return nil, err
-		}
 		// The informers every part uses are registered now, before the
 		// manager starts the factory; the parts add their handlers once
 		// the driver answers.
@@ -84,7 +78,7 @@ func Descriptor(cfg Config) controller.Descriptor {
 		f.Storage().V1().VolumeAttachments().Informer()
 		f.Storage().V1().CSIDrivers().Informer()
 		f.Storage().V1().CSIStorageCapacities().Informer()
-		return &driverController{cfg: cfg, cctx: cctx, cli: cli}, nil
+		return &driverController{cfg: cfg, cctx: cctx}, nil
 	}}
 }
 
@@ -97,12 +91,13 @@ type driverController struct {
 // Run waits for the driver, builds its controllers and runs them until
 // ctx is done.
 func (d *driverController) Run(ctx context.Context) {
-	defer d.cli.Close()
 	log := logging.FromContext(ctx)
-	info, caps, err := Probe(ctx, d.cli)
+	cli, info, caps, err := Connect(ctx, client.Config{Endpoint: d.cfg.Endpoint, Timeout: d.cfg.Timeout})
 	if err != nil {
 		return // ctx is done
 	}
+	defer cli.Close()
+	d.cli = cli
 	if d.cfg.Name != "" && info.Name != d.cfg.Name {
 		log.Error("the driver on the socket is another driver; not running its controllers",
 			"endpoint", d.cfg.Endpoint, "want", d.cfg.Name, "got", info.Name)
@@ -161,37 +156,52 @@ func (d *driverController) build(name string, caps client.Capabilities) ([]contr
 	return parts, nil
 }
 
-// Probe waits until the driver answers GetPluginInfo, Probe says ready,
-// and its capabilities are read, retrying with backoff; it fails only
-// when ctx is done.
-func Probe(ctx context.Context, cli *client.Client) (client.PluginInfo, client.Capabilities, error) {
-	var (
-		info client.PluginInfo
-		caps client.Capabilities
-		last error
-	)
-	backoff := wait.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Steps: 1 << 30, Cap: 10 * time.Second}
-	err := wait.ExponentialBackoffWithContext(ctx, backoff, func(ctx context.Context) (bool, error) {
-		var err error
-		if info, err = cli.PluginInfo(ctx); err != nil {
-			last = err
-			return false, nil
+// probeBackoff is how Connect waits between attempts: doubling from
+// initial up to max, then every max, for as long as its context lasts.
+var probeBackoff = struct{ initial, max time.Duration }{100 * time.Millisecond, 10 * time.Second}
+
+// Connect waits until the driver at cfg's endpoint answers GetPluginInfo,
+// Probe says ready and its capabilities are read, retrying with backoff,
+// and returns a client of it. It fails only when ctx is done, quoting the
+// last error. Each attempt dials afresh: a driver that comes up late is
+// found at the next attempt, not after gRPC's own reconnect backoff
+// (which grows to two minutes).
+func Connect(ctx context.Context, cfg client.Config) (*client.Client, client.PluginInfo, client.Capabilities, error) {
+	delay := probeBackoff.initial
+	for {
+		cli, info, caps, err := probe(ctx, cfg)
+		if err == nil {
+			return cli, info, caps, nil
 		}
-		if ready, err := cli.Probe(ctx); err != nil || !ready {
-			last = fmt.Errorf("driver %s is not ready: %v", info.Name, err)
-			return false, nil
+		select {
+		case <-ctx.Done():
+			return nil, info, caps, fmt.Errorf("waiting for the CSI driver at %s: %w; last error: %w", cfg.Endpoint, ctx.Err(), err)
+		case <-time.After(delay):
 		}
-		if caps, err = cli.Capabilities(ctx); err != nil {
-			last = err
-			return false, nil
-		}
-		return true, nil
-	})
-	if err != nil {
-		if last != nil {
-			err = fmt.Errorf("%w; last error: %w", err, last)
-		}
-		return info, caps, fmt.Errorf("waiting for the CSI driver at %s: %w", cli.Endpoint(), err)
+		delay = min(2*delay, probeBackoff.max)
 	}
-	return info, caps, nil
+}
+
+// probe is one attempt of Connect.
+func probe(ctx context.Context, cfg client.Config) (*client.Client, client.PluginInfo, client.Capabilities, error) {
+	var caps client.Capabilities
+	cli, err := client.New(cfg)
+	if err != nil {
+		return nil, client.PluginInfo{}, caps, err
+	}
+	info, err := cli.PluginInfo(ctx)
+	if err == nil {
+		var ready bool
+		if ready, err = cli.Probe(ctx); err == nil && !ready {
+			err = fmt.Errorf("driver %s is not ready", info.Name)
+		}
+	}
+	if err == nil {
+		caps, err = cli.Capabilities(ctx)
+	}
+	if err != nil {
+		cli.Close()
+		return nil, info, caps, err
+	}
+	return cli, info, caps, nil
 }

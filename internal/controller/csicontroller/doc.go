@@ -7,9 +7,10 @@
 // for the controller manager, one per driver.
 //
 // The driver need not answer when the manager starts: the informers are
-// registered at Init, and Run waits for the driver (GetPluginInfo, Probe,
-// capabilities, with backoff) before it builds the parts the driver's
-// capabilities call for (the provisioner with CREATE_DELETE_VOLUME; the
+// registered at Init, and Run waits for the driver (Connect: GetPluginInfo,
+// Probe, capabilities, with backoff up to 10 s between attempts, for as
+// long as it runs, each attempt on a fresh connection) before it builds
+// the parts the driver's capabilities call for (the provisioner with CREATE_DELETE_VOLUME; the
 // attacher always, which attaches without calls when the driver has no
 // PUBLISH_UNPUBLISH_VOLUME). A socket that answers with another driver's
 // name than Config.Name runs nothing and says so.
