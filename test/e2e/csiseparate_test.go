@@ -18,8 +18,9 @@ import (
 
 // TestCSISeparateDriverDetach is a driver in its own process (a second
 // `volplane csi`, registered through plugins_registry, its controller
-// side from `up --csi-controller`) whose CSIDriver object says only
-// attachRequired: true, followed through a whole detach between two pods:
+// side from `up --csi-controller`), started well after up, whose CSIDriver
+// object says only attachRequired: true, followed through a whole detach
+// between two pods:
 // once the first pod is gone the volume is unpublished, unstaged, its
 // VolumeAttachment deleted and the Node's status.volumesAttached no longer
 // names it; the second pod attaches, stages and reads the same data; the
@@ -37,11 +38,15 @@ func TestCSISeparateDriverDetach(t *testing.T) {
 	sock := filepath.Join(base, "csi.sock")
 	p := startUp(t, "--csi-controller", driver+"=unix://"+sock)
 	t.Cleanup(func() { p.Stop(); hostopstest.Teardown(t, p.DataDir) })
+	p.WaitPodsAccepted(t)
+	// The driver comes up well after up's controllers started, as a
+	// driver's pods scheduled onto a running cluster do: its controller
+	// side keeps waiting for it.
+	time.Sleep(20 * time.Second)
 	pool := filepath.Join(base, "pool")
 	startProcess(t, base, "", "csi", "--driver-name", driver, "--endpoint", "unix://"+sock,
 		"--pool", pool, "--pool-size", "1Gi", "--node-id", node,
 		"--registration-dir", filepath.Join(p.DataDir, "kubelet", "plugins_registry"))
-	p.WaitPodsAccepted(t)
 	cs := p.Client()
 	ctx := context.Background()
 
