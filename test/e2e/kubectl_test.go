@@ -268,9 +268,9 @@ spec:
 
 // The non-storage controllers of kube-controller-manager run: a
 // Deployment makes a ReplicaSet and pods, which run on the node; a
-// StatefulSet makes its pod and its claim. The claim's class delays
-// binding to a scheduler that knows volumes (not yet built), so db-0
-// waits for its volume, Pending.
+// StatefulSet makes its pod and its claim in the default class, whose
+// volume the scheduler has provisioned for db-0's node through the
+// built-in driver, so db-0 runs too.
 func (k *kubectl) testWorkloads(t *testing.T) {
 	k.mustIn(t, workloads, k.n("apply", "-f", "-")...)
 	eventually(t, 2*time.Minute, func() error {
@@ -284,7 +284,7 @@ func (k *kubectl) testWorkloads(t *testing.T) {
 			switch {
 			case strings.HasPrefix(name, "web-") && phase == "Running":
 				web++
-			case name == "db-0" && phase == "Pending":
+			case name == "db-0" && phase == "Running":
 				db++
 			default:
 				return fmt.Errorf("pod %s is %s", name, phase)
@@ -298,9 +298,9 @@ func (k *kubectl) testWorkloads(t *testing.T) {
 	contains(t, k.must(t, k.n("get", "replicasets", "-o", "name")...), "replicaset.apps/web-")
 	// The StatefulSet's claim comes from its template, in the default
 	// class (admission's DefaultStorageClass).
-	out := k.must(t, k.n("get", "pvc", "data-db-0", "-o", "jsonpath={.spec.storageClassName}")...)
-	if out != "volplane-local" {
-		t.Fatalf("data-db-0 storageClassName=%q, want the default class volplane-local", out)
+	out := k.must(t, k.n("get", "pvc", "data-db-0", "-o", "jsonpath={.spec.storageClassName} {.status.phase}")...)
+	if out != "volplane-local Bound" {
+		t.Fatalf("data-db-0 class and phase %q, want the default class volplane-local, Bound", out)
 	}
 }
 
