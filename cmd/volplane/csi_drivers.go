@@ -31,6 +31,9 @@ type driverRun struct {
 // calls ready, and serves both until ctx is done. Then the pool is
 // released: an image pool is unmounted when no volume is staged.
 func (r driverRun) serve(ctx context.Context, ready func()) error {
+	if err := r.checkSockets(); err != nil {
+		return err
+	}
 	d, err := csidriver.New(ctx, r.cfg)
 	if err != nil {
 		return err
@@ -98,13 +101,25 @@ func builtinDriver(dataDir, nodeName string, poolSize int64) (driverRun, error) 
 		registrationDir: filepath.Join(root, "plugins_registry"),
 	}
 	r.cfg.Pool.Dir, r.cfg.Pool.ImageSize = filepath.Join(dataDir, "pool"), poolSize
-	reg := registrar.Config{Driver: csidriver.DriverName, Endpoint: r.endpoint, Dir: r.registrationDir}
-	for _, p := range []string{sock, reg.SocketPath()} {
+	return r, r.cfg.Validate()
+}
+
+// checkSockets refuses socket paths longer than a unix socket's, naming
+// the path, before anything binds them (the kernel only says "invalid
+// argument").
+func (r driverRun) checkSockets() error {
+	paths := []string{r.endpoint}
+	if r.registrationDir != "" {
+		reg := registrar.Config{Driver: r.cfg.Name, Dir: r.registrationDir}
+		paths = append(paths, reg.SocketPath())
+	}
+	for _, p := range paths {
+		p = strings.TrimPrefix(p, "unix://")
 		if len(p) > maxSocketPath {
-			return driverRun{}, fmt.Errorf("--data-dir %s is too long: the CSI socket %s would pass the %d bytes a unix socket path may have", dataDir, p, maxSocketPath)
+			return fmt.Errorf("the socket path %s is longer than the %d bytes a unix socket path may have (use a shorter directory)", p, maxSocketPath)
 		}
 	}
-	return r, r.cfg.Validate()
+	return nil
 }
 
 // builtinController is the controller side of the built-in driver, run

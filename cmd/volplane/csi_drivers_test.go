@@ -65,8 +65,8 @@ func TestCSIControllerFlag(t *testing.T) {
 }
 
 // up's built-in driver sits where a kubelet's would, under DIR/kubelet,
-// with its pool in DIR/pool; a data dir too long for a socket path is a
-// clear error.
+// with its pool in DIR/pool; a data dir too long for its sockets is a
+// clear error when the driver starts.
 func TestUpDriverPaths(t *testing.T) {
 	r, err := upDriver("/data", "node-1", "2Gi", csiControllerFlag{})
 	if err != nil {
@@ -81,8 +81,14 @@ func TestUpDriverPaths(t *testing.T) {
 	if want := (csicontroller.Config{Name: "local.csi.volplane.io", Endpoint: r.endpoint, StrictTopology: true}); c != want {
 		t.Errorf("controller %+v, want %+v", c, want)
 	}
-	if _, err := upDriver("/"+strings.Repeat("d", 60), "n", "", csiControllerFlag{}); err == nil ||
-		!strings.Contains(err.Error(), "bytes a unix socket path may have") {
+	if err := r.checkSockets(); err != nil {
+		t.Errorf("short data dir: %v", err)
+	}
+	long, err := upDriver("/"+strings.Repeat("d", 55), "n", "", csiControllerFlag{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := long.checkSockets(); err == nil || !strings.Contains(err.Error(), "/local.csi.volplane.io-reg.sock is longer than the 107 bytes") {
 		t.Errorf("long data dir: %v", err)
 	}
 	if _, err := upDriver("/data", "n", "lots", csiControllerFlag{}); err == nil || !strings.Contains(err.Error(), "--pool-size") {
