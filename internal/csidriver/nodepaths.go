@@ -58,12 +58,18 @@ func (d *Driver) mountAt(path string) (hostops.MountPoint, bool, error) {
 	if err != nil {
 		return hostops.MountPoint{}, false, err
 	}
+	mp, ok := mountAtIn(mps, path)
+	return mp, ok, nil
+}
+
+// mountAtIn returns the top-most mount of mps attached at path.
+func mountAtIn(mps []hostops.MountPoint, path string) (hostops.MountPoint, bool) {
 	for i := len(mps) - 1; i >= 0; i-- {
 		if mps[i].Path == path {
-			return mps[i], true, nil
+			return mps[i], true
 		}
 	}
-	return hostops.MountPoint{}, false, nil
+	return hostops.MountPoint{}, false
 }
 
 // mountIsVolume reports whether a mount shows volume v: a bind of its

@@ -12,8 +12,10 @@ import (
 // that fell back to a btrfs image is unmounted (and its loop device
 // detached) when no volume is staged or published on this node. While one
 // is, its mounts live on the pool, so the pool stays mounted for the next
-// start to find as it was; Release logs which volumes keep it. Pools on
-// the host's own filesystem have nothing to release.
+// start to find as it was; Release logs which volumes keep it. So does
+// any other mount of the pool's filesystem (the node's size-limited
+// emptyDirs are subvolumes of the pool, bind-mounted into their pods).
+// Pools on the host's own filesystem have nothing to release.
 func (d *Driver) Release(ctx context.Context) error {
 	if d.pool.Mode() != pool.ModeBtrfsImage {
 		return nil
@@ -29,9 +31,37 @@ func (d *Driver) Release(ctx context.Context) error {
 		log.Info("pool image stays mounted: volumes are staged on this node", "pool", d.pool.Dir(), "volumes", inUse)
 		return nil
 	}
+	others, err := d.otherPoolMounts()
+	if err != nil {
+		return fmt.Errorf("release pool: %w", err)
+	}
+	if len(others) > 0 {
+		log.Info("pool image stays mounted: other mounts use its filesystem", "pool", d.pool.Dir(), "mounts", others)
+		return nil
+	}
 	if err := d.pool.Unmount(ctx); err != nil {
 		return fmt.Errorf("release pool: %w", err)
 	}
 	log.Info("pool image unmounted", "pool", d.pool.Dir())
 	return nil
+}
+
+// otherPoolMounts lists the mount points, other than the pool's own, of
+// the pool's filesystem.
+func (d *Driver) otherPoolMounts() ([]string, error) {
+	mps, err := d.host.Mounts()
+	if err != nil {
+		return nil, err
+	}
+	own, ok := mountAtIn(mps, d.pool.DataDir())
+	if !ok {
+		return nil, nil
+	}
+	var out []string
+	for _, mp := range mps {
+		if mp.Path != own.Path && mp.Major == own.Major && mp.Minor == own.Minor {
+			out = append(out, mp.Path)
+		}
+	}
+	return out, nil
 }

@@ -2,6 +2,8 @@ package csidriver_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"volplane/internal/hostops"
@@ -37,5 +39,37 @@ func TestReleaseKeepsAPoolInUse(t *testing.T) {
 	}
 	if mounted() {
 		t.Fatal("Release left the pool mounted with no volume staged")
+	}
+}
+
+// Another mount of the pool's filesystem (a node's size-limited emptyDir
+// is a pool subvolume bind-mounted into its pod) keeps the pool mounted.
+func TestReleaseKeepsAPoolOtherMountsUse(t *testing.T) {
+	r := newRig(t, "ext4")
+	ctx := context.Background()
+	h := hostops.New()
+	sub := filepath.Join(r.d.Pool().DataDir(), "emptydir-like")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	target := t.TempDir()
+	if err := h.BindMount(ctx, sub, target, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Unmount(context.Background(), target) })
+	if err := r.d.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := h.IsMountPoint(r.d.Pool().DataDir()); !ok {
+		t.Fatal("Release unmounted the pool while another mount uses its filesystem")
+	}
+	if err := h.Unmount(ctx, target); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.d.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := h.IsMountPoint(r.d.Pool().DataDir()); ok {
+		t.Fatal("Release left the pool mounted once nothing used it")
 	}
 }
