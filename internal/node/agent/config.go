@@ -45,6 +45,12 @@ type Config struct {
 	LeaseRenewInterval    time.Duration
 	LeaseDuration         time.Duration
 
+	// EmptyDirBtrfsDir, when set, is a directory on btrfs (up: in the
+	// built-in driver's pool) where disk emptyDirs with a sizeLimit become
+	// quota-limited subvolumes; without it such a limit is enforced by
+	// eviction.
+	EmptyDirBtrfsDir string
+
 	// AllowGitRepoVolumes turns on volplane's safe clone for gitRepo
 	// volumes (--allow-gitrepo-volumes); off, they are refused as
 	// upstream refuses them.

@@ -98,7 +98,7 @@ func (a *Agent) startParts(ctx context.Context) (wait func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	emptyDir, err := emptydir.New(emptydir.Config{})
+	emptyDir, err := emptydir.New(emptydir.Config{BtrfsDir: a.cfg.EmptyDirBtrfsDir})
 	if err != nil {
 		return nil, err
 	}
