@@ -3,6 +3,7 @@ package main
 import (
 	"volplane/internal/controlplane"
 	"volplane/internal/scheduler/volumebinding"
+	"volplane/internal/scheduler/volumerestrictions"
 	"volplane/internal/scheduler/volumezone"
 )
 
@@ -12,5 +13,6 @@ func schedulerPlugins() []controlplane.SchedulerPlugin {
 	return []controlplane.SchedulerPlugin{
 		{Name: volumebinding.Name, Factory: volumebinding.Factory(volumebinding.Args{})},
 		{Name: volumezone.Name, Factory: volumezone.Factory()},
+		{Name: volumerestrictions.Name, Factory: volumerestrictions.Factory()},
 	}
 }

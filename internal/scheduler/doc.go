@@ -13,6 +13,8 @@
 //	               provisioning), StorageClass allowedTopologies,
 //	               CSIStorageCapacity, capacity scoring
 //	volumezone     "VolplaneVolumeZone": zone and region labels of bound PVs
+//	volumerestrictions "VolplaneVolumeRestrictions": ReadWriteOncePod, one
+//	               pod per claim, with preemption
 //
 // The plugins may import the scheduler framework
 // (k8s.io/kube-scheduler/framework), client-go, component-helpers and
