@@ -40,6 +40,14 @@ type Device struct {
 	// MountPath is the DeviceMounter's global mount path, when mounted.
 	MountPath string
 	Mounted   bool
+	// Uncertain is true when the global mount may be only partly done
+	// (reconstruction found its record but no mount at MountPath: a
+	// driver that stages nothing there, a raw block staging, or a
+	// MountDevice that failed after starting): MountDevice runs again
+	// before a pod is set up, UnmountDevice when no pod wants the volume.
+	// Both are idempotent. Mounted is true as well, so that the volume is
+	// not forgotten before UnmountDevice.
+	Uncertain bool
 }
 
 type actualVolume struct {
@@ -72,7 +80,17 @@ func (a *Actual) MarkDeviceMounted(name string, p plugins.Plugin, spec *plugins.
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	v := a.volume(name, p, spec)
-	v.device.MountPath, v.device.Mounted = path, true
+	v.device.MountPath, v.device.Mounted, v.device.Uncertain = path, true, false
+	a.n.notify()
+}
+
+// MarkDeviceUncertain records that the volume's global mount at path may
+// be partly done; see Device.Uncertain.
+func (a *Actual) MarkDeviceUncertain(name string, p plugins.Plugin, spec *plugins.Spec, path string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	v := a.volume(name, p, spec)
+	v.device.MountPath, v.device.Mounted, v.device.Uncertain = path, true, true
 	a.n.notify()
 }
 
@@ -82,7 +100,7 @@ func (a *Actual) MarkDeviceUnmounted(name string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if v := a.volumes[name]; v != nil {
-		v.device.Mounted, v.device.MountPath = false, ""
+		v.device.Mounted, v.device.Uncertain, v.device.MountPath = false, false, ""
 		if len(v.pods) == 0 {
 			delete(a.volumes, name)
 		}
@@ -180,7 +198,8 @@ func (a *Actual) AllMounted() []MountedVolume {
 	return out
 }
 
-// UnusedDevices lists the global mounts no pod has any more.
+// UnusedDevices lists the global mounts, certain or not, no pod has any
+// more.
 func (a *Actual) UnusedDevices() []Device {
 	a.mu.RLock()
 	defer a.mu.RUnlock()

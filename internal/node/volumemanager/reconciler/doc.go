@@ -8,7 +8,10 @@
 //     mounts first, then the plugin's TearDown (or the raw block
 //     mapping), then the pod volume directory and the volume's record.
 //  2. Unmount global device mounts no pod uses (DeviceMounter's
-//     UnmountDevice), then drop the device record.
+//     UnmountDevice), then drop the device record. An uncertain device
+//     (reconstructed without a mount at its path, or whose MountDevice
+//     failed) is unmounted too; if a pod wants it, MountDevice runs
+//     again first.
 //  3. Mount what pods want: wait for status.volumesAttached when the
 //     plugin says the volume is attachable; check a PersistentVolume's
 //     nodeAffinity against this node's labels again; MountDevice to the

@@ -230,10 +230,14 @@ func (r *Reconciler) mountDevice(ctx context.Context, v cache.VolumeToMount, dm 
 	if err := r.cfg.Store.WriteDevice(rec); err != nil {
 		return r.event(v, "FailedMount", "MountVolume.MountDevice failed", err)
 	}
-	if err := os.MkdirAll(path, 0o750); err != nil {
-		return r.event(v, "FailedMount", "MountVolume.MountDevice failed", err)
+	err = os.MkdirAll(path, 0o750)
+	if err == nil {
+		err = dm.MountDevice(ctx, v.Spec, path)
 	}
-	if err := dm.MountDevice(ctx, v.Spec, path); err != nil {
+	if err != nil {
+		// Whatever MountDevice did is undone if no pod wants the volume
+		// any more (the record is kept for that).
+		r.cfg.Actual.MarkDeviceUncertain(v.VolumeName, v.Plugin, v.Spec, path)
 		return r.event(v, "FailedMount", "MountVolume.MountDevice failed", err)
 	}
 	r.cfg.Actual.MarkDeviceMounted(v.VolumeName, v.Plugin, v.Spec, path)

@@ -132,7 +132,7 @@ func (r *Reconciler) Reconcile(ctx context.Context) {
 			continue
 		}
 		if dm, ok := v.Plugin.(plugins.DeviceMounter); ok && (!v.Spec.Block || isPodBlockMapper(v.Plugin)) {
-			if d, _ := r.cfg.Actual.Device(v.VolumeName); !d.Mounted {
+			if d, _ := r.cfg.Actual.Device(v.VolumeName); !d.Mounted || d.Uncertain {
 				r.start(ctx, v.VolumeName, "mountdevice", func(ctx context.Context) error {
 					return r.mountDevice(ctx, v, dm)
 				})

@@ -23,9 +23,10 @@ import (
 
 // fakePlugin is an attachable device mounter that logs its calls.
 type fakePlugin struct {
-	mu       sync.Mutex
-	calls    []string
-	setUpErr error
+	mu          sync.Mutex
+	calls       []string
+	setUpErr    error
+	mountDevErr error
 }
 
 func (f *fakePlugin) log(s string) {
@@ -58,7 +59,7 @@ func (f *fakePlugin) TearDown(ctx context.Context, dir string) error {
 }
 func (f *fakePlugin) MountDevice(ctx context.Context, s *plugins.Spec, p string) error {
 	f.log("MountDevice")
-	return nil
+	return f.mountDevErr
 }
 func (f *fakePlugin) UnmountDevice(ctx context.Context, p string) error {
 	f.log("UnmountDevice")

@@ -10,7 +10,15 @@
 // state as Uncertain: if a pod still wants it, the reconciler runs the
 // plugin's SetUp again, which finds the mount already there and mounts
 // nothing; if no pod wants it, TearDown runs (also idempotent) and the
-// record goes. A device record whose path is not mounted is dropped.
+// record goes. A device record whose path is a mount point puts the
+// device in the actual state as mounted; one whose path is not (raw
+// block staging, a driver that stages nothing at the path, a
+// MountDevice cut short) as uncertain: the reconciler runs MountDevice
+// again before a pod that wants the volume is set up, and UnmountDevice
+// (idempotent) when no pod wants it, so a staged volume or an attached
+// loop device is never forgotten. Neither can touch a volume a pod uses:
+// UnmountDevice runs only once no pod has the volume in either state,
+// and a repeated MountDevice (CSI NodeStageVolume) is idempotent.
 //
 // CleanOrphans removes the directories of pods the agent no longer
 // knows and the volume manager holds nothing for, but only when nothing

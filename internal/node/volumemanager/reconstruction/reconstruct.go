@@ -29,7 +29,7 @@ type Config struct {
 type Result struct {
 	// Volumes is how many pod volumes were put in the actual state.
 	Volumes int
-	// Devices is how many global mounts were.
+	// Devices is how many global mounts were (certain or not).
 	Devices int
 	// Unknown are records naming a plugin this node does not have, or
 	// that cannot be read; they are left alone.
@@ -63,16 +63,15 @@ func Reconstruct(ctx context.Context, cfg Config) (Result, error) {
 		if err != nil {
 			return res, err
 		}
-		if !mounted {
-			// MountDevice never finished: nothing to undo but the
-			// directory.
-			_ = os.Remove(d.MountPath)
-			if err := cfg.Store.RemoveDevice(d.Plugin, d.VolumeName); err != nil {
-				return res, err
-			}
-			continue
+		if mounted {
+			cfg.Actual.MarkDeviceMounted(d.VolumeName, p, d.Spec(), d.MountPath)
+		} else {
+			// Not a mount point, yet MountDevice may have done its work
+			// elsewhere (a raw block staging, a driver without
+			// STAGE_UNSTAGE, a loop device attached) or half of it:
+			// only UnmountDevice, or MountDevice again, can tell.
+			cfg.Actual.MarkDeviceUncertain(d.VolumeName, p, d.Spec(), d.MountPath)
 		}
-		cfg.Actual.MarkDeviceMounted(d.VolumeName, p, d.Spec(), d.MountPath)
 		res.Devices++
 	}
 	pods, err := os.ReadDir(filepath.Join(cfg.Store.Root, "pods"))
