@@ -130,10 +130,10 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 		fmt.Fprintf(out, "load average at start (1/5/15 min): %s\n", strings.Join(strings.Fields(string(load))[:3], " "))
 	}
 	start := time.Now()
-	c, err := startCluster(ctx, cfg.Executable, dataDir, nodeName, cfg.Timeout)
+	c, err := StartCluster(ctx, cfg.Executable, dataDir, nodeName, cfg.Timeout)
 	if c != nil {
 		defer func() {
-			if serr := c.stop(); serr != nil {
+			if serr := c.Stop(); serr != nil {
 				err = errors.Join(err, serr)
 			}
 		}()
@@ -142,9 +142,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 		return err
 	}
 	log.Info("cluster ready", "took", time.Since(start))
-	res, err := measure(ctx, c.client, cfg, dataDir)
+	res, err := measure(ctx, c.Client(), cfg, dataDir)
 	if err != nil {
-		return fmt.Errorf("%w\n--- last lines of volplane up:\n%s", err, c.tail(30))
+		return fmt.Errorf("%w\n--- last lines of volplane up:\n%s", err, c.Tail(30))
 	}
 	return PrintTable(out, res.Rows(cfg))
 }
@@ -290,23 +290,23 @@ func (r Result) Rows(cfg Config) []Row {
 	floor := wall / time.Duration(r.Cores)
 	n := len(r.Floor.Runs)
 	rows := []Row{
-		{"lone pod created -> Running p50", ms(Percentile(r.Lone, 50)), fmt.Sprintf("%d pods one after another, from the create call to the watch event", len(r.Lone))},
-		{"lone pod created -> Running p99", ms(Percentile(r.Lone, 99)), ""},
-		{fmt.Sprintf("%d at once: created -> Running p50", len(r.Burst)), ms(Percentile(r.Burst, 50)), "parallel create calls; each pod from its own create call"},
-		{fmt.Sprintf("%d at once: created -> Running p99", len(r.Burst)), ms(Percentile(r.Burst, 99)), ""},
-		{fmt.Sprintf("%d at once: all Running", len(r.Burst)), ms(r.AllUp), "from the first create call"},
-		{fmt.Sprintf("teardown of %d", len(r.Burst)), ms(r.Teardown), "delete (grace 1 s, as kubectl delete --now) -> all gone from the API"},
-		{fmt.Sprintf("runc floor: %d bare runc run, wall", n), ms(wall), fmt.Sprintf("%s per run", ms(wall/time.Duration(max(n, 1))))},
-		{fmt.Sprintf("runc floor: %d bare runc run, CPU", n), ms(r.Floor.CPU), fmt.Sprintf("%s per run, user+system", ms(r.Floor.CPU/time.Duration(max(n, 1))))},
-		{"runc floor = wall / cores", ms(floor), fmt.Sprintf("%d cores", r.Cores)},
-		{"with volumes: lone pod created -> Running p50", ms(Percentile(r.VolLone, 50)), "each pod: a pre-bound hostPath claim, a configMap, a secret, a projected token, an emptyDir"},
-		{"with volumes: lone pod created -> Running p99", ms(Percentile(r.VolLone, 99)), ""},
-		{fmt.Sprintf("with volumes: %d at once: created -> Running p50", len(r.VolBurst)), ms(Percentile(r.VolBurst, 50)), ""},
-		{fmt.Sprintf("with volumes: %d at once: created -> Running p99", len(r.VolBurst)), ms(Percentile(r.VolBurst, 99)), ""},
-		{fmt.Sprintf("with volumes: %d at once: all Running", len(r.VolBurst)), ms(r.VolAllUp), "from the first create call"},
-		{fmt.Sprintf("with volumes: teardown of %d", len(r.VolBurst)), ms(r.VolTeardown), "delete -> all gone from the API (volumes torn down first)"},
-		{"configMap update -> in the pod's volume p50", ms(Percentile(r.ConfigUpdates, 50)), fmt.Sprintf("%d updates, update call -> the file on the host shows it", len(r.ConfigUpdates))},
-		{"configMap update -> in the pod's volume p99", ms(Percentile(r.ConfigUpdates, 99)), ""},
+		{"lone pod created -> Running p50", Millis(Percentile(r.Lone, 50)), fmt.Sprintf("%d pods one after another, from the create call to the watch event", len(r.Lone))},
+		{"lone pod created -> Running p99", Millis(Percentile(r.Lone, 99)), ""},
+		{fmt.Sprintf("%d at once: created -> Running p50", len(r.Burst)), Millis(Percentile(r.Burst, 50)), "parallel create calls; each pod from its own create call"},
+		{fmt.Sprintf("%d at once: created -> Running p99", len(r.Burst)), Millis(Percentile(r.Burst, 99)), ""},
+		{fmt.Sprintf("%d at once: all Running", len(r.Burst)), Millis(r.AllUp), "from the first create call"},
+		{fmt.Sprintf("teardown of %d", len(r.Burst)), Millis(r.Teardown), "delete (grace 1 s, as kubectl delete --now) -> all gone from the API"},
+		{fmt.Sprintf("runc floor: %d bare runc run, wall", n), Millis(wall), fmt.Sprintf("%s per run", Millis(wall/time.Duration(max(n, 1))))},
+		{fmt.Sprintf("runc floor: %d bare runc run, CPU", n), Millis(r.Floor.CPU), fmt.Sprintf("%s per run, user+system", Millis(r.Floor.CPU/time.Duration(max(n, 1))))},
+		{"runc floor = wall / cores", Millis(floor), fmt.Sprintf("%d cores", r.Cores)},
+		{"with volumes: lone pod created -> Running p50", Millis(Percentile(r.VolLone, 50)), "each pod: a pre-bound hostPath claim, a configMap, a secret, a projected token, an emptyDir"},
+		{"with volumes: lone pod created -> Running p99", Millis(Percentile(r.VolLone, 99)), ""},
+		{fmt.Sprintf("with volumes: %d at once: created -> Running p50", len(r.VolBurst)), Millis(Percentile(r.VolBurst, 50)), ""},
+		{fmt.Sprintf("with volumes: %d at once: created -> Running p99", len(r.VolBurst)), Millis(Percentile(r.VolBurst, 99)), ""},
+		{fmt.Sprintf("with volumes: %d at once: all Running", len(r.VolBurst)), Millis(r.VolAllUp), "from the first create call"},
+		{fmt.Sprintf("with volumes: teardown of %d", len(r.VolBurst)), Millis(r.VolTeardown), "delete -> all gone from the API (volumes torn down first)"},
+		{"configMap update -> in the pod's volume p50", Millis(Percentile(r.ConfigUpdates, 50)), fmt.Sprintf("%d updates, update call -> the file on the host shows it", len(r.ConfigUpdates))},
+		{"configMap update -> in the pod's volume p99", Millis(Percentile(r.ConfigUpdates, 99)), ""},
 		{"reference (not measured here)", "p99 <= 5 s", "upstream pod-startup SLO for stateless pods (kubernetes/community sig-scalability SLOs)"},
 		{"reference (not measured here)", "p99 500 s / 45.6 s", "clusterloader2 single-node storage runs, 100 pods x 1 PV / x 1 emptyDir (issue 18)"},
 		{"reference (not measured here)", "60-90 s", "upstream configMap update delay: kubelet sync period + cache TTL (issue 18)"},

@@ -18,8 +18,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// cluster is the `volplane up` child the bench runs against.
-type cluster struct {
+// Cluster is the `volplane up` child a bench runs against.
+type Cluster struct {
 	dataDir string
 	cmd     *exec.Cmd
 	exited  chan struct{}
@@ -28,10 +28,16 @@ type cluster struct {
 	client  kubernetes.Interface
 }
 
-// startCluster starts `exe up` on dataDir with free loopback ports and
-// waits until pods can run: the kubeconfig exists, the default service
-// account exists and the node is Ready.
-func startCluster(ctx context.Context, exe, dataDir, nodeName string, timeout time.Duration) (*cluster, error) {
+// Client is a client of the cluster's API, allowed 1000 requests/s
+// (burst 2000) so that a bench's parallel creates do not queue in it.
+func (c *Cluster) Client() kubernetes.Interface { return c.client }
+
+// StartCluster starts `exe up` on dataDir with free loopback ports (and
+// upArgs after them) and waits until pods can run: the kubeconfig exists,
+// the default service account exists and the node is Ready. The caller
+// stops a non-nil Cluster even when err is set, then cleans dataDir up
+// with leftovers.Clean.
+func StartCluster(ctx context.Context, exe, dataDir, nodeName string, timeout time.Duration, upArgs ...string) (*Cluster, error) {
 	listen, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -45,10 +51,11 @@ func startCluster(ctx context.Context, exe, dataDir, nodeName string, timeout ti
 	if err != nil {
 		return nil, err
 	}
-	c := &cluster{dataDir: dataDir, log: log, exited: make(chan struct{})}
+	c := &Cluster{dataDir: dataDir, log: log, exited: make(chan struct{})}
 	// Not CommandContext: the child is stopped with SIGTERM, not killed.
-	c.cmd = exec.Command(exe, "up", "--data-dir", dataDir, "--listen", listen,
-		"--kubelet-port", kubeletPort, "--node-name", nodeName)
+	args := append([]string{"up", "--data-dir", dataDir, "--listen", listen,
+		"--kubelet-port", kubeletPort, "--node-name", nodeName}, upArgs...)
+	c.cmd = exec.Command(exe, args...)
 	c.cmd.Stdout, c.cmd.Stderr = log, log
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := c.cmd.Start(); err != nil {
@@ -60,14 +67,14 @@ func startCluster(ctx context.Context, exe, dataDir, nodeName string, timeout ti
 		close(c.exited)
 	}()
 	if err := c.waitReady(ctx, nodeName, timeout); err != nil {
-		return c, fmt.Errorf("%w\n--- last lines of %s:\n%s", err, log.Name(), c.tail(30))
+		return c, fmt.Errorf("%w\n--- last lines of %s:\n%s", err, log.Name(), c.Tail(30))
 	}
 	return c, nil
 }
 
 // waitReady polls until the kubeconfig, the default service account and
 // a Ready node exist. The timeout detects a hang; it is no target.
-func (c *cluster) waitReady(ctx context.Context, nodeName string, timeout time.Duration) error {
+func (c *Cluster) waitReady(ctx context.Context, nodeName string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	kubeconfig := filepath.Join(c.dataDir, "kubeconfig")
@@ -113,8 +120,8 @@ func (c *cluster) waitReady(ctx context.Context, nodeName string, timeout time.D
 	}
 }
 
-// stop sends SIGTERM and waits for the child (SIGKILL after a minute).
-func (c *cluster) stop() error {
+// Stop sends SIGTERM and waits for the child (SIGKILL after a minute).
+func (c *Cluster) Stop() error {
 	defer c.log.Close()
 	select {
 	case <-c.exited:
@@ -136,8 +143,8 @@ func (c *cluster) stop() error {
 	return nil
 }
 
-// tail is the last n lines of the child's output.
-func (c *cluster) tail(n int) string {
+// Tail is the last n lines of the child's output.
+func (c *Cluster) Tail(n int) string {
 	b, err := os.ReadFile(c.log.Name())
 	if err != nil {
 		return err.Error()

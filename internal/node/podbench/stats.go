@@ -46,7 +46,7 @@ func (g Goal) Row() Row {
 	if g.Met() {
 		verdict = "met"
 	}
-	return Row{Figure: "goal: " + g.Name, Value: verdict, Note: fmt.Sprintf("measured %s, limit %s", ms(g.Value), ms(g.Limit))}
+	return Row{Figure: "goal: " + g.Name, Value: verdict, Note: fmt.Sprintf("measured %s, limit %s", Millis(g.Value), Millis(g.Limit))}
 }
 
 // PrintTable writes rows as aligned columns under a header.
@@ -59,7 +59,7 @@ func PrintTable(out io.Writer, rows []Row) error {
 	return w.Flush()
 }
 
-// ms prints d in milliseconds with one decimal, the unit of every figure.
-func ms(d time.Duration) string {
+// Millis prints d in milliseconds with one decimal, the unit of every figure.
+func Millis(d time.Duration) string {
 	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
 }

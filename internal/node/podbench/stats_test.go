@@ -63,7 +63,7 @@ func TestGoalRow(t *testing.T) {
 func TestPrintTable(t *testing.T) {
 	var b strings.Builder
 	err := PrintTable(&b, []Row{
-		{Figure: "lone p50", Value: ms(1500 * time.Microsecond), Note: "20 pods"},
+		{Figure: "lone p50", Value: Millis(1500 * time.Microsecond), Note: "20 pods"},
 		{Figure: "reference (not measured here)", Value: "p99 <= 5 s", Note: "sig-scalability"},
 	})
 	if err != nil {
