@@ -2,6 +2,7 @@ package main
 
 import (
 	"volplane/internal/controlplane"
+	"volplane/internal/scheduler/nodevolumelimits"
 	"volplane/internal/scheduler/volumebinding"
 	"volplane/internal/scheduler/volumerestrictions"
 	"volplane/internal/scheduler/volumezone"
@@ -14,5 +15,6 @@ func schedulerPlugins() []controlplane.SchedulerPlugin {
 		{Name: volumebinding.Name, Factory: volumebinding.Factory(volumebinding.Args{})},
 		{Name: volumezone.Name, Factory: volumezone.Factory()},
 		{Name: volumerestrictions.Name, Factory: volumerestrictions.Factory()},
+		{Name: nodevolumelimits.Name, Factory: nodevolumelimits.Factory()},
 	}
 }

@@ -15,6 +15,8 @@
 //	volumezone     "VolplaneVolumeZone": zone and region labels of bound PVs
 //	volumerestrictions "VolplaneVolumeRestrictions": ReadWriteOncePod, one
 //	               pod per claim, with preemption
+//	nodevolumelimits "VolplaneNodeVolumeLimits": CSINode allocatable.count
+//	               per driver against the node's CSI volumes
 //
 // The plugins may import the scheduler framework
 // (k8s.io/kube-scheduler/framework), client-go, component-helpers and
