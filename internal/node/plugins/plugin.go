@@ -169,6 +169,12 @@ type Host struct {
 	// how a plugin that watches its objects pushes an update into
 	// running pods. Never nil once Init is called.
 	Remount func(podUID types.UID)
+	// Retry asks the volume manager to retry at once the failed
+	// operations, still backing off, of the volumes (by unique name) that
+	// match selects: how a plugin says that what they waited for (a CSI
+	// driver registering) has come. It does not block, and may be called
+	// from any goroutine. Never nil once Init is called.
+	Retry func(match func(volumeName string) bool)
 }
 
 // PluginDir is <root>/plugins/kubernetes.io~<name>, a plugin's own

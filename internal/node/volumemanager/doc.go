@@ -68,7 +68,8 @@
 //	go m.Run(ctx)
 //
 // New initialises every plugin with a plugins.Host (whose Remount pushes
-// a content update into running pods) and touches nothing on the host;
+// a content update into running pods, and whose Retry ends at once the
+// backoff of volumes whose wait is over: a CSI driver registered) and touches nothing on the host;
 // Run reconstructs, then runs the populator, the reconciler and the
 // orphan cleanup until ctx is done. Stopping it unmounts nothing.
 //

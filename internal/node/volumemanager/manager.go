@@ -121,13 +121,6 @@ func New(cfg Config) (*Manager, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	for _, p := range cfg.Plugins {
-		host := &plugins.Host{RootDir: cfg.RootDir, NodeName: cfg.NodeName, Ops: cfg.Ops, Client: cfg.Client,
-			Recorder: cfg.Recorder, Log: log.With("plugin", p.Name()), Remount: m.remount}
-		if err := p.Init(host); err != nil {
-			return nil, fmt.Errorf("init volume plugin %s: %w", p.Name(), err)
-		}
-	}
 	var err error
 	m.populator, err = populator.New(populator.Config{Pods: cfg.Pods, PodsSynced: cfg.PodsSynced, Desired: m.desired,
 		Client: cfg.Client, Plugins: cfg.Plugins, Recorder: cfg.Recorder, CacheTTL: cfg.APICacheTTL})
@@ -139,6 +132,15 @@ func New(cfg Config) (*Manager, error) {
 		Ready: m.populator.Ready, NodeLabels: m.nodeLabels})
 	if err != nil {
 		return nil, err
+	}
+	// The plugins come last: Remount and Retry may be called from the
+	// moment Init starts.
+	for _, p := range cfg.Plugins {
+		host := &plugins.Host{RootDir: cfg.RootDir, NodeName: cfg.NodeName, Ops: cfg.Ops, Client: cfg.Client,
+			Recorder: cfg.Recorder, Log: log.With("plugin", p.Name()), Remount: m.remount, Retry: m.reconciler.RetryNow}
+		if err := p.Init(host); err != nil {
+			return nil, fmt.Errorf("init volume plugin %s: %w", p.Name(), err)
+		}
 	}
 	return m, nil
 }

@@ -50,7 +50,9 @@
 //
 // Errors keep the driver's gRPC status (package client). A driver not
 // registered yet is upstream's "driver name X not found in the list of
-// registered CSI drivers", which the volume manager retries with backoff.
+// registered CSI drivers", which the volume manager retries with backoff;
+// when the driver registers, the plugin asks the volume manager to retry
+// that driver's volumes at once (plugins.Host.Retry).
 // Secrets are read with the node's credential and never logged.
 //
 // Restarts: the volume manager's records bring volumes back as uncertain

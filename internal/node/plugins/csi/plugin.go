@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -71,9 +72,10 @@ type Plugin struct {
 	done chan struct{}
 
 	mu        sync.Mutex
-	clients   map[string]*client.Client // by endpoint
-	infos     map[string]driverInfo     // CSIDriver objects by driver name
-	published map[string]published      // by pod volume directory, for the metrics
+	retry     func(match func(volumeName string) bool) // host.Retry, once Init ran
+	clients   map[string]*client.Client                // by endpoint
+	infos     map[string]driverInfo                    // CSIDriver objects by driver name
+	published map[string]published                     // by pod volume directory, for the metrics
 }
 
 type driverInfo struct {
@@ -96,8 +98,27 @@ func New(cfg Config) (*Plugin, error) {
 	}
 	p := &Plugin{cfg: cfg, now: time.Now, clients: map[string]*client.Client{}, infos: map[string]driverInfo{},
 		published: map[string]published{}, stop: make(chan struct{}), done: make(chan struct{})}
-	cfg.Drivers.OnChange(func(string) { p.dropStaleClients() })
+	cfg.Drivers.OnChange(p.driverChanged)
 	return p, nil
+}
+
+// driverChanged follows the registry: clients of endpoints gone are
+// closed, and the volumes of a driver just registered, whose mounts
+// failed because it was not, are retried at once instead of after their
+// backoff. It does not block (it runs under the plugin watcher's lock).
+func (p *Plugin) driverChanged(name string) {
+	p.dropStaleClients()
+	if _, err := p.cfg.Drivers.Get(name); err != nil {
+		return
+	}
+	p.mu.Lock()
+	retry := p.retry
+	p.mu.Unlock()
+	if retry == nil { // not initialised yet: nothing has failed
+		return
+	}
+	prefix := string(kube.UniqueVolumeName(name, ""))
+	retry(func(volumeName string) bool { return strings.HasPrefix(volumeName, prefix) })
 }
 
 // dropStaleClients closes the clients of endpoints no registered driver
@@ -125,6 +146,9 @@ func (p *Plugin) Name() string { return PluginName }
 // Close, the volumes of drivers that require it.
 func (p *Plugin) Init(host *plugins.Host) error {
 	p.host = host
+	p.mu.Lock()
+	p.retry = host.Retry
+	p.mu.Unlock()
 	go func() {
 		defer close(p.done)
 		t := time.NewTicker(p.cfg.RepublishPeriod)

@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"strings"
 	"sync"
 	"time"
 )
@@ -57,4 +58,16 @@ func (b *backoff) succeeded(key string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	delete(b.entries, key)
+}
+
+// forget drops the delays of the keys whose volume (the part after the
+// first "|") match selects.
+func (b *backoff) forget(match func(volume string) bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for key := range b.entries {
+		if _, volume, _ := strings.Cut(key, "|"); match(volume) {
+			delete(b.entries, key)
+		}
+	}
 }

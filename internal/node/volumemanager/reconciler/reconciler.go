@@ -82,6 +82,14 @@ func (r *Reconciler) Trigger() {
 	}
 }
 
+// RetryNow forgets the backoff of the failed operations of the volumes
+// match selects and asks for a pass: they run again at once. It does not
+// block (plugins.Host.Retry).
+func (r *Reconciler) RetryNow(match func(volumeName string) bool) {
+	r.backoff.forget(match)
+	r.Trigger()
+}
+
 // Run reconciles until ctx is done, then waits for the operations in
 // flight.
 func (r *Reconciler) Run(ctx context.Context) {
