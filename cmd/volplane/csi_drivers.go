@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 
 	"volplane/internal/component"
 	"volplane/internal/controller/csicontroller"
@@ -25,6 +26,24 @@ type driverRun struct {
 	// socket goes (a node agent's plugins_registry).
 	registrationDir string
 	metrics         string
+	// opened holds the driver once serve has opened its pool, for the
+	// components that start after it (up's node agent puts its
+	// size-limited emptyDirs on the pool). Nil: nobody asks.
+	opened *atomic.Pointer[csidriver.Driver]
+}
+
+// emptyDirDir is where the node agent may make quota-limited emptyDirs:
+// a directory in the pool when the pool is btrfs, "" otherwise (or when
+// the driver is not open).
+func (r driverRun) emptyDirDir() string {
+	if r.opened == nil {
+		return ""
+	}
+	d := r.opened.Load()
+	if d == nil || !d.Pool().Btrfs() {
+		return ""
+	}
+	return filepath.Join(d.Pool().DataDir(), "emptydir")
 }
 
 // serve opens the pool, the driver's socket and the registration socket,
@@ -37,6 +56,9 @@ func (r driverRun) serve(ctx context.Context, ready func()) error {
 	d, err := csidriver.New(ctx, r.cfg)
 	if err != nil {
 		return err
+	}
+	if r.opened != nil {
+		r.opened.Store(d)
 	}
 	l, err := csidriver.Listen(r.endpoint)
 	if err != nil {
@@ -96,6 +118,7 @@ func builtinDriver(dataDir, nodeName string, poolSize int64) (driverRun, error) 
 	root := filepath.Join(dataDir, "kubelet")
 	sock := filepath.Join(root, "plugins", csidriver.DriverName, "csi.sock")
 	r := driverRun{
+		opened:          &atomic.Pointer[csidriver.Driver]{},
 		cfg:             csidriver.Config{NodeID: nodeName},
 		endpoint:        "unix://" + sock,
 		registrationDir: filepath.Join(root, "plugins_registry"),

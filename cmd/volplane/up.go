@@ -77,6 +77,7 @@ func newUpCommand() *cobra.Command {
 				nodeComponent(func() agent.Config {
 					c := node.config(cp.DataDir)
 					c.Server, c.CAData, c.IssueCertificate = plane.APIServerURL(), plane.CAPEM(), plane.NodeClientCert
+					c.EmptyDirBtrfsDir = driver.emptyDirDir()
 					return c
 				}),
 				node.local.component(node.name, func() (*rest.Config, error) {
