@@ -1,0 +1,166 @@
+package provbench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"volplane/internal/bootstrap"
+)
+
+// measureClaims creates cfg.Claims claims of the Immediate class by
+// parallel create calls and waits until every one is Bound.
+func measureClaims(ctx context.Context, cs kubernetes.Interface, claims *marker, cfg Config, res *Result) error {
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	res.ClaimBound = make([]time.Duration, cfg.Claims)
+	bound := make([]time.Time, cfg.Claims)
+	errs := make([]error, cfg.Claims)
+	first := time.Now()
+	var wg sync.WaitGroup
+	for i := range cfg.Claims {
+		wg.Go(func() {
+			name := claimName(i)
+			start := time.Now()
+			if _, err := cs.CoreV1().PersistentVolumeClaims(namespace).Create(ctx, benchClaim(name, immediateClass), metav1.CreateOptions{}); err != nil {
+				errs[i] = fmt.Errorf("create claim %s: %w", name, err)
+				return
+			}
+			bound[i], errs[i] = claims.wait(ctx, name, false)
+			res.ClaimBound[i] = bound[i].Sub(start)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	res.ClaimsAll = latest(bound).Sub(first)
+	return nil
+}
+
+// measurePods creates cfg.Pods pods at once, each with a new claim of the
+// default class, and waits until every one is Running.
+func measurePods(ctx context.Context, cs kubernetes.Interface, pods *marker, cfg Config, res *Result) error {
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	res.PodRunning = make([]time.Duration, cfg.Pods)
+	running := make([]time.Time, cfg.Pods)
+	errs := make([]error, cfg.Pods)
+	first := time.Now()
+	var wg sync.WaitGroup
+	for i := range cfg.Pods {
+		wg.Go(func() {
+			name := podName(i)
+			if _, err := cs.CoreV1().PersistentVolumeClaims(namespace).Create(ctx, benchClaim(name, bootstrap.DefaultStorageClass), metav1.CreateOptions{}); err != nil {
+				errs[i] = fmt.Errorf("create claim %s: %w", name, err)
+				return
+			}
+			start := time.Now()
+			if _, err := cs.CoreV1().Pods(namespace).Create(ctx, benchPod(name), metav1.CreateOptions{}); err != nil {
+				errs[i] = fmt.Errorf("create pod %s: %w", name, err)
+				return
+			}
+			running[i], errs[i] = pods.wait(ctx, name, false)
+			res.PodRunning[i] = running[i].Sub(start)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	res.PodsAll = latest(running).Sub(first)
+	return nil
+}
+
+// teardown deletes the pods (grace period 1 s, as `kubectl delete --now`)
+// and the claims at once and returns the time until none of them, no PV
+// and no volume in the pool is left.
+func teardown(ctx context.Context, cs kubernetes.Interface, pods, claims *marker, podNames, claimNames []string, pool string, timeout time.Duration) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	grace := int64(1)
+	start := time.Now()
+	errs := make([]error, len(podNames)+len(claimNames))
+	var wg sync.WaitGroup
+	for i, n := range podNames {
+		wg.Go(func() {
+			errs[i] = cs.CoreV1().Pods(namespace).Delete(ctx, n, metav1.DeleteOptions{GracePeriodSeconds: &grace})
+		})
+	}
+	for i, n := range claimNames {
+		wg.Go(func() {
+			errs[len(podNames)+i] = cs.CoreV1().PersistentVolumeClaims(namespace).Delete(ctx, n, metav1.DeleteOptions{})
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return 0, err
+	}
+	for _, n := range podNames {
+		if _, err := pods.wait(ctx, n, true); err != nil {
+			return 0, fmt.Errorf("pod: %w", err)
+		}
+	}
+	for _, n := range claimNames {
+		if _, err := claims.wait(ctx, n, true); err != nil {
+			return 0, fmt.Errorf("claim: %w", err)
+		}
+	}
+	// PVs and backend volumes go after their claims: poll for them.
+	for {
+		pvs, err := cs.CoreV1().PersistentVolumes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return 0, fmt.Errorf("list PVs: %w", err)
+		}
+		left, err := poolVolumes(pool)
+		if err != nil {
+			return 0, err
+		}
+		if len(pvs.Items) == 0 && left == 0 {
+			return time.Since(start), nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%d PVs and %d pool volumes left: %w", len(pvs.Items), left, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// poolDir is where the built-in driver of `up` keeps its volumes.
+func poolDir(dataDir string) string { return filepath.Join(dataDir, "pool", "data") }
+
+// poolVolumes counts the directory and block volumes in the pool (a
+// missing directory holds none).
+func poolVolumes(pool string) (int, error) {
+	n := 0
+	for _, sub := range []string{"volumes", "blocks"} {
+		entries, err := os.ReadDir(filepath.Join(pool, sub))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("pool: %w", err)
+		}
+		n += len(entries)
+	}
+	return n, nil
+}
+
+func latest(ts []time.Time) time.Time {
+	var last time.Time
+	for _, t := range ts {
+		if t.After(last) {
+			last = t
+		}
+	}
+	return last
+}
+
