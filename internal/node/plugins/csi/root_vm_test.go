@@ -313,7 +313,16 @@ func TestRootBlockVolume(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitNoMounts(t, ops, b.root)
-	// A raw block staging is no mount: wait for the unstaging itself.
+	waitBlockUnstaged(t, b)
+	b.deleteVolume(t)
+}
+
+// waitBlockUnstaged waits (a minute at most) until the block volume's
+// staging, publish and vol_data.json directories are gone (a raw block
+// staging is no mount: the unstaging itself is waited for), then checks
+// that its loop device is detached.
+func waitBlockUnstaged(t *testing.T, b *builtIn) {
+	t.Helper()
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		var left []string
 		for _, dir := range []string{"staging/" + b.pv.Name, "publish/" + b.pv.Name, b.pv.Name} {
@@ -328,5 +337,41 @@ func TestRootBlockVolume(t *testing.T) {
 			t.Fatalf("left in volumeDevices: %v", left)
 		}
 	}
-	b.deleteVolume(t)
+	if dev, err := hostops.New().LoopFind(b.d.Pool().BlockPath(b.id)); err != nil || dev != "" {
+		t.Errorf("loop device of the volume after unstaging: %q, %v; want none", dev, err)
+	}
+}
+
+// TestRootBlockVolumePodGoneAcrossRestart: the agent stops while a pod
+// has a raw block volume, and the pod is gone when it starts again. The
+// staging is no mount point, yet reconstruction keeps the device
+// (uncertain) so that the new manager unmaps and unstages it: no loop
+// device, staging or vol_data.json is left behind.
+func TestRootBlockVolumePodGoneAcrossRestart(t *testing.T) {
+	b := startBuiltInMode(t, true)
+	pod, objs := claimPod(b)
+	pod.Spec.Containers[0].VolumeMounts = nil
+	pod.Spec.Containers[0].VolumeDevices = []corev1.VolumeDevice{{Name: "data", DevicePath: "/dev/xvda"}}
+	pods := &podList{}
+	pods.set(pod)
+	run, events := managerRunner(t, b, pods, objs...)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	m, stop := run()
+	if err := m.WaitForAttachAndMount(ctx, pod); err != nil {
+		for len(events.Events) > 0 {
+			t.Log(<-events.Events)
+		}
+		t.Fatal(err)
+	}
+	if dev, err := hostops.New().LoopFind(b.d.Pool().BlockPath(b.id)); err != nil || dev == "" {
+		t.Fatalf("no loop device for the staged volume: %q, %v", dev, err)
+	}
+	stop()
+
+	pods.set()
+	run()
+	waitNoMounts(t, hostops.New(), b.root)
+	waitBlockUnstaged(t, b)
+	b.deleteVolume(t) // refused by the driver while staged
 }
