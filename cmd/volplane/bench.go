@@ -9,6 +9,6 @@ func newBenchCommand() *cobra.Command {
 		Use:   "bench",
 		Short: "Run a benchmark and print its figures",
 	}
-	cmd.AddCommand(newBenchCSICommand(), newBenchBinderCommand(), newBenchPodsCommand(), newBenchProvisionCommand())
+	cmd.AddCommand(newBenchCSICommand(), newBenchBinderCommand(), newBenchPodsCommand(), newBenchProvisionCommand(), newBenchSchedulerCommand())
 	return cmd
 }
