@@ -119,11 +119,16 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 		return err
 	}
 	log.Info("cluster ready", "took", time.Since(start))
-	if err := measure(ctx, c.Client(), cfg, dataDir, &res); err != nil {
-		return fmt.Errorf("%w\n--- last lines of volplane up:\n%s", err, c.Tail(30))
-	}
+	merr := measure(ctx, c.Client(), cfg, dataDir, &res)
 	res.LoadEnd = loadAvg()
-	return podbench.PrintTable(out, res.Rows())
+	// What was measured before a failure is still worth printing.
+	if err := podbench.PrintTable(out, res.Rows()); err != nil {
+		return errors.Join(merr, err)
+	}
+	if merr != nil {
+		return fmt.Errorf("%w\n--- last lines of volplane up:\n%s", merr, c.Tail(30))
+	}
+	return nil
 }
 
 // loadAvg is the machine's 1/5/15-minute load average: the machine may be
@@ -157,9 +162,11 @@ func measure(ctx context.Context, cs kubernetes.Interface, cfg Config, dataDir s
 	if err := measureClaims(ctx, cs, claims, cfg, res); err != nil {
 		return fmt.Errorf("claims of %s: %w", immediateClass, err)
 	}
+	res.ClaimsDone = true
 	if err := measurePods(ctx, cs, pods, cfg, res); err != nil {
 		return fmt.Errorf("pods with a claim of %s: %w", bootstrap.DefaultStorageClass, err)
 	}
+	res.PodsDone = true
 	var names []string
 	for i := range cfg.Claims {
 		names = append(names, claimName(i))
@@ -172,6 +179,7 @@ func measure(ctx context.Context, cs kubernetes.Interface, cfg Config, dataDir s
 	if res.Teardown, err = teardown(ctx, cs, pods, claims, podNames, names, poolDir(dataDir), cfg.Timeout); err != nil {
 		return fmt.Errorf("teardown: %w", err)
 	}
+	res.TeardownDone = true
 	return nil
 }
 
@@ -211,7 +219,7 @@ func benchPod(name string) *v1.Pod {
 				VolumeMounts: []v1.VolumeMount{{Name: "data", MountPath: "/data"}},
 			}},
 			Volumes: []v1.Volume{{
-				Name: "data",
+				Name:         "data",
 				VolumeSource: v1.VolumeSource{PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: name}},
 			}},
 		},

@@ -1,6 +1,8 @@
 package provbench
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,8 +10,10 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -83,18 +87,20 @@ func TestReached(t *testing.T) {
 func TestRowsGoal(t *testing.T) {
 	tests := []struct {
 		name  string
+		done  bool
 		n     int
 		all   time.Duration
 		want  string
 		value string
 	}{
-		{"100 in 1 s is met", 100, time.Second, "met", "100.0 /s"},
-		{"500 in 10 s is not met", 500, 10 * time.Second, "not met", "50.0 /s"},
-		{"nothing measured is not met", 0, 0, "not met", "0.0 /s"},
+		{"100 in 1 s is met", true, 100, time.Second, "met", "100.0 /s"},
+		{"500 in 10 s is not met", true, 500, 10 * time.Second, "not met", "50.0 /s"},
+		{"nothing bound in no time is not met", true, 0, 0, "not met", "0.0 /s"},
+		{"a failed phase is not measured", false, 500, time.Second, "not measured", "not measured"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := Result{Claims: tt.n, ClaimBound: make([]time.Duration, tt.n), ClaimsAll: tt.all}
+			r := Result{Claims: tt.n, ClaimBound: make([]time.Duration, tt.n), ClaimsAll: tt.all, ClaimsDone: tt.done}
 			rows := r.Rows()
 			if got := rows[0].Value; got != tt.value {
 				t.Errorf("rate = %q, want %q", got, tt.value)
@@ -102,6 +108,47 @@ func TestRowsGoal(t *testing.T) {
 			last := rows[len(rows)-1]
 			if !strings.HasPrefix(last.Figure, "goal:") || last.Value != tt.want {
 				t.Errorf("goal row = %+v, want verdict %q", last, tt.want)
+			}
+		})
+	}
+}
+
+func TestRowsUnfinishedPhases(t *testing.T) {
+	r := Result{Claims: 5, Pods: 2, ClaimsDone: true, ClaimBound: make([]time.Duration, 5), ClaimsAll: time.Second}
+	var notMeasured []string
+	for _, row := range r.Rows() {
+		if row.Value == "not measured" {
+			notMeasured = append(notMeasured, row.Figure)
+		}
+	}
+	if len(notMeasured) != 2 || !strings.Contains(notMeasured[0], "pods") || !strings.Contains(notMeasured[1], "teardown") {
+		t.Fatalf("rows not measured = %q, want the pods and the teardown", notMeasured)
+	}
+}
+
+func TestRetry(t *testing.T) {
+	gr := schema.GroupResource{Resource: "persistentvolumeclaims"}
+	tests := []struct {
+		name    string
+		answers []error
+		calls   int
+		wantErr bool
+	}{
+		{"success", []error{nil}, 1, false},
+		{"etcd timeout then success", []error{apierrors.NewInternalError(errors.New("etcdserver: request timed out")), nil}, 2, false},
+		{"server timeout then already exists", []error{apierrors.NewServerTimeout(gr, "create", 1), apierrors.NewAlreadyExists(gr, "c")}, 2, false},
+		{"not found is done", []error{apierrors.NewNotFound(gr, "c")}, 1, false},
+		{"forbidden is final", []error{apierrors.NewForbidden(gr, "c", errors.New("no"))}, 1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			calls := 0
+			err := retry(context.Background(), func() error {
+				calls++
+				return tt.answers[calls-1]
+			})
+			if (err != nil) != tt.wantErr || calls != tt.calls {
+				t.Fatalf("err = %v after %d calls, want error %v after %d", err, calls, tt.wantErr, tt.calls)
 			}
 		})
 	}

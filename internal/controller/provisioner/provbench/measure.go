@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -29,7 +31,10 @@ func measureClaims(ctx context.Context, cs kubernetes.Interface, claims *marker,
 		wg.Go(func() {
 			name := claimName(i)
 			start := time.Now()
-			if _, err := cs.CoreV1().PersistentVolumeClaims(namespace).Create(ctx, benchClaim(name, immediateClass), metav1.CreateOptions{}); err != nil {
+			if err := retry(ctx, func() error {
+				_, err := cs.CoreV1().PersistentVolumeClaims(namespace).Create(ctx, benchClaim(name, immediateClass), metav1.CreateOptions{})
+				return err
+			}); err != nil {
 				errs[i] = fmt.Errorf("create claim %s: %w", name, err)
 				return
 			}
@@ -58,12 +63,18 @@ func measurePods(ctx context.Context, cs kubernetes.Interface, pods *marker, cfg
 	for i := range cfg.Pods {
 		wg.Go(func() {
 			name := podName(i)
-			if _, err := cs.CoreV1().PersistentVolumeClaims(namespace).Create(ctx, benchClaim(name, bootstrap.DefaultStorageClass), metav1.CreateOptions{}); err != nil {
+			if err := retry(ctx, func() error {
+				_, err := cs.CoreV1().PersistentVolumeClaims(namespace).Create(ctx, benchClaim(name, bootstrap.DefaultStorageClass), metav1.CreateOptions{})
+				return err
+			}); err != nil {
 				errs[i] = fmt.Errorf("create claim %s: %w", name, err)
 				return
 			}
 			start := time.Now()
-			if _, err := cs.CoreV1().Pods(namespace).Create(ctx, benchPod(name), metav1.CreateOptions{}); err != nil {
+			if err := retry(ctx, func() error {
+				_, err := cs.CoreV1().Pods(namespace).Create(ctx, benchPod(name), metav1.CreateOptions{})
+				return err
+			}); err != nil {
 				errs[i] = fmt.Errorf("create pod %s: %w", name, err)
 				return
 			}
@@ -91,12 +102,16 @@ func teardown(ctx context.Context, cs kubernetes.Interface, pods, claims *marker
 	var wg sync.WaitGroup
 	for i, n := range podNames {
 		wg.Go(func() {
-			errs[i] = cs.CoreV1().Pods(namespace).Delete(ctx, n, metav1.DeleteOptions{GracePeriodSeconds: &grace})
+			errs[i] = retry(ctx, func() error {
+				return cs.CoreV1().Pods(namespace).Delete(ctx, n, metav1.DeleteOptions{GracePeriodSeconds: &grace})
+			})
 		})
 	}
 	for i, n := range claimNames {
 		wg.Go(func() {
-			errs[len(podNames)+i] = cs.CoreV1().PersistentVolumeClaims(namespace).Delete(ctx, n, metav1.DeleteOptions{})
+			errs[len(podNames)+i] = retry(ctx, func() error {
+				return cs.CoreV1().PersistentVolumeClaims(namespace).Delete(ctx, n, metav1.DeleteOptions{})
+			})
 		})
 	}
 	wg.Wait()
@@ -154,6 +169,37 @@ func poolVolumes(pool string) (int, error) {
 	return n, nil
 }
 
+// retry calls op until it succeeds, fails for good or ctx ends. On a
+// loaded machine the API answers a burst with timeouts (etcd's "request
+// timed out", 500, 503, 504, 429) that a client is expected to retry; a
+// create that finds its object, or a delete that finds none, was done by
+// an earlier attempt whose answer was lost.
+func retry(ctx context.Context, op func() error) error {
+	wait := 100 * time.Millisecond
+	for {
+		err := op()
+		switch {
+		case err == nil, apierrors.IsAlreadyExists(err), apierrors.IsNotFound(err):
+			return nil
+		case !transient(err):
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last: %w)", ctx.Err(), err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// transient reports whether err is an API answer worth retrying.
+func transient(err error) bool {
+	return apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err) ||
+		apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) || apierrors.IsUnexpectedServerError(err) ||
+		strings.Contains(err.Error(), "request timed out")
+}
+
 func latest(ts []time.Time) time.Time {
 	var last time.Time
 	for _, t := range ts {
@@ -163,4 +209,3 @@ func latest(ts []time.Time) time.Time {
 	}
 	return last
 }
-

@@ -24,6 +24,9 @@ type Result struct {
 	PodsAll    time.Duration
 	// Teardown is delete calls -> no pod, claim, PV or pool volume left.
 	Teardown time.Duration
+	// ClaimsDone, PodsDone and TeardownDone say which phases completed;
+	// the figures of the others are not printed.
+	ClaimsDone, PodsDone, TeardownDone bool
 	// LoadStart and LoadEnd are the load averages before and after.
 	LoadStart, LoadEnd string
 }
@@ -41,21 +44,37 @@ func (r Result) PerSecond() float64 {
 func (r Result) Rows() []podbench.Row {
 	ms := podbench.Millis
 	verdict := "not met"
-	if r.PerSecond() >= goalPerSecond {
+	if !r.ClaimsDone {
+		verdict = "not measured"
+	} else if r.PerSecond() >= goalPerSecond {
 		verdict = "met"
 	}
-	return []podbench.Row{
-		{Figure: fmt.Sprintf("%d claims (Immediate): bound per second", r.Claims), Value: fmt.Sprintf("%.1f /s", r.PerSecond()), Note: fmt.Sprintf("all Bound %s after the first create call; parallel create calls, 1Mi each", ms(r.ClaimsAll))},
-		{Figure: "claim created -> Bound p50", Value: ms(podbench.Percentile(r.ClaimBound, 50)), Note: "each claim from its own create call to the watch event"},
-		{Figure: "claim created -> Bound p99", Value: ms(podbench.Percentile(r.ClaimBound, 99))},
-		{Figure: fmt.Sprintf("%d pods + claims of %s: created -> Running p50", r.Pods, bootstrap.DefaultStorageClass), Value: ms(podbench.Percentile(r.PodRunning, 50)), Note: "WaitForFirstConsumer: scheduled, provisioned, attached, staged, published; from the pod's create call"},
-		{Figure: fmt.Sprintf("%d pods + claims: created -> Running p99", r.Pods), Value: ms(podbench.Percentile(r.PodRunning, 99))},
-		{Figure: fmt.Sprintf("%d pods + claims: all Running", r.Pods), Value: ms(r.PodsAll), Note: "from the first create call"},
-		{Figure: fmt.Sprintf("teardown of %d pods and %d claims", r.Pods, r.Claims+r.Pods), Value: ms(r.Teardown), Note: "delete calls -> no pod, claim or PV in the API, no volume in the pool"},
-		{Figure: "load average (1/5/15 min)", Value: r.LoadStart, Note: "at start; at end " + r.LoadEnd},
-		{Figure: "reference (not measured here)", Value: "~4 volumes/s", Note: "upstream provisioning (kubernetes/kubernetes#95497: client throttling)"},
-		{Figure: "reference (not measured here)", Value: "~6 binds/s", Note: "upstream binding (kubernetes/kubernetes#95497)"},
-		{Figure: "reference (not measured here)", Value: "5 requests/s", Note: "external-provisioner's default client QPS"},
-		{Figure: fmt.Sprintf("goal: >= %d claims bound/s", goalPerSecond), Value: verdict, Note: fmt.Sprintf("measured %.1f /s", r.PerSecond())},
+	var rows []podbench.Row
+	if r.ClaimsDone {
+		rows = append(rows,
+			podbench.Row{Figure: fmt.Sprintf("%d claims (Immediate): bound per second", r.Claims), Value: fmt.Sprintf("%.1f /s", r.PerSecond()), Note: fmt.Sprintf("all Bound %s after the first create call; parallel create calls, 1Mi each", ms(r.ClaimsAll))},
+			podbench.Row{Figure: "claim created -> Bound p50", Value: ms(podbench.Percentile(r.ClaimBound, 50)), Note: "each claim from its own create call to the watch event"},
+			podbench.Row{Figure: "claim created -> Bound p99", Value: ms(podbench.Percentile(r.ClaimBound, 99))})
+	} else {
+		rows = append(rows, podbench.Row{Figure: fmt.Sprintf("%d claims (Immediate)", r.Claims), Value: "not measured", Note: "the phase failed"})
 	}
+	if r.PodsDone {
+		rows = append(rows,
+			podbench.Row{Figure: fmt.Sprintf("%d pods + claims of %s: created -> Running p50", r.Pods, bootstrap.DefaultStorageClass), Value: ms(podbench.Percentile(r.PodRunning, 50)), Note: "WaitForFirstConsumer: scheduled, provisioned, attached, staged, published; from the pod's create call"},
+			podbench.Row{Figure: fmt.Sprintf("%d pods + claims: created -> Running p99", r.Pods), Value: ms(podbench.Percentile(r.PodRunning, 99))},
+			podbench.Row{Figure: fmt.Sprintf("%d pods + claims: all Running", r.Pods), Value: ms(r.PodsAll), Note: "from the first create call"})
+	} else {
+		rows = append(rows, podbench.Row{Figure: fmt.Sprintf("%d pods + claims of %s", r.Pods, bootstrap.DefaultStorageClass), Value: "not measured", Note: "the phase failed or did not run"})
+	}
+	teardown := podbench.Row{Figure: fmt.Sprintf("teardown of %d pods and %d claims", r.Pods, r.Claims+r.Pods), Value: "not measured", Note: "the phase failed or did not run"}
+	if r.TeardownDone {
+		teardown.Value, teardown.Note = ms(r.Teardown), "delete calls -> no pod, claim or PV in the API, no volume in the pool"
+	}
+	return append(rows, teardown,
+		podbench.Row{Figure: "load average (1/5/15 min)", Value: r.LoadStart, Note: "at start; at end " + r.LoadEnd},
+		podbench.Row{Figure: "reference (not measured here)", Value: "~4 volumes/s", Note: "upstream provisioning (kubernetes/kubernetes#95497: client throttling)"},
+		podbench.Row{Figure: "reference (not measured here)", Value: "~6 binds/s", Note: "upstream binding (kubernetes/kubernetes#95497)"},
+		podbench.Row{Figure: "reference (not measured here)", Value: "5 requests/s", Note: "external-provisioner's default client QPS"},
+		podbench.Row{Figure: fmt.Sprintf("goal: >= %d claims bound/s", goalPerSecond), Value: verdict, Note: fmt.Sprintf("measured %.1f /s", r.PerSecond())},
+	)
 }
