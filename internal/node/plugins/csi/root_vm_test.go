@@ -2,7 +2,9 @@ package csi
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -114,6 +116,7 @@ func TestRootVolumeManagerRestart(t *testing.T) {
 	}
 	// The device goes after the pod's volume; wait for it too.
 	waitNoMounts(t, ops, b.root)
+	waitGone(t, filepath.Join(gm, fmt.Sprintf("%x", sha256.Sum256([]byte(b.id)))))
 	if b, err := os.ReadFile(filepath.Join(b.d.Pool().DirPath(b.id), "hello")); err != nil || string(b) != "data" {
 		t.Errorf("data gone after teardown: %q, %v", b, err)
 	}
@@ -185,6 +188,22 @@ func waitNoMounts(t *testing.T, ops hostops.Host, root string) {
 	}
 }
 
+// waitGone waits (a minute at most) until path does not exist: the
+// staging directory UnmountDevice removes once NodeUnstageVolume has
+// returned, after the unmount waitNoMounts saw.
+func waitGone(t *testing.T, path string) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		_, err := os.Stat(path)
+		if errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s left: %v", path, err)
+		}
+	}
+}
+
 // TestRootCrashBetweenStageAndPublish is an agent killed after
 // NodeStageVolume and before NodePublishVolume: the device record and the
 // staging are on disk, nothing else. A new volume manager publishes the
@@ -247,9 +266,7 @@ func TestRootCrashBetweenStageAndPublish(t *testing.T) {
 				}
 			}
 			waitNoMounts(t, ops, b.root)
-			if _, err := os.Stat(filepath.Dir(gm)); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("staging directory left: %v", err)
-			}
+			waitGone(t, filepath.Dir(gm))
 			b.deleteVolume(t) // refused by the driver while staged
 		})
 	}
