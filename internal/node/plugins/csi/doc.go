@@ -59,7 +59,10 @@
 // and call MountDevice and SetUp again; both only repeat idempotent CSI
 // calls (the built-in driver keeps a mount it already made at the same
 // path with the same arguments). vol_data.json lets UnmountDevice and
-// TearDown, which get a path only, find the driver and the volume.
+// TearDown, which get a path only, find the driver and the volume. A
+// staging that is no mount point (raw block, a driver without
+// STAGE_UNSTAGE) comes back as an uncertain device, so UnmountDevice
+// still runs when no pod wants the volume.
 //
 // Metrics: Collector gives upstream's kubelet_volume_stats_* gauges
 // (capacity, available, used bytes; inodes, free, used; labelled
