@@ -14,8 +14,9 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
 	"volplane/internal/logging"
@@ -235,57 +236,50 @@ func runShape(ctx context.Context, cs kubernetes.Interface, cfg Config, shapeNam
 	return res, nil
 }
 
-// tracker watches the shape's pods and notes when each is bound.
+// tracker watches the shape's pods (an informer, so a watch the API
+// server ends is resumed) and notes when each is first seen bound.
 type tracker struct {
-	w     watch.Interface
-	mu    sync.Mutex
-	bound map[string]time.Time
-	done  chan struct{} // closed when the watch ends
-	err   error
+	stopCh chan struct{}
+	mu     sync.Mutex
+	bound  map[string]time.Time
 }
 
 func startTracker(ctx context.Context, cs kubernetes.Interface, shapeName string) (*tracker, error) {
-	w, err := cs.CoreV1().Pods(namespace).Watch(ctx, metav1.ListOptions{LabelSelector: shapeKey + "=" + shapeName})
-	if err != nil {
+	f := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace(namespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = shapeKey + "=" + shapeName }))
+	t := &tracker{stopCh: make(chan struct{}), bound: map[string]time.Time{}}
+	note := func(obj any) {
+		pod, ok := obj.(*v1.Pod)
+		if !ok || pod.Spec.NodeName == "" {
+			return
+		}
+		now := time.Now()
+		t.mu.Lock()
+		if _, seen := t.bound[pod.Name]; !seen {
+			t.bound[pod.Name] = now
+		}
+		t.mu.Unlock()
+	}
+	inf := f.Core().V1().Pods().Informer()
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    note,
+		UpdateFunc: func(_, obj any) { note(obj) },
+	}); err != nil {
 		return nil, fmt.Errorf("watch pods: %w", err)
 	}
-	t := &tracker{w: w, bound: map[string]time.Time{}, done: make(chan struct{})}
-	go func() {
-		defer close(t.done)
-		for ev := range w.ResultChan() {
-			now := time.Now()
-			if ev.Type == watch.Error {
-				t.err = fmt.Errorf("pod watch: %v", ev.Object)
-				return
-			}
-			pod, ok := ev.Object.(*v1.Pod)
-			if !ok || pod.Spec.NodeName == "" {
-				continue
-			}
-			t.mu.Lock()
-			if _, seen := t.bound[pod.Name]; !seen {
-				t.bound[pod.Name] = now
-			}
-			t.mu.Unlock()
-		}
-	}()
+	f.Start(t.stopCh)
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		close(t.stopCh)
+		return nil, errors.New("pod informer did not sync")
+	}
 	return t, nil
 }
 
 // wait waits until n pods are bound and returns when each was.
 func (t *tracker) wait(ctx context.Context, n int, timeout time.Duration) (map[string]time.Time, error) {
-	var got int
 	err := poll(ctx, timeout, func() (bool, string, error) {
-		select {
-		case <-t.done:
-			if t.err != nil {
-				return false, "", t.err
-			}
-			return false, "", errors.New("pod watch ended")
-		default:
-		}
 		t.mu.Lock()
-		got = len(t.bound)
+		got := len(t.bound)
 		t.mu.Unlock()
 		return got >= n, fmt.Sprintf("%d of %d pods bound", got, n), nil
 	})
@@ -297,10 +291,7 @@ func (t *tracker) wait(ctx context.Context, n int, timeout time.Duration) (map[s
 	return maps.Clone(t.bound), nil
 }
 
-func (t *tracker) stop() {
-	t.w.Stop()
-	<-t.done
-}
+func (t *tracker) stop() { close(t.stopCh) }
 
 // deletePods force-deletes the bench pods (no kubelet would confirm a
 // graceful delete) and waits until they are gone.
