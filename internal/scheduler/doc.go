@@ -17,6 +17,8 @@
 //	               pod per claim, with preemption
 //	nodevolumelimits "VolplaneNodeVolumeLimits": CSINode allocatable.count
 //	               per driver against the node's CSI volumes
+//	schedbench     `volplane bench scheduler`: pods with a delayed-binding
+//	               claim each against pods without volumes
 //
 // The plugins may import the scheduler framework
 // (k8s.io/kube-scheduler/framework), client-go, component-helpers and
