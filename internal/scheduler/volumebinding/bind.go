@@ -3,6 +3,7 @@ package volumebinding
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -181,17 +182,22 @@ func (p *Plugin) waitBound(ctx context.Context, pod *v1.Pod, r *reservation, cla
 	defer cancel()
 	tick := time.NewTicker(recheck)
 	defer tick.Stop()
+	keys := waitKeys(r, claims)
 	for {
-		changed := p.sig.changes()
+		changed := p.sig.changes(keys)
 		done, err := p.checkBound(pod, r, claims)
 		if err != nil || done {
+			p.sig.forget(keys, changed)
 			return err
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for the claims to be bound: %w", context.Cause(ctx))
 		case <-changed:
 		case <-tick.C:
+		}
+		p.sig.forget(keys, changed)
+		if ctx.Err() != nil {
+			return fmt.Errorf("waiting for the claims to be bound: %w", context.Cause(ctx))
 		}
 	}
 }
@@ -257,24 +263,70 @@ func (p *Plugin) checkBound(pod *v1.Pod, r *reservation, claims *podClaims) (boo
 	return true, nil
 }
 
-// signal wakes every waiter at the next change.
+// signal wakes the waiters of a key (a claim's "namespace/name", a
+// volume's "pv/<name>") at its next change. Keyed, so that a change wakes
+// the pods waiting for that object only, not every waiting pod (1,000
+// pods waiting at once and a few thousand claim and volume events made a
+// broadcast cost millions of checks).
 type signal struct {
-	mu sync.Mutex
-	ch chan struct{}
+	mu      sync.Mutex
+	waiters map[string][]chan struct{}
 }
 
-func newSignal() *signal { return &signal{ch: make(chan struct{})} }
+func newSignal() *signal { return &signal{waiters: map[string][]chan struct{}{}} }
 
-// changes returns a channel closed at the next notify.
-func (s *signal) changes() <-chan struct{} {
+// changes returns a channel closed at the next notify of any of keys.
+func (s *signal) changes(keys []string) <-chan struct{} {
+	ch := make(chan struct{})
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.ch
+	for _, k := range keys {
+		s.waiters[k] = append(s.waiters[k], ch)
+	}
+	return ch
 }
 
-func (s *signal) notify() {
+// notify wakes the waiters of key; a channel registered under several
+// keys is closed once and dropped from the others when they fire.
+func (s *signal) notify(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	close(s.ch)
-	s.ch = make(chan struct{})
+	for _, ch := range s.waiters[key] {
+		select {
+		case <-ch:
+		default:
+			close(ch)
+		}
+	}
+	delete(s.waiters, key)
+}
+
+// forget drops a waiter's channel from keys (it stopped waiting).
+func (s *signal) forget(keys []string, ch <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range keys {
+		s.waiters[k] = slices.DeleteFunc(s.waiters[k], func(c chan struct{}) bool { return c == ch })
+		if len(s.waiters[k]) == 0 {
+			delete(s.waiters, k)
+		}
+	}
+}
+
+func claimSignalKey(namespace, name string) string { return namespace + "/" + name }
+
+func volumeSignalKey(name string) string { return "pv/" + name }
+
+// waitKeys are the objects whose changes can end a pod's wait: its
+// delayed claims (a provisioned volume's events wake its claim's key)
+// and the volumes it binds.
+func waitKeys(r *reservation, claims *podClaims) []string {
+	var keys []string
+	for _, c := range claims.delayed {
+		keys = append(keys, claimSignalKey(c.Namespace, c.Name))
+	}
+	for _, b := range r.bindings {
+		keys = append(keys, volumeSignalKey(b.pv.Name))
+	}
+	return keys
 }

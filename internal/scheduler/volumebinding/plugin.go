@@ -104,19 +104,37 @@ func newPlugin(args Args, client kubernetes.Interface, f informers.SharedInforme
 	}
 	p.volumesSynced = reg.HasSynced
 	if _, err := f.Core().V1().PersistentVolumeClaims().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { p.sig.notify() },
-		UpdateFunc: func(_, _ any) { p.sig.notify() },
-		DeleteFunc: func(any) { p.sig.notify() },
+		AddFunc:    func(obj any) { p.claimChanged(obj) },
+		UpdateFunc: func(_, obj any) { p.claimChanged(obj) },
+		DeleteFunc: func(obj any) { p.claimChanged(obj) },
 	}); err != nil {
 		return nil, fmt.Errorf("volume binding: %w", err)
 	}
 	return p, nil
 }
 
+func (p *Plugin) claimChanged(obj any) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	if claim, ok := obj.(*v1.PersistentVolumeClaim); ok {
+		p.sig.notify(claimSignalKey(claim.Namespace, claim.Name))
+	}
+}
+
+// notifyVolume wakes the waiters of a volume and of the claim it names
+// (a provisioned volume appears under its claim's key).
+func (p *Plugin) notifyVolume(pv *v1.PersistentVolume) {
+	p.sig.notify(volumeSignalKey(pv.Name))
+	if ref := pv.Spec.ClaimRef; ref != nil {
+		p.sig.notify(claimSignalKey(ref.Namespace, ref.Name))
+	}
+}
+
 func (p *Plugin) volumeChanged(obj any) {
 	if pv, ok := obj.(*v1.PersistentVolume); ok {
 		p.volumes.update(pv)
-		p.sig.notify()
+		p.notifyVolume(pv)
 	}
 }
 
@@ -126,7 +144,7 @@ func (p *Plugin) volumeDeleted(obj any) {
 	}
 	if pv, ok := obj.(*v1.PersistentVolume); ok {
 		p.volumes.remove(pv.Name)
-		p.sig.notify()
+		p.notifyVolume(pv)
 	}
 }
 
