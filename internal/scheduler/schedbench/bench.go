@@ -220,6 +220,7 @@ func runShape(ctx context.Context, cs kubernetes.Interface, cfg Config, shapeNam
 	if err != nil {
 		return res, fmt.Errorf("%s: create pods: %w", shapeName, err)
 	}
+	res.creates = time.Since(start)
 	bound, err := tr.wait(ctx, cfg.Pods, cfg.Timeout)
 	if err != nil {
 		return res, fmt.Errorf("%s: %w", shapeName, err)
@@ -313,15 +314,16 @@ func deletePods(ctx context.Context, cs kubernetes.Interface, timeout time.Durat
 // printResult prints both shapes side by side, the ratio and upstream's
 // references.
 func printResult(out io.Writer, cfg Config, plain, volume shape) {
-	fmt.Fprintf(out, "\n%-44s %8s %10s %10s %10s %10s\n", "shape (create -> spec.nodeName, watched)", "pods", "wall", "pods/s", "p50", "p99")
+	fmt.Fprintf(out, "\n%-44s %8s %10s %10s %10s %10s %12s\n", "shape (create -> spec.nodeName, watched)", "pods", "wall", "pods/s", "p50", "p99", "all created")
 	for _, s := range []shape{plain, volume} {
 		label := "no volumes"
 		if s.name == "volume" {
 			label = "one new WaitForFirstConsumer claim each"
 		}
-		fmt.Fprintf(out, "%-44s %8d %10s %10.1f %10s %10s\n", label, s.pods,
+		fmt.Fprintf(out, "%-44s %8d %10s %10.1f %10s %10s %12s\n", label, s.pods,
 			s.wall.Round(time.Millisecond), s.rate(),
-			podbench.Millis(percentile(s.latencies, 50)), podbench.Millis(percentile(s.latencies, 99)))
+			podbench.Millis(percentile(s.latencies, 50)), podbench.Millis(percentile(s.latencies, 99)),
+			s.creates.Round(time.Millisecond))
 	}
 	r := ratio(volume, plain)
 	fmt.Fprintf(out, "\nvolume / no-volume rate: %.0f%%, %s\n", r*100, verdict(r))

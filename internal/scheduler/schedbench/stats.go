@@ -12,6 +12,9 @@ type shape struct {
 	pods int
 	// wall is the time from the first create to the last bind.
 	wall time.Duration
+	// creates is the time from the first create to the last create's
+	// answer (the API server's share: the rate cannot beat pods/creates).
+	creates time.Duration
 	// latencies are each pod's create (call start) to bind (seen in the
 	// watch).
 	latencies []time.Duration
