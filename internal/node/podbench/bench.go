@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	goruntime "runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -16,8 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"volplane/internal/logging"
-	"volplane/internal/node/leftovers"
 	noderuntime "volplane/internal/node/runtime"
 )
 
@@ -103,50 +99,19 @@ func (r Result) FloorWall() time.Duration {
 }
 
 // Run starts the cluster, measures, prints the table to out and cleans up.
-func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
+func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	log := logging.FromContext(ctx)
-	dataDir, err := os.MkdirTemp(cfg.WorkDir, "volplane-bench-pods-")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := leftovers.Clean(cfg.Runc, dataDir); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("cleanup %s: %w", dataDir, cerr))
+	b := Bench{Name: "pods", Executable: cfg.Executable, NodeName: nodeName, WorkDir: cfg.WorkDir, Keep: cfg.Keep, Runc: cfg.Runc, Timeout: cfg.Timeout}
+	return b.Run(ctx, out, fmt.Sprintf("%d lone pods, %d at once", cfg.Lone, cfg.Pods), func(c *Cluster, dataDir string) error {
+		fmt.Fprintf(out, "load average at start (1/5/15 min): %s\n", LoadAverage())
+		res, err := measure(ctx, c.Client(), cfg, dataDir)
+		if err != nil {
+			return err
 		}
-		if cfg.Keep {
-			fmt.Fprintf(out, "data dir kept: %s\n", dataDir)
-			return
-		}
-		if rerr := os.RemoveAll(dataDir); rerr != nil {
-			err = errors.Join(err, rerr)
-		}
-	}()
-	fmt.Fprintf(out, "volplane bench pods: volplane up in %s, %d lone pods, %d at once\n", dataDir, cfg.Lone, cfg.Pods)
-	// The machine may be shared: its load says how to read the figures.
-	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
-		fmt.Fprintf(out, "load average at start (1/5/15 min): %s\n", strings.Join(strings.Fields(string(load))[:3], " "))
-	}
-	start := time.Now()
-	c, err := StartCluster(ctx, cfg.Executable, dataDir, nodeName, cfg.Timeout)
-	if c != nil {
-		defer func() {
-			if serr := c.Stop(); serr != nil {
-				err = errors.Join(err, serr)
-			}
-		}()
-	}
-	if err != nil {
-		return err
-	}
-	log.Info("cluster ready", "took", time.Since(start))
-	res, err := measure(ctx, c.Client(), cfg, dataDir)
-	if err != nil {
-		return fmt.Errorf("%w\n--- last lines of volplane up:\n%s", err, c.Tail(30))
-	}
-	return PrintTable(out, res.Rows(cfg))
+		return PrintTable(out, res.Rows(cfg))
+	})
 }
 
 func measure(ctx context.Context, cs kubernetes.Interface, cfg Config, dataDir string) (Result, error) {

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -20,7 +18,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	"volplane/internal/logging"
-	"volplane/internal/node/leftovers"
 	"volplane/internal/node/podbench"
 )
 
@@ -76,55 +73,23 @@ const (
 
 // Run starts the cluster, measures both shapes, prints them to out and
 // cleans up.
-func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
+func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	log := logging.FromContext(ctx)
-	dataDir, err := os.MkdirTemp(cfg.WorkDir, "volplane-bench-scheduler-")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := leftovers.Clean(cfg.Runc, dataDir); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("cleanup %s: %w", dataDir, cerr))
+	b := podbench.Bench{Name: "scheduler", Executable: cfg.Executable, NodeName: ownNode, WorkDir: cfg.WorkDir, Keep: cfg.Keep, Runc: cfg.Runc, Timeout: cfg.Timeout}
+	describe := fmt.Sprintf("%d Node objects x %d local PVs; %d pods per shape", cfg.Nodes, cfg.VolumesPerNode, cfg.Pods)
+	return b.Run(ctx, out, describe, func(c *podbench.Cluster, _ string) error {
+		fmt.Fprintf(out, "load average at start (1/5/15 min): %s\n", podbench.LoadAverage())
+		plain, volume, err := measure(ctx, c.Client(), cfg)
+		if err != nil {
+			return err
 		}
-		if cfg.Keep {
-			fmt.Fprintf(out, "data dir kept: %s\n", dataDir)
-			return
-		}
-		if rerr := os.RemoveAll(dataDir); rerr != nil {
-			err = errors.Join(err, rerr)
-		}
-	}()
-	fmt.Fprintf(out, "volplane bench scheduler: volplane up in %s; %d Node objects x %d local PVs; %d pods per shape\n",
-		dataDir, cfg.Nodes, cfg.VolumesPerNode, cfg.Pods)
-	printLoad(out, "at start")
-	c, err := podbench.StartCluster(ctx, cfg.Executable, dataDir, ownNode, cfg.Timeout)
-	if c != nil {
-		defer func() {
-			if serr := c.Stop(); serr != nil {
-				err = errors.Join(err, serr)
-			}
-		}()
-	}
-	if err != nil {
-		return err
-	}
-	plain, volume, err := measure(ctx, c.Client(), cfg)
-	if err != nil {
-		return fmt.Errorf("%w\n--- last lines of volplane up:\n%s", err, c.Tail(30))
-	}
-	log.Info("measured", "plain", plain.wall, "volume", volume.wall)
-	printResult(out, cfg, plain, volume)
-	printLoad(out, "at end")
-	return nil
-}
-
-func printLoad(out io.Writer, when string) {
-	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
-		fmt.Fprintf(out, "load average %s (1/5/15 min): %s\n", when, strings.Join(strings.Fields(string(load))[:3], " "))
-	}
+		logging.FromContext(ctx).Info("measured", "plain", plain.wall, "volume", volume.wall)
+		printResult(out, cfg, plain, volume)
+		fmt.Fprintf(out, "load average at end (1/5/15 min): %s\n", podbench.LoadAverage())
+		return nil
+	})
 }
 
 // measure sets the nodes and volumes up and times both shapes.

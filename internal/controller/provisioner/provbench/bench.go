@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -18,8 +16,6 @@ import (
 
 	"volplane/internal/bootstrap"
 	"volplane/internal/csidriver"
-	"volplane/internal/logging"
-	"volplane/internal/node/leftovers"
 	"volplane/internal/node/podbench"
 )
 
@@ -78,71 +74,25 @@ const (
 )
 
 // Run starts the cluster, measures, prints the table to out and cleans up.
-func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
+func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	log := logging.FromContext(ctx)
-	dataDir, err := os.MkdirTemp(cfg.WorkDir, "volplane-bench-provision-")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := leftovers.Clean(cfg.Runc, dataDir); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("cleanup %s: %w", dataDir, cerr))
-		}
-		if cfg.Keep {
-			fmt.Fprintf(out, "data dir kept: %s\n", dataDir)
-			return
-		}
-		if rerr := os.RemoveAll(dataDir); rerr != nil {
-			err = errors.Join(err, rerr)
-		}
-	}()
-	fmt.Fprintf(out, "volplane bench provision: volplane up in %s, %d claims (%s, Immediate), %d pods with a claim of %s\n",
-		dataDir, cfg.Claims, immediateClass, cfg.Pods, bootstrap.DefaultStorageClass)
-	res := Result{Claims: cfg.Claims, Pods: cfg.Pods, LoadStart: loadAvg()}
-	var upArgs []string
+	b := podbench.Bench{Name: "provision", Executable: cfg.Executable, NodeName: nodeName, WorkDir: cfg.WorkDir, Keep: cfg.Keep, Runc: cfg.Runc, Timeout: cfg.Timeout}
 	if cfg.PoolSize != "" {
-		upArgs = append(upArgs, "--pool-size", cfg.PoolSize)
+		b.UpArgs = []string{"--pool-size", cfg.PoolSize}
 	}
-	start := time.Now()
-	c, err := podbench.StartCluster(ctx, cfg.Executable, dataDir, nodeName, cfg.Timeout, upArgs...)
-	if c != nil {
-		defer func() {
-			if serr := c.Stop(); serr != nil {
-				err = errors.Join(err, serr)
-			}
-		}()
-	}
-	if err != nil {
-		return err
-	}
-	log.Info("cluster ready", "took", time.Since(start))
-	merr := measure(ctx, c.Client(), cfg, dataDir, &res)
-	res.LoadEnd = loadAvg()
-	// What was measured before a failure is still worth printing.
-	if err := podbench.PrintTable(out, res.Rows()); err != nil {
-		return errors.Join(merr, err)
-	}
-	if merr != nil {
-		return fmt.Errorf("%w\n--- last lines of volplane up:\n%s", merr, c.Tail(30))
-	}
-	return nil
-}
-
-// loadAvg is the machine's 1/5/15-minute load average: the machine may be
-// shared, and its load says how to read the figures.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown: " + err.Error()
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
+	describe := fmt.Sprintf("%d claims (%s, Immediate), %d pods with a claim of %s", cfg.Claims, immediateClass, cfg.Pods, bootstrap.DefaultStorageClass)
+	return b.Run(ctx, out, describe, func(c *podbench.Cluster, dataDir string) error {
+		res := Result{Claims: cfg.Claims, Pods: cfg.Pods, LoadStart: podbench.LoadAverage()}
+		merr := measure(ctx, c.Client(), cfg, dataDir, &res)
+		res.LoadEnd = podbench.LoadAverage()
+		// What was measured before a failure is still worth printing.
+		if err := podbench.PrintTable(out, res.Rows()); err != nil {
+			return errors.Join(merr, err)
+		}
+		return merr
+	})
 }
 
 func measure(ctx context.Context, cs kubernetes.Interface, cfg Config, dataDir string, res *Result) error {
