@@ -1,14 +1,12 @@
 package main
 
 import (
-	"log/slog"
-	"os"
+	"context"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"volplane/internal/controller/provisioner/provbench"
-	"volplane/internal/logging"
 )
 
 func newBenchProvisionCommand() *cobra.Command {
@@ -33,17 +31,10 @@ Afterwards the child gets SIGTERM and the bench removes the containers,
 conmon monitors, mounts and loop devices left under its data dir.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop, log := signalContext(cmd.Context(), verbosity)
-			defer stop()
-			if verbosity == 0 {
-				log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-			}
-			exe, err := os.Executable()
-			if err != nil {
-				return err
-			}
-			cfg.Executable = exe
-			return provbench.Run(logging.NewContext(ctx, log), cfg, cmd.OutOrStdout())
+			return runChildBench(cmd, verbosity, func(ctx context.Context, exe string) error {
+				cfg.Executable = exe
+				return provbench.Run(ctx, cfg, cmd.OutOrStdout())
+			})
 		},
 	}
 	fs := cmd.Flags()

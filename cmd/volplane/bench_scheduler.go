@@ -1,13 +1,11 @@
 package main
 
 import (
-	"log/slog"
-	"os"
+	"context"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"volplane/internal/logging"
 	"volplane/internal/scheduler/schedbench"
 )
 
@@ -31,17 +29,10 @@ upstream's scheduler_perf figures as references (not measured here).
 The pods never run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop, log := signalContext(cmd.Context(), verbosity)
-			defer stop()
-			if verbosity == 0 {
-				log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-			}
-			exe, err := os.Executable()
-			if err != nil {
-				return err
-			}
-			cfg.Executable = exe
-			return schedbench.Run(logging.NewContext(ctx, log), cfg, cmd.OutOrStdout())
+			return runChildBench(cmd, verbosity, func(ctx context.Context, exe string) error {
+				cfg.Executable = exe
+				return schedbench.Run(ctx, cfg, cmd.OutOrStdout())
+			})
 		},
 	}
 	fs := cmd.Flags()
