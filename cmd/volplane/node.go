@@ -71,7 +71,10 @@ kubeconfig 'volplane server' writes as DIR/bootstrap-kubeconfig).`,
 			if node.local.discoveryDir != "" && localKC == "" {
 				return errNoProvisionerKubeconfig
 			}
-			ctx, stop, log := common.setup(cmd)
+			ctx, stop, log, err := common.setup(cmd)
+			if err != nil {
+				return err
+			}
 			defer stop()
 			c := node.config(filepath.Dir(rootDir))
 			c.RootDir, c.Kubeconfig = rootDir, kubeconfig

@@ -22,17 +22,25 @@ import (
 
 // commonFlags are the flags every long-running subcommand shares.
 type commonFlags struct {
-	verbosity int
+	verbosity  int
+	cpuprofile string
 }
 
 func (f *commonFlags) add(fs *pflag.FlagSet) {
 	fs.IntVarP(&f.verbosity, "v", "v", 0, "log verbosity: 0 shows upstream warnings and volplane's info; N lets upstream's V(N) messages through")
+	fs.StringVar(&f.cpuprofile, "cpuprofile", "", "write this process's CPU profile to this file until it stops (for profiling benches)")
 }
 
-// setup installs the logger and returns a context that is cancelled on
-// SIGTERM or SIGINT.
-func (f *commonFlags) setup(cmd *cobra.Command) (context.Context, context.CancelFunc, *slog.Logger) {
-	return signalContext(cmd.Context(), f.verbosity)
+// setup installs the logger, starts the CPU profile if one was asked for,
+// and returns a context that is cancelled on SIGTERM or SIGINT; its
+// cancel also ends the profile.
+func (f *commonFlags) setup(cmd *cobra.Command) (context.Context, context.CancelFunc, *slog.Logger, error) {
+	stopProfile, err := startCPUProfile(f.cpuprofile)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	ctx, stop, log := signalContext(cmd.Context(), f.verbosity)
+	return ctx, func() { stop(); stopProfile() }, log, nil
 }
 
 // signalContext installs the logger at verbosity and returns a context

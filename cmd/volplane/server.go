@@ -36,7 +36,10 @@ With --kubeconfig FILE it runs only volplane's controllers against the
 cluster FILE names.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop, log := common.setup(cmd)
+			ctx, stop, log, err := common.setup(cmd)
+			if err != nil {
+				return err
+			}
 			defer stop()
 			if kubeconfig != "" {
 				if cmd.Flags().Changed("etcd-servers") || cmd.Flags().Changed("listen") {

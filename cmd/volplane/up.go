@@ -31,7 +31,10 @@ func newUpCommand() *cobra.Command {
 		Short: "Run everything on this machine: etcd, the Kubernetes API, the scheduler, volplane's storage controllers and a node agent",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop, log := common.setup(cmd)
+			ctx, stop, log, err := common.setup(cmd)
+			if err != nil {
+				return err
+			}
 			defer stop()
 			if node.name == "" {
 				h, err := os.Hostname()
