@@ -9,10 +9,12 @@ import (
 	"slices"
 	"strconv"
 
+	"google.golang.org/grpc/codes"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 
 	"volplane/internal/csi/client"
+	"volplane/internal/logging"
 	"volplane/internal/node/plugins"
 )
 
@@ -37,6 +39,9 @@ const (
 // NodePublishVolume is idempotent by the spec.
 func (p *Plugin) SetUp(ctx context.Context, args plugins.SetUpArgs) error {
 	spec := args.Spec
+	if in := inline(spec); in != nil {
+		return p.setUpInline(ctx, args, in)
+	}
 	src, err := source(spec)
 	if err != nil {
 		return err
@@ -48,6 +53,9 @@ func (p *Plugin) SetUp(ctx context.Context, args plugins.SetUpArgs) error {
 	obj, err := p.driverObject(ctx, src.Driver)
 	if err != nil {
 		return err
+	}
+	if err := supportsLifecycleMode(obj, src.Driver, storagev1.VolumeLifecyclePersistent); err != nil {
+		return fmt.Errorf("kubernetes.io/csi: mounter.SetupAt failed to check volume lifecycle mode: %w", err)
 	}
 	pubCtx, attachID, err := p.publishContext(ctx, spec, src)
 	if err != nil {
@@ -100,7 +108,12 @@ func (p *Plugin) SetUp(ctx context.Context, args plugins.SetUpArgs) error {
 // TearDown unpublishes the volume from <dir>/mount (NodeUnpublishVolume)
 // and removes it, vol_data.json and dir. The driver and volume come from
 // vol_data.json; without it an unmounted <dir>/mount is just removed and
-// a mounted one is an error.
+// a mounted one is an error. A driver that answers NotFound (its volume
+// is gone, deleted while the driver was down, or an ephemeral volume
+// deleted by an unpublish whose answer was lost) has nothing published
+// there: when <dir>/mount is no mount point that is done, so teardown
+// converges instead of failing forever; a mount still there keeps the
+// error.
 func (p *Plugin) TearDown(ctx context.Context, dir string) error {
 	target := p.ContentDir(dir)
 	data, err := readVolData(dir)
@@ -115,7 +128,14 @@ func (p *Plugin) TearDown(ctx context.Context, dir string) error {
 		return fmt.Errorf("kubernetes.io/csi: Unmounter.TearDownAt failed to get CSI client: %w", err)
 	}
 	if err := c.NodeUnpublishVolume(ctx, data.VolumeHandle, target); err != nil {
-		return err
+		if client.Code(err) != codes.NotFound {
+			return err
+		}
+		if mounted, merr := p.host.Ops.IsMountPoint(target); merr != nil || mounted {
+			return err
+		}
+		logging.FromContext(ctx).Info("csi driver does not know the volume and nothing is mounted; unpublished",
+			"driver", data.DriverName, "volume", data.VolumeHandle, "target", target)
 	}
 	p.untrack(dir)
 	return p.removeMountDir(target)

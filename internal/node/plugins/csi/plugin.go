@@ -165,8 +165,7 @@ func (p *Plugin) Init(host *plugins.Host) error {
 	return nil
 }
 
-// CanSupport takes PVs with spec.csi and inline CSI volumes (which
-// VolumeName then refuses, for now).
+// CanSupport takes PVs with spec.csi and CSI inline volumes.
 func (p *Plugin) CanSupport(spec *plugins.Spec) bool {
 	if spec.PV != nil {
 		return spec.PV.Spec.CSI != nil
@@ -174,22 +173,27 @@ func (p *Plugin) CanSupport(spec *plugins.Spec) bool {
 	return spec.Volume != nil && spec.Volume.CSI != nil
 }
 
-// source returns the PV's CSI source, or the error every operation gives
-// for what this plugin cannot do yet.
+// source returns the PV's CSI source, or an error for an inline volume,
+// which has no attachment, staging or block mapping.
 func source(spec *plugins.Spec) (*corev1.CSIPersistentVolumeSource, error) {
 	if spec.PV == nil || spec.PV.Spec.CSI == nil {
-		driver := ""
-		if spec.Volume != nil && spec.Volume.CSI != nil {
-			driver = spec.Volume.CSI.Driver
-		}
-		return nil, fmt.Errorf("kubernetes.io/csi: CSI inline (ephemeral) volume %q of driver %s is not supported yet by volplane; use a PersistentVolumeClaim or a generic ephemeral volume", spec.Name, driver)
+		return nil, fmt.Errorf("kubernetes.io/csi: volume %q is a CSI inline (ephemeral) volume of driver %s: it is neither attached, staged nor mapped", spec.Name, specDriver(spec))
 	}
 	return spec.PV.Spec.CSI, nil
 }
 
 // VolumeName is kubernetes.io/csi/<driver>^<volumeHandle>, the name the
-// attach/detach controller lists in the Node's status.volumesAttached.
-func (p *Plugin) VolumeName(spec *plugins.Spec, _ *corev1.Pod) (string, error) {
+// attach/detach controller lists in the Node's status.volumesAttached;
+// for an inline volume, which lives as long as its pod,
+// kubernetes.io/csi/<pod uid>-<volume name>, as upstream names volumes
+// that are neither attachable nor device-mountable.
+func (p *Plugin) VolumeName(spec *plugins.Spec, pod *corev1.Pod) (string, error) {
+	if inline(spec) != nil {
+		if pod == nil {
+			return "", fmt.Errorf("kubernetes.io/csi: inline volume %q needs its pod", spec.Name)
+		}
+		return PluginName + "/" + string(pod.UID) + "-" + spec.Name, nil
+	}
 	src, err := source(spec)
 	if err != nil {
 		return "", err
@@ -197,9 +201,15 @@ func (p *Plugin) VolumeName(spec *plugins.Spec, _ *corev1.Pod) (string, error) {
 	return string(kube.UniqueVolumeName(src.Driver, src.VolumeHandle)), nil
 }
 
+// CanDeviceMount is false for inline volumes, which are published
+// without staging (upstream's CanDeviceMount); the volume manager then
+// skips MountDevice.
+func (p *Plugin) CanDeviceMount(spec *plugins.Spec) bool { return inline(spec) == nil }
+
 // Attachable is true unless the driver's CSIDriver says attachRequired:
 // false; no CSIDriver object means attach, as upstream. When the object
 // cannot be read the volume waits for an attachment (the safe answer).
+// Inline volumes are never attached.
 func (p *Plugin) Attachable(spec *plugins.Spec) bool {
 	src, err := source(spec)
 	if err != nil {

@@ -169,8 +169,8 @@ func TestNamesAndPaths(t *testing.T) {
 	if !r.p.CanSupport(inline) {
 		t.Error("inline CSI volume not taken: it would get no error of its own")
 	}
-	if _, err := r.p.VolumeName(inline, testPod()); err == nil || !strings.Contains(err.Error(), "not supported yet") {
-		t.Errorf("inline VolumeName error = %v", err)
+	if name, err := r.p.VolumeName(inline, testPod()); err != nil || name != "kubernetes.io/csi/uid-1-x" {
+		t.Errorf("inline VolumeName = %q, %v; want kubernetes.io/csi/uid-1-x", name, err)
 	}
 }
 

@@ -73,13 +73,13 @@ func (p *Plugin) tokens(ctx context.Context, obj *storagev1.CSIDriver, pod *core
 // plugin asks it to (every Config.RepublishPeriod), and SetUp publishes
 // again, with fresh tokens.
 func (p *Plugin) RequiresRemount(spec *plugins.Spec) bool {
-	src, err := source(spec)
-	if err != nil {
+	driver := specDriver(spec)
+	if driver == "" {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	obj, err := p.driverObject(ctx, src.Driver)
+	obj, err := p.driverObject(ctx, driver)
 	return err == nil && obj != nil && obj.Spec.RequiresRepublish != nil && *obj.Spec.RequiresRepublish
 }
 

@@ -139,7 +139,7 @@ func (r *Reconciler) Reconcile(ctx context.Context) {
 		if mounted && !m.Uncertain && !(m.RemountRequested && requiresRemount(v)) {
 			continue
 		}
-		if dm, ok := v.Plugin.(plugins.DeviceMounter); ok && (!v.Spec.Block || isPodBlockMapper(v.Plugin)) {
+		if dm, ok := v.Plugin.(plugins.DeviceMounter); ok && (!v.Spec.Block || isPodBlockMapper(v.Plugin)) && canDeviceMount(dm, v.Spec) {
 			if d, _ := r.cfg.Actual.Device(v.VolumeName); !d.Mounted || d.Uncertain {
 				r.start(ctx, v.VolumeName, "mountdevice", func(ctx context.Context) error {
 					return r.mountDevice(ctx, v, dm)
@@ -151,6 +151,14 @@ func (r *Reconciler) Reconcile(ctx context.Context) {
 			return r.setUp(ctx, v)
 		})
 	}
+}
+
+// canDeviceMount lets a DeviceMounter say that one of its volumes is
+// set up without a device mount (a CSI inline volume, as upstream's
+// CanDeviceMount).
+func canDeviceMount(dm plugins.DeviceMounter, spec *plugins.Spec) bool {
+	c, ok := dm.(interface{ CanDeviceMount(*plugins.Spec) bool })
+	return !ok || c.CanDeviceMount(spec)
 }
 
 func isPodBlockMapper(p plugins.Plugin) bool {
