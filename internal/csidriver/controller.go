@@ -3,7 +3,10 @@ package csidriver
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -305,17 +308,29 @@ func (d *Driver) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest)
 	if err != nil {
 		return nil, hostError(err, "read volume %s", id)
 	}
-	for node := range v.Published {
-		return nil, errorf(codes.FailedPrecondition, "volume %s is still published to node %q", id, node)
-	}
-	if v.Staged != nil || len(v.Targets) > 0 {
-		return nil, errorf(codes.FailedPrecondition, "volume %s is still staged or published on this node", id)
+	if err := d.checkUnused(&v); err != nil {
+		return nil, err
 	}
 	if err := d.deleteVolume(ctx, &v); err != nil {
 		return nil, err
 	}
 	d.logger(ctx).Info("volume deleted", "volume", id, "name", v.Name)
 	return &csi.DeleteVolumeResponse{}, nil
+}
+
+// checkUnused refuses, naming the nodes, a volume still published to a
+// node or staged or published on this one: the CO retries the deletion
+// once it has unmounted and detached it, and a volume in use is never
+// deleted under a running mount.
+func (d *Driver) checkUnused(v *state.Volume) error {
+	if len(v.Published) > 0 {
+		return errorf(codes.FailedPrecondition, "volume %s is still published to node(s) %s",
+			v.ID, strings.Join(slices.Sorted(maps.Keys(v.Published)), ", "))
+	}
+	if v.Staged != nil || len(v.Targets) > 0 {
+		return errorf(codes.FailedPrecondition, "volume %s is still staged or published on node %s", v.ID, d.cfg.NodeID)
+	}
+	return nil
 }
 
 // deleteVolume marks a volume Deleting, removes its data and its record.
