@@ -17,7 +17,9 @@ import (
 // filesystem is bind mounted on the target directory, a raw block
 // volume's loop device on the target file. Publishing a volume at a
 // second target needs SINGLE_NODE_MULTI_WRITER; every other single-node
-// mode answers FailedPrecondition, as the spec's table says.
+// mode answers FailedPrecondition, as the spec's table says. An
+// ephemeral (inline) volume is created and published here
+// (publishEphemeral).
 func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
 	id, target, staging := req.GetVolumeId(), req.GetTargetPath(), req.GetStagingTargetPath()
 	switch {
@@ -29,6 +31,11 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 	c := req.GetVolumeCapability()
 	if err := checkCapability(c); err != nil {
 		return nil, err
+	}
+	if req.GetVolumeContext()[ephemeralKey] == "true" {
+		unlock := d.locks.Lock(volumeKey(id))
+		defer unlock()
+		return d.publishEphemeral(ctx, req)
 	}
 	if staging == "" {
 		return nil, errorf(codes.FailedPrecondition, "staging target path is required: the volume must be staged first")
@@ -147,7 +154,7 @@ func (d *Driver) publish(ctx context.Context, v *state.Volume, target string, t 
 // it published it, delete it. A path the driver has no publication of is
 // never removed (only a mount of this volume on it is undone, for a
 // publication whose record a crash lost). A target that does not exist
-// is already unpublished.
+// is already unpublished. An ephemeral volume is deleted once unpublished.
 func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
 	id, target := req.GetVolumeId(), req.GetTargetPath()
 	switch {
@@ -175,6 +182,9 @@ func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublish
 		if err := d.store.PutVolume(v); err != nil {
 			return nil, hostError(err, "record unpublication of volume %s", id)
 		}
+	}
+	if err := d.unpublishedEphemeral(ctx, &v); err != nil {
+		return nil, err
 	}
 	return &csi.NodeUnpublishVolumeResponse{}, nil
 }
