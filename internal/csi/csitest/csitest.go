@@ -5,7 +5,10 @@
 // delete), and lets a test make any call fail with a chosen gRPC status.
 // ServeNode (nodeserver.go) is a fake Node service on a socket of its own,
 // for the node agent's CSI plugin. It is a test fake: real drivers are
-// tested with the built-in driver.
+// tested with the built-in driver. Proxy (proxy.go) is no fake: it sits in
+// front of a real driver, forwards every call and can hold one answer, for
+// the crash tests that kill a caller between a driver's work and its
+// record of it.
 package csitest
 
 import (
