@@ -18,7 +18,8 @@ import (
 // BuiltinDriver is the CSIDriver object of the built-in driver: volumes
 // are attached (ControllerPublish pins them to their node) and staged,
 // pods' identity reaches NodePublish, capacity is published per node,
-// fsGroup applies to its filesystems, persistent volumes only.
+// fsGroup applies to its filesystems, persistent and inline (ephemeral)
+// volumes.
 func BuiltinDriver() *storagev1.CSIDriver {
 	return &storagev1.CSIDriver{
 		ObjectMeta: metav1.ObjectMeta{Name: csidriver.DriverName},
@@ -28,7 +29,7 @@ func BuiltinDriver() *storagev1.CSIDriver {
 			StorageCapacity:      ptr.To(true),
 			FSGroupPolicy:        ptr.To(storagev1.FileFSGroupPolicy),
 			RequiresRepublish:    ptr.To(false),
-			VolumeLifecycleModes: []storagev1.VolumeLifecycleMode{storagev1.VolumeLifecyclePersistent},
+			VolumeLifecycleModes: []storagev1.VolumeLifecycleMode{storagev1.VolumeLifecyclePersistent, storagev1.VolumeLifecycleEphemeral},
 		},
 	}
 }

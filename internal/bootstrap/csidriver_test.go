@@ -40,8 +40,8 @@ func TestEnsureBuiltinDriver(t *testing.T) {
 		{"immutable drift: recreated", []runtime.Object{withSpec(func(s *storagev1.CSIDriverSpec) {
 			s.AttachRequired = ptr.To(false)
 		})}, []string{"delete", "create"}, false},
-		{"lifecycle modes drift: recreated", []runtime.Object{withSpec(func(s *storagev1.CSIDriverSpec) {
-			s.VolumeLifecycleModes = append(s.VolumeLifecycleModes, storagev1.VolumeLifecycleEphemeral)
+		{"lifecycle modes drift (an earlier volplane's Persistent only): recreated", []runtime.Object{withSpec(func(s *storagev1.CSIDriverSpec) {
+			s.VolumeLifecycleModes = []storagev1.VolumeLifecycleMode{storagev1.VolumeLifecyclePersistent}
 		})}, []string{"delete", "create"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
