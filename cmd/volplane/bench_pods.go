@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,6 +14,8 @@ func newBenchPodsCommand() *cobra.Command {
 	var (
 		cfg       podbench.Config
 		verbosity int
+		upProfile string
+		upV       int
 	)
 	cmd := &cobra.Command{
 		Use:   "pods",
@@ -31,6 +34,12 @@ conmon monitors and mounts a stopped agent leaves under its data dir.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runChildBench(cmd, verbosity, func(ctx context.Context, exe string) error {
 				cfg.Executable = exe
+				if upV > 0 {
+					cfg.UpArgs = append(cfg.UpArgs, "-v", strconv.Itoa(upV))
+				}
+				if upProfile != "" {
+					cfg.UpArgs = append(cfg.UpArgs, "--cpuprofile", upProfile)
+				}
 				return podbench.Run(ctx, cfg, cmd.OutOrStdout())
 			})
 		},
@@ -43,6 +52,8 @@ conmon monitors and mounts a stopped agent leaves under its data dir.`,
 	fs.StringVar(&cfg.WorkDir, "work-dir", "", "where the data dir is made (default: the system's temporary directory)")
 	fs.StringVar(&cfg.Runc, "runc", "runc", "runc binary for the floor and the cleanup")
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "give up a wait after this (a hang, not a target)")
+	fs.StringVar(&upProfile, "up-cpuprofile", "", "write the child volplane up's CPU profile to this file (until it stops)")
+	fs.IntVar(&upV, "up-v", 0, "the child's log verbosity: 1 logs each pod's timeline (up.log in the data dir, kept with --keep)")
 	fs.IntVarP(&verbosity, "v", "v", 0, "log verbosity")
 	return cmd
 }

@@ -40,6 +40,9 @@ type Config struct {
 	Runc string
 	// Timeout bounds each wait (a hang, not a target).
 	Timeout time.Duration
+	// UpArgs are extra flags for the child `volplane up` (e.g. its
+	// --cpuprofile).
+	UpArgs []string
 }
 
 // Validate fills in defaults and checks c.
@@ -103,7 +106,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	b := Bench{Name: "pods", Executable: cfg.Executable, NodeName: nodeName, WorkDir: cfg.WorkDir, Keep: cfg.Keep, Runc: cfg.Runc, Timeout: cfg.Timeout}
+	b := Bench{Name: "pods", Executable: cfg.Executable, NodeName: nodeName, WorkDir: cfg.WorkDir, Keep: cfg.Keep, Runc: cfg.Runc, Timeout: cfg.Timeout, UpArgs: cfg.UpArgs}
 	return b.Run(ctx, out, fmt.Sprintf("%d lone pods, %d at once", cfg.Lone, cfg.Pods), func(c *Cluster, dataDir string) error {
 		fmt.Fprintf(out, "load average at start (1/5/15 min): %s\n", LoadAverage())
 		res, err := measure(ctx, c.Client(), cfg, dataDir)

@@ -130,6 +130,7 @@ func (pw *podWorker) startContainer(ctx context.Context, pod *corev1.Pod, sandbo
 		return &startError{reasonCreateError, msg}
 	}
 	w.cfg.Recorder.Eventf(ref, corev1.EventTypeNormal, eventCreated, "Container created")
+	logging.FromContext(ctx).Debug("pod timeline: container created", "container", c.Name, "id", id)
 
 	// Step 3: start it.
 	if err := w.cfg.Runtime.StartContainer(ctx, id); err != nil {
@@ -138,6 +139,7 @@ func (pw *podWorker) startContainer(ctx context.Context, pod *corev1.Pod, sandbo
 		return &startError{reasonRunError, msg}
 	}
 	w.cfg.Recorder.Eventf(ref, corev1.EventTypeNormal, eventStarted, "Container started")
+	logging.FromContext(ctx).Debug("pod timeline: container started", "container", c.Name)
 
 	// Step 4: the postStart hook; a failure kills the container.
 	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {

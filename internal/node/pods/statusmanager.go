@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/client-go/kubernetes"
+
+	"volplane/internal/logging"
 )
 
 // statusManager writes pod statuses to the API: a strategic merge patch
@@ -82,6 +84,7 @@ func (m *statusManager) write(ctx context.Context, pod *corev1.Pod, st corev1.Po
 	if err != nil {
 		return fmt.Errorf("patching the status of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
+	logging.FromContext(ctx).Debug("pod timeline: status written", "phase", st.Phase)
 	m.mu.Lock()
 	written := normalize(out.Status)
 	e.written = &written

@@ -88,6 +88,7 @@ func (pw *podWorker) syncRunning(ctx context.Context, pod *corev1.Pod, rt *podRu
 		_ = pw.writeStatus(ctx, pod, rt, false)
 		return time.Second
 	}
+	logger.Debug("pod timeline: volumes ready")
 
 	sb := rt.readySandbox()
 	if sb == nil {
@@ -100,6 +101,7 @@ func (pw *podWorker) syncRunning(ctx context.Context, pod *corev1.Pod, rt *podRu
 		if sb = rt.readySandbox(); sb == nil {
 			return time.Second
 		}
+		logger.Debug("pod timeline: sandbox created", "sandbox", sb.ID)
 	}
 	sbCfg := w.sandboxConfig(pod, sb.Attempt)
 
@@ -149,6 +151,7 @@ func (pw *podWorker) syncRunning(ctx context.Context, pod *corev1.Pod, rt *podRu
 	if err := pw.writeStatus(ctx, pod, rt, false); err != nil {
 		next = min(next, time.Second)
 	}
+	logger.Debug("pod timeline: synced", "containers", len(rt.Instances))
 	return next
 }
 

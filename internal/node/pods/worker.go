@@ -144,6 +144,7 @@ func (pw *podWorker) run(started <-chan struct{}) {
 	timer := time.NewTimer(resync)
 	defer timer.Stop()
 	defer pw.probes.stopAll()
+	logger.Debug("pod timeline: worker started")
 	for {
 		select {
 		case <-ctx.Done():
