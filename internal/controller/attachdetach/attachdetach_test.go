@@ -169,7 +169,11 @@ func TestNothingToAttach(t *testing.T) {
 	unmanaged.Annotations = nil
 	done := pod("done", "n1")
 	done.Status.Phase = v1.PodSucceeded
+	inline := pod("inline", "n1")
+	inline.Spec.Volumes = []v1.Volume{{Name: "scratch", VolumeSource: v1.VolumeSource{CSI: &v1.CSIVolumeSource{Driver: driver}}}}
 	for name, objs := range map[string][]runtime.Object{
+		"CSI inline volume": {node("n1", true), inline,
+			&storagev1.CSIDriver{ObjectMeta: metav1.ObjectMeta{Name: driver}, Spec: storagev1.CSIDriverSpec{AttachRequired: ptr.To(true)}}},
 		"attachRequired false": objects(volume(v1.ReadWriteOnce), []runtime.Object{node("n1", true), pod("p1", "n1"),
 			&storagev1.CSIDriver{ObjectMeta: metav1.ObjectMeta{Name: driver}, Spec: storagev1.CSIDriverSpec{AttachRequired: ptr.To(false)}}}),
 		"node not controller-managed": objects(volume(v1.ReadWriteOnce), []runtime.Object{unmanaged, pod("p1", "n2")}),

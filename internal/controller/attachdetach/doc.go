@@ -14,8 +14,10 @@
 //     that are not terminated, the CSI volumes behind their bound claims
 //     (persistentVolumeClaim and generic ephemeral volumes), except those
 //     of drivers whose CSIDriver says attachRequired: false (no CSIDriver
-//     object means attach, as upstream). Each volume has upstream's unique
-//     name kubernetes.io/csi/<driver>^<volumeHandle>.
+//     object means attach, as upstream). CSI inline (ephemeral) volumes
+//     are never attached (upstream's CanAttach is false for them). Each
+//     volume has upstream's unique name
+//     kubernetes.io/csi/<driver>^<volumeHandle>.
 //   - actual state of the world: the VolumeAttachments of PVs on managed
 //     nodes (or nodes that are gone); attached when status.attached. It
 //     lives in the API, so a restart loses nothing; only the time a
