@@ -17,11 +17,27 @@
 // Files. One per service: identity.go, controller.go (create, delete,
 // publish) with controller_info.go (list, validate, capacity, expand,
 // modify), snapshots.go, groupcontroller.go, node.go (stage) with
-// node_publish.go and node_stats.go (stats, node expansion), health.go;
+// node_publish.go, ephemeral.go and node_stats.go (stats, node expansion), health.go;
 // validate.go holds the pure checks of requests, nodepaths.go the checks
 // of paths the CO hands the node service, recover.go what happens at
 // start, release.go the clean stop (an image pool is unmounted only when
 // no volume is staged), interceptor.go and server.go the gRPC side.
+//
+// Ephemeral (CSI inline) volumes (ephemeral.go). A NodePublishVolume whose
+// volume context says csi.storage.k8s.io/ephemeral "true" (the CSIDriver
+// has podInfoOnMount) creates a directory volume with the CO's volume ID
+// (letters, digits, '.', '_', '-'; at most 128) on this node and binds it
+// on the target; no stage, no ControllerPublish. Its size is the volume
+// attribute "size" (bytes or a quantity such as 64Mi or 1G), default
+// DefaultEphemeralSize (100 MiB); any other attribute outside
+// csi.storage.k8s.io/ is InvalidArgument, as are block access, an fsType
+// and a staging path. NodeUnpublishVolume deletes it once no target is
+// left. Both are idempotent and go through the record's phases: Creating
+// before the pool is touched, Ready after, Deleting before the data is
+// removed; a crash anywhere is finished by the next call or at start
+// (recover.go). Once deleted, a repeated unpublish answers NotFound, as
+// for any unknown volume. The ephemeral volumes count against
+// MaxVolumesPerNode and the pool's capacity like the others.
 //
 // State. Every object is a record in state.Store, written before the RPC
 // answers. Records carry a phase: Creating is written before the pool is

@@ -85,12 +85,38 @@
 // every Config.RepublishPeriod (a minute, upstream's pod sync), to set its
 // pods' volumes up again, which publishes them again with fresh tokens.
 //
-// Not yet: CSI inline (ephemeral) volumes are refused with a clear error
-// (VolumeName); abnormal volume conditions as events
-// (this CSI spec module has no volume_condition field) and the CSINode
-// allocatable refresh are left to later work. volume_mount_group
-// is passed to NodePublishVolume only, not to NodeStageVolume (MountDevice
-// does not get the pod's fsGroup).
+// CSI inline (ephemeral) volumes (a pod's volumes[].csi, inline.go), as
+// upstream's csi plugin serves them: allowed only when the driver's
+// CSIDriver lists the Ephemeral volumeLifecycleMode (no CSIDriver object:
+// Persistent only; the FailedMount event then says `volume mode
+// "Ephemeral" not supported by driver X (only supports [...])`, and a PV
+// of a driver that lists only Ephemeral is refused likewise). The volume
+// handle is "csi-" and the hex sha256 of the pod UID followed by the
+// volume's name; the unique volume name
+// kubernetes.io/csi/<pod uid>-<volume name>. No VolumeAttachment, no
+// NodeStageVolume (CanDeviceMount is false, so the volume manager skips
+// MountDevice; the attach/detach controller only attaches claims): SetUp
+// writes vol_data.json (volumeLifecycleMode Ephemeral) and calls
+// NodePublishVolume at <dir>/mount with the volumeAttributes, fsType,
+// readOnly, the nodePublishSecretRef secret of the pod's namespace, the
+// SINGLE_NODE_WRITER capability (SINGLE_NODE_MULTI_WRITER when the
+// driver has it) and, with podInfoOnMount, the pod's keys with
+// csi.storage.k8s.io/ephemeral "true" (upstream sends that key only with
+// podInfoOnMount, and so does volplane). TearDown is the same
+// NodeUnpublishVolume from vol_data.json as for a PV, so it also works
+// after a restart.
+//
+// Teardown when the driver's volume is gone: NodeUnpublishVolume
+// answering NotFound (the volume was deleted while the driver was
+// stopped, or an ephemeral volume was deleted by an unpublish whose
+// answer was lost) counts as unpublished when <dir>/mount is no mount
+// point, so TearDown converges once the driver answers; with a mount
+// still there the error stands and is retried.
+//
+// Not yet: abnormal volume conditions as events (this CSI spec module has
+// no volume_condition field). volume_mount_group is passed to
+// NodePublishVolume only, not to NodeStageVolume (MountDevice does not
+// get the pod's fsGroup).
 //
 // It may call: package client (the CSI Node service), package kube (CSI
 // names, capabilities, secrets), the API as the node (CSIDriver,
