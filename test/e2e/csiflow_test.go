@@ -47,8 +47,8 @@ func TestCSIFlowOnUp(t *testing.T) {
 
 	// kubectl get csidriver shows what up created.
 	out := p.MustKubectl(t, "get", "csidriver", builtinDriver, "--no-headers")
-	if f := strings.Fields(out); len(f) < 7 || f[1] != "true" || f[2] != "true" || f[3] != "true" || f[5] != "false" || f[6] != "Persistent" {
-		t.Errorf("kubectl get csidriver: %q, want attach, pod info and capacity true, republish false, Persistent", out)
+	if f := strings.Fields(out); len(f) < 7 || f[1] != "true" || f[2] != "true" || f[3] != "true" || f[5] != "false" || f[6] != "Persistent,Ephemeral" {
+		t.Errorf("kubectl get csidriver: %q, want attach, pod info and capacity true, republish false, Persistent,Ephemeral", out)
 	}
 	// The second driver's deployment would bring its CSIDriver object.
 	p.Apply(t, `

@@ -1,0 +1,184 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"volplane/internal/hostops/hostopstest"
+)
+
+// TestCSIInlineOnUp is a CSI inline (ephemeral) volume on `volplane up`,
+// through kubectl: a pod with a volumes[].csi of the built-in driver
+// writes a file; the volume is published (no VolumeAttachment, no
+// staging) at upstream's path, a mount holding a volume of the driver's
+// pool named by upstream's csi-<sha256(pod uid + volume name)> handle;
+// deleting the pod unmounts it and leaves no volume in the pool. A pod
+// with an inline volume of a driver whose CSIDriver lists only
+// Persistent gets upstream's FailedMount event and no publication.
+func TestCSIInlineOnUp(t *testing.T) {
+	hostopstest.RequireRoot(t)
+	base := t.TempDir()
+	t.Cleanup(func() { hostopstest.Teardown(t, base) })
+	const persistentOnly = "persistent-only.csi.volplane.io"
+	sock := filepath.Join(base, "csi.sock")
+	p := startUp(t)
+	t.Cleanup(func() { p.Stop(); hostopstest.Teardown(t, p.DataDir) })
+	startProcess(t, base, "", "csi", "--driver-name", persistentOnly, "--endpoint", "unix://"+sock,
+		"--pool", filepath.Join(base, "pool"), "--pool-size", "1Gi", "--node-id", "e2e-node",
+		"--registration-dir", filepath.Join(p.DataDir, "kubelet", "plugins_registry"))
+	p.WaitPodsAccepted(t)
+	cs := p.Client()
+	ctx := context.Background()
+
+	d, err := cs.StorageV1().CSIDrivers().Get(ctx, builtinDriver, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(d.Spec.VolumeLifecycleModes, storagev1.VolumeLifecycleEphemeral) {
+		t.Fatalf("CSIDriver %s modes %v lack Ephemeral", builtinDriver, d.Spec.VolumeLifecycleModes)
+	}
+	p.Apply(t, `
+apiVersion: storage.k8s.io/v1
+kind: CSIDriver
+metadata: {name: `+persistentOnly+`}
+spec: {attachRequired: false, podInfoOnMount: true, volumeLifecycleModes: [Persistent]}
+`)
+	// Both drivers registered with the node agent.
+	eventually(t, 2*time.Minute, func() error {
+		n, err := cs.StorageV1().CSINodes().Get(ctx, "e2e-node", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		var names []string
+		for _, d := range n.Spec.Drivers {
+			names = append(names, d.Name)
+		}
+		if !slices.Contains(names, builtinDriver) || !slices.Contains(names, persistentOnly) {
+			return fmt.Errorf("CSINode drivers %v", names)
+		}
+		return nil
+	})
+
+	pod := func(name, driver string) string {
+		return fmt.Sprintf(`
+apiVersion: v1
+kind: Pod
+metadata: {name: %s, namespace: default}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox
+    command: [sh, -c, "echo inline > /scratch/file && exec sleep 3600"]
+    volumeMounts: [{name: scratch, mountPath: /scratch}]
+  volumes:
+  - name: scratch
+    csi:
+      driver: %s
+      volumeAttributes: {size: 16Mi}
+`, name, driver)
+	}
+
+	t.Run("built-in driver", func(t *testing.T) {
+		p.Apply(t, pod("inline-writer", builtinDriver))
+		var got *v1.Pod
+		eventually(t, 3*time.Minute, func() error {
+			var err error
+			got, err = cs.CoreV1().Pods("default").Get(ctx, "inline-writer", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if got.Status.Phase != v1.PodRunning {
+				ev, _ := p.Kubectl("get", "events", "--field-selector", "involvedObject.name=inline-writer", "-o", "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}")
+				return fmt.Errorf("pod is %s; events:\n%s", got.Status.Phase, ev)
+			}
+			return nil
+		})
+		handle := "csi-" + sha256hex(string(got.UID)+"scratch")
+		backend := filepath.Join(p.DataDir, "pool", "data", "volumes", handle)
+		publish := filepath.Join(p.DataDir, "kubelet", "pods", string(got.UID), "volumes", "kubernetes.io~csi", "scratch", "mount")
+		if !slices.Contains(hostopstest.MountsUnder(t, p.DataDir), publish) {
+			t.Errorf("%s is not a mount point", publish)
+		}
+		eventually(t, time.Minute, func() error {
+			b, err := os.ReadFile(filepath.Join(backend, "file"))
+			if err != nil || string(b) != "inline\n" {
+				return fmt.Errorf("file in the pool's volume %s: %q %v", handle, b, err)
+			}
+			return nil
+		})
+		vas, err := cs.StorageV1().VolumeAttachments().List(ctx, metav1.ListOptions{})
+		if err != nil || len(vas.Items) != 0 {
+			t.Errorf("VolumeAttachments for an inline volume: %d, %v", len(vas.Items), err)
+		}
+		for _, m := range hostopstest.MountsUnder(t, filepath.Join(p.DataDir, "kubelet", "plugins")) {
+			if strings.Contains(m, "globalmount") {
+				t.Errorf("an inline volume was staged: %s", m)
+			}
+		}
+
+		p.MustKubectl(t, "delete", "pod", "inline-writer", "--timeout=2m")
+		eventually(t, 2*time.Minute, func() error {
+			if slices.Contains(hostopstest.MountsUnder(t, p.DataDir), publish) {
+				return fmt.Errorf("%s still mounted", publish)
+			}
+			if _, err := os.Stat(backend); !os.IsNotExist(err) {
+				return fmt.Errorf("volume %s still in the pool: %v", handle, err)
+			}
+			return nil
+		})
+		left, err := os.ReadDir(filepath.Join(p.DataDir, "pool", "data", "volumes"))
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if len(left) != 0 {
+			t.Errorf("volumes left in the pool: %v", left)
+		}
+	})
+
+	t.Run("driver without Ephemeral mode", func(t *testing.T) {
+		p.Apply(t, pod("inline-refused", persistentOnly))
+		want := `volume mode "Ephemeral" not supported by driver ` + persistentOnly + ` (only supports ["Persistent"])`
+		eventually(t, 2*time.Minute, func() error {
+			out, err := p.Kubectl("get", "events", "--field-selector", "involvedObject.name=inline-refused,reason=FailedMount",
+				"-o", "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}")
+			if err != nil || !strings.Contains(out, want) || !strings.Contains(out, `MountVolume.SetUp failed for volume "scratch"`) {
+				return fmt.Errorf("FailedMount events %q %v, want %q", out, err, want)
+			}
+			return nil
+		})
+		got, err := cs.CoreV1().Pods("default").Get(ctx, "inline-refused", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status.Phase == v1.PodRunning {
+			t.Error("pod runs without its volume")
+		}
+		left, err := os.ReadDir(filepath.Join(base, "pool", "data", "volumes"))
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if len(left) != 0 {
+			t.Errorf("volumes in the refusing driver's pool: %v", left)
+		}
+		p.MustKubectl(t, "delete", "pod", "inline-refused", "--timeout=2m")
+		eventually(t, time.Minute, func() error {
+			_, err := cs.CoreV1().Pods("default").Get(ctx, "inline-refused", metav1.GetOptions{})
+			if !apierrors.IsNotFound(err) {
+				return fmt.Errorf("pod still there: %v", err)
+			}
+			return nil
+		})
+	})
+}
