@@ -60,11 +60,17 @@ type actualVolume struct {
 type Actual struct {
 	mu      sync.RWMutex
 	volumes map[string]*actualVolume
-	n       notifier
+	// byPod indexes volumes' pods: the names of the volumes each pod
+	// has, so that a pod's lookups do not walk every volume of the node
+	// (each waiting pod looks at every change).
+	byPod map[types.UID]map[string]bool
+	n     notifier
 }
 
 // NewActual returns an empty actual state.
-func NewActual() *Actual { return &Actual{volumes: map[string]*actualVolume{}} }
+func NewActual() *Actual {
+	return &Actual{volumes: map[string]*actualVolume{}, byPod: map[types.UID]map[string]bool{}}
+}
 
 func (a *Actual) volume(name string, p plugins.Plugin, spec *plugins.Spec) *actualVolume {
 	v := a.volumes[name]
@@ -113,6 +119,12 @@ func (a *Actual) MarkMounted(m MountedVolume) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.volume(m.VolumeName, m.Plugin, m.Spec).pods[m.PodUID] = m
+	names := a.byPod[m.PodUID]
+	if names == nil {
+		names = map[string]bool{}
+		a.byPod[m.PodUID] = names
+	}
+	names[m.VolumeName] = true
 	a.n.notify()
 }
 
@@ -127,6 +139,12 @@ func (a *Actual) MarkUnmounted(name string, uid types.UID) {
 			delete(a.volumes, name)
 		}
 	}
+	if names := a.byPod[uid]; names != nil {
+		delete(names, name)
+		if len(names) == 0 {
+			delete(a.byPod, uid)
+		}
+	}
 	a.n.notify()
 }
 
@@ -135,7 +153,8 @@ func (a *Actual) MarkUnmounted(name string, uid types.UID) {
 func (a *Actual) RequestRemount(uid types.UID, wants func(MountedVolume) bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, v := range a.volumes {
+	for name := range a.byPod[uid] {
+		v := a.volumes[name]
 		if m, ok := v.pods[uid]; ok && wants(m) {
 			m.RemountRequested = true
 			v.pods[uid] = m
@@ -170,9 +189,9 @@ func (a *Actual) Device(name string) (Device, bool) {
 func (a *Actual) PodVolumes(uid types.UID) map[string]MountedVolume {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	out := map[string]MountedVolume{}
-	for _, v := range a.volumes {
-		if m, ok := v.pods[uid]; ok {
+	out := make(map[string]MountedVolume, len(a.byPod[uid]))
+	for name := range a.byPod[uid] {
+		if m, ok := a.volumes[name].pods[uid]; ok {
 			out[m.OuterName] = m
 		}
 	}

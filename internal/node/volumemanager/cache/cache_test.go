@@ -77,7 +77,18 @@ func TestActual(t *testing.T) {
 	if m, _ := a.Mounted("vol", "a"); !m.RemountRequested {
 		t.Fatal("remount not requested")
 	}
+	a.MarkMounted(MountedVolume{VolumeName: "other", OuterName: "cache", PodUID: "a", Spec: &plugins.Spec{}})
+	if got := a.PodVolumes("a"); len(got) != 2 || got["data"].VolumeName != "vol" || got["cache"].VolumeName != "other" {
+		t.Fatalf("PodVolumes(a) = %+v, want data and cache", got)
+	}
+	a.MarkUnmounted("other", "a")
 	a.MarkUnmounted("vol", "a")
+	if got := a.PodVolumes("a"); len(got) != 0 {
+		t.Fatalf("PodVolumes(a) after its unmounts = %+v", got)
+	}
+	if got := a.PodVolumes("b"); len(got) != 1 || !got["data"].Uncertain {
+		t.Fatalf("PodVolumes(b) = %+v", got)
+	}
 	a.MarkUnmounted("vol", "b")
 	if d := a.UnusedDevices(); len(d) != 1 || d[0].MountPath != "/global" {
 		t.Fatalf("UnusedDevices = %+v", d)
