@@ -23,7 +23,15 @@ import (
 //	Released, reclaim Delete                   DeleteVolume, then finalizer off, PV deleted;
 //	                                           failure: VolumeFailedDelete, retry with backoff
 //	being deleted, reclaim not Delete          finalizer off (nothing to delete)
+//	being deleted without our finalizer        nothing (the backend is gone: see below)
 //	otherwise                                  nothing
+//
+// The finalizer comes off only after DeleteVolume succeeded, and the PV
+// is deleted after it; the API keeps the PV, Released, while another
+// finalizer (kubernetes.io/pv-protection) holds it. So a PV being deleted
+// without this provisioner's finalizer has no backend left: the sync that
+// the finalizer's removal queued called DeleteVolume a second time before
+// this rule (upstream's external-provisioner ignores such a PV too).
 func (c *Controller) syncVolume(ctx context.Context, name string) error {
 	pv, err := c.volumes.Get(name)
 	if apierrors.IsNotFound(err) {
@@ -32,7 +40,7 @@ func (c *Controller) syncVolume(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if !c.provisionedByUs(pv) {
+	if !c.provisionedByUs(pv) || backendDeleted(pv) {
 		return nil
 	}
 	if pv.Spec.PersistentVolumeReclaimPolicy != v1.PersistentVolumeReclaimDelete {
@@ -54,7 +62,7 @@ func (c *Controller) syncVolume(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("reading volume %s: %w", name, err)
 	}
-	if pv.Status.Phase != v1.VolumeReleased || pv.Spec.PersistentVolumeReclaimPolicy != v1.PersistentVolumeReclaimDelete {
+	if pv.Status.Phase != v1.VolumeReleased || pv.Spec.PersistentVolumeReclaimPolicy != v1.PersistentVolumeReclaimDelete || backendDeleted(pv) {
 		return nil
 	}
 	if err := c.deleteBackend(ctx, pv); err != nil {
@@ -71,6 +79,12 @@ func (c *Controller) syncVolume(ctx context.Context, name string) error {
 		return fmt.Errorf("deleting volume %s: %w", name, err)
 	}
 	return nil
+}
+
+// backendDeleted reports whether pv is being deleted after its backend
+// was: its deletion started and this provisioner's finalizer is off.
+func backendDeleted(pv *v1.PersistentVolume) bool {
+	return pv.DeletionTimestamp != nil && !slices.Contains(pv.Finalizers, Finalizer)
 }
 
 // deleteBackend calls DeleteVolume with the deletion secret recorded on

@@ -267,6 +267,45 @@ func TestDeleteReleased(t *testing.T) {
 	}
 }
 
+// TestDeleteReleasedOnce: the API keeps a deleted PV while another
+// finalizer (kubernetes.io/pv-protection) holds it, so the sync that the
+// finalizer's removal queued found the PV still Released and called
+// DeleteVolume a second time, ~100 ms after the first.
+func TestDeleteReleasedOnce(t *testing.T) {
+	h := newHarness(t, csitest.Options{})
+	pv := releasedVolume(h, v1.PersistentVolumeReclaimDelete)
+	ctx := context.Background()
+	secret := &v1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "del"}}
+	h.cs.CoreV1().Secrets("default").Create(ctx, secret, metav1.CreateOptions{})
+	h.cs.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{})
+	// The API's delete: an object with finalizers only gets its deletion
+	// timestamp.
+	gvr := v1.SchemeGroupVersion.WithResource("persistentvolumes")
+	h.cs.PrependReactor("delete", "persistentvolumes", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		obj, err := h.cs.Tracker().Get(gvr, "", a.(k8stesting.DeleteAction).GetName())
+		if err != nil || len(obj.(*v1.PersistentVolume).Finalizers) == 0 {
+			return false, nil, nil
+		}
+		pv := obj.(*v1.PersistentVolume).DeepCopy()
+		now := metav1.Now()
+		pv.DeletionTimestamp = &now
+		return true, nil, h.cs.Tracker().Update(gvr, pv, "")
+	})
+	h.start(Config{})
+	for i := range 2 {
+		if err := h.c.syncVolume(ctx, "pvc-old"); err != nil {
+			t.Fatalf("sync %d: %v", i+1, err)
+		}
+	}
+	if n := h.drv.Calls("DeleteVolume"); n != 1 {
+		t.Errorf("DeleteVolume called %d times, want 1", n)
+	}
+	got := h.volume("pvc-old")
+	if got == nil || got.DeletionTimestamp == nil || slices.Contains(got.Finalizers, Finalizer) {
+		t.Errorf("want the PV being deleted without %s, got %v", Finalizer, got)
+	}
+}
+
 func TestRetainKeepsBackend(t *testing.T) {
 	h := newHarness(t, csitest.Options{})
 	pv := releasedVolume(h, v1.PersistentVolumeReclaimRetain)
