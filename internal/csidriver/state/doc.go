@@ -12,6 +12,8 @@
 // new record. Temporary files found at start are the traces of writes that
 // never completed and are removed. Memory holds the decoded records, each
 // changed only after its file is; reads hand out deep copies (Clone).
+// Writes of different records run in parallel (no lock is held across a
+// write's fsyncs), those of one record in order.
 //
 // Records carry a Phase so that operations spanning several steps
 // (create the record, make the subvolume, set its limit) can be resumed or

@@ -166,7 +166,8 @@ func TestFileStoreDamagedRecord(t *testing.T) {
 }
 
 func TestFileStoreConcurrentPuts(t *testing.T) {
-	s, err := OpenFileStore(t.TempDir())
+	dir := t.TempDir()
+	s, err := OpenFileStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,6 +200,17 @@ func TestFileStoreConcurrentPuts(t *testing.T) {
 	}
 	if ok != 11 || exists != 9 {
 		t.Fatalf("got %d stored and %d already-exists, want 11 and 9", ok, exists)
+	}
+	// The records on disk are the winners': none of a loser was written.
+	again, err := OpenFileStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(again.ListVolumes()); n != 11 {
+		t.Fatalf("%d records on disk, want 11", n)
+	}
+	if _, err := again.VolumeByName("shared"); err != nil {
+		t.Fatal(err)
 	}
 }
 
