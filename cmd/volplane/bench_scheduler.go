@@ -13,6 +13,7 @@ func newBenchSchedulerCommand() *cobra.Command {
 	var (
 		cfg       schedbench.Config
 		verbosity int
+		upProfile string
 	)
 	cmd := &cobra.Command{
 		Use:   "scheduler",
@@ -31,6 +32,9 @@ The pods never run.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runChildBench(cmd, verbosity, func(ctx context.Context, exe string) error {
 				cfg.Executable = exe
+				if upProfile != "" {
+					cfg.UpArgs = append(cfg.UpArgs, "--cpuprofile", upProfile)
+				}
 				return schedbench.Run(ctx, cfg, cmd.OutOrStdout())
 			})
 		},
@@ -44,6 +48,7 @@ The pods never run.`,
 	fs.StringVar(&cfg.WorkDir, "work-dir", "", "where the data dir is made (default: the system's temporary directory)")
 	fs.StringVar(&cfg.Runc, "runc", "runc", "runc binary for the cleanup of the child's node")
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "give up a wait after this (a hang, not a target)")
+	fs.StringVar(&upProfile, "up-cpuprofile", "", "write the child volplane up's CPU profile to this file (until it stops)")
 	fs.IntVarP(&verbosity, "v", "v", 0, "log verbosity")
 	return cmd
 }

@@ -42,6 +42,9 @@ type Config struct {
 	Runc string
 	// Timeout bounds each wait (a hang, not a target).
 	Timeout time.Duration
+	// UpArgs are extra flags for the child `volplane up` (e.g. its
+	// --cpuprofile).
+	UpArgs []string
 }
 
 // Validate fills in defaults and checks c.
@@ -77,7 +80,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	b := podbench.Bench{Name: "scheduler", Executable: cfg.Executable, NodeName: ownNode, WorkDir: cfg.WorkDir, Keep: cfg.Keep, Runc: cfg.Runc, Timeout: cfg.Timeout}
+	b := podbench.Bench{Name: "scheduler", Executable: cfg.Executable, NodeName: ownNode, WorkDir: cfg.WorkDir, Keep: cfg.Keep, Runc: cfg.Runc, Timeout: cfg.Timeout, UpArgs: cfg.UpArgs}
 	describe := fmt.Sprintf("%d Node objects x %d local PVs; %d pods per shape", cfg.Nodes, cfg.VolumesPerNode, cfg.Pods)
 	return b.Run(ctx, out, describe, func(c *podbench.Cluster, _ string) error {
 		fmt.Fprintf(out, "load average at start (1/5/15 min): %s\n", podbench.LoadAverage())
@@ -170,6 +173,13 @@ func runShape(ctx context.Context, cs kubernetes.Interface, cfg Config, shapeNam
 		return res, err
 	}
 	defer tr.stop()
+	var pt *phaseTracker
+	if withClaim {
+		if pt, err = startPhaseTracker(ctx, cs); err != nil {
+			return res, err
+		}
+		defer pt.stop()
+	}
 	created := make([]time.Time, cfg.Pods)
 	start := time.Now()
 	err = parallel(ctx, cfg.Pods, cfg.Workers, func(ctx context.Context, i int) error {
@@ -199,6 +209,9 @@ func runShape(ctx context.Context, cs kubernetes.Interface, cfg Config, shapeNam
 		}
 	}
 	res.wall = last.Sub(start)
+	if pt != nil {
+		res.phases = pt.split(created, func(i int) time.Time { return bound[fmt.Sprintf("bench-%s-%05d", shapeName, i)] }, claimName)
+	}
 	return res, nil
 }
 
@@ -290,6 +303,7 @@ func printResult(out io.Writer, cfg Config, plain, volume shape) {
 			podbench.Millis(percentile(s.latencies, 50)), podbench.Millis(percentile(s.latencies, 99)),
 			s.creates.Round(time.Millisecond))
 	}
+	volume.phases.print(out)
 	r := ratio(volume, plain)
 	fmt.Fprintf(out, "\nvolume / no-volume rate: %.0f%%, %s\n", r*100, verdict(r))
 	fmt.Fprintf(out, "(%d Node objects, %d local PVs each; the volume pods' time includes choosing the PV,\n"+

@@ -18,6 +18,8 @@ type shape struct {
 	// latencies are each pod's create (call start) to bind (seen in the
 	// watch).
 	latencies []time.Duration
+	// phases split the volume shape's latencies.
+	phases phases
 }
 
 // rate is pods scheduled per second over the shape's wall time.
