@@ -65,10 +65,23 @@
 //   - the CSINode carries no storage.alpha.kubernetes.io/migrated-plugins
 //     annotation: volplane migrates no in-tree plugin to CSI.
 //
+// Allocatable refresh (allocatable.go; upstream's csiNodeUpdater,
+// KEP-4876 "mutable CSINode allocatable", on by default as in v1.37): for
+// every registered driver whose CSIDriver sets
+// nodeAllocatableUpdatePeriodSeconds, NodeGetInfo is called again once
+// per period and its max_volumes_per_node written as the CSINode entry's
+// allocatable.count (none when 0); the node ID, topology keys and labels
+// stay as registration wrote them. CSIDriver objects come from an
+// informer; registrations, unregistrations and period changes are picked
+// up within a second, the first refresh is one period after
+// registration. RefreshAllocatable does one refresh at once: the CSI
+// volume plugin calls it when an attachment failed with
+// ResourceExhausted (upstream's VerifyExhaustedResource).
+//
 // Logs, not events, report registration, as upstream's kubelet.
 //
 // The package calls the API through client-go (its own Node, its own
-// CSINode: what NodeRestriction lets a node do), the registration API's
+// CSINode: what NodeRestriction lets a node do; a CSIDriver informer), the registration API's
 // generated client, volplane/internal/csi/client for NodeGetInfo, and fills
 // volplane/internal/node/csidrivers. It mounts nothing.
 package pluginwatcher

@@ -11,6 +11,7 @@ import (
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,15 +30,25 @@ const (
 // fakeCSI is a CSI Node service answering NodeGetInfo on a real socket.
 type fakeCSI struct {
 	csi.UnimplementedNodeServer
+	mu   sync.Mutex
 	info *csi.NodeGetInfoResponse
 }
 
 func (f *fakeCSI) NodeGetInfo(context.Context, *csi.NodeGetInfoRequest) (*csi.NodeGetInfoResponse, error) {
-	return f.info, nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return proto.Clone(f.info).(*csi.NodeGetInfoResponse), nil
+}
+
+// setMaxVolumes changes what NodeGetInfo reports as max_volumes_per_node.
+func (f *fakeCSI) setMaxVolumes(n int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.info.MaxVolumesPerNode = n
 }
 
 // serveCSI serves a driver's Node service at path until the test ends.
-func serveCSI(t *testing.T, path, nodeID string, maxVolumes int64, topology map[string]string) {
+func serveCSI(t *testing.T, path, nodeID string, maxVolumes int64, topology map[string]string) *fakeCSI {
 	t.Helper()
 	l, err := net.Listen("unix", path)
 	if err != nil {
@@ -48,9 +59,11 @@ func serveCSI(t *testing.T, path, nodeID string, maxVolumes int64, topology map[
 	if topology != nil {
 		resp.AccessibleTopology = &csi.Topology{Segments: topology}
 	}
-	csi.RegisterNodeServer(srv, &fakeCSI{info: resp})
+	f := &fakeCSI{info: resp}
+	csi.RegisterNodeServer(srv, f)
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(srv.Stop)
+	return f
 }
 
 // fakeRegistrar serves the plugin-registration API at a socket and
@@ -128,6 +141,7 @@ type testEnv struct {
 	client  *fake.Clientset
 	drivers *csidrivers.Registry
 	w       *Watcher
+	csi     map[string]*fakeCSI // the drivers' Node services by name
 }
 
 func newEnv(t *testing.T, objs ...runtime.Object) *testEnv {
@@ -144,6 +158,7 @@ func newEnv(t *testing.T, objs ...runtime.Object) *testEnv {
 		drvDir:  filepath.Join(base, "plugins"),
 		client:  fake.NewClientset(append([]runtime.Object{node}, objs...)...),
 		drivers: &csidrivers.Registry{},
+		csi:     map[string]*fakeCSI{},
 	}
 	if err := os.MkdirAll(e.drvDir, 0o750); err != nil {
 		t.Fatal(err)
@@ -174,7 +189,7 @@ func (e *testEnv) run(t *testing.T) {
 func (e *testEnv) driver(t *testing.T, name, nodeID string, maxVolumes int64, topology map[string]string) *fakeRegistrar {
 	t.Helper()
 	sock := filepath.Join(e.drvDir, name+".sock")
-	serveCSI(t, sock, nodeID, maxVolumes, topology)
+	e.csi[name] = serveCSI(t, sock, nodeID, maxVolumes, topology)
 	if err := os.MkdirAll(e.dir, 0o750); err != nil {
 		t.Fatal(err)
 	}

@@ -115,6 +115,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 
 	var ops sync.WaitGroup
 	defer ops.Wait()
+	ops.Add(1)
+	go func() {
+		defer ops.Done()
+		w.runAllocatable(ctx)
+	}()
 	results := make(chan opResult)
 	w.scan(ctx)
 	// The first round: every socket already there is tried once before
