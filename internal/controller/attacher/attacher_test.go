@@ -160,13 +160,17 @@ func TestAttachErrors(t *testing.T) {
 		name   string
 		setup  func(h *harness)
 		errMsg string
+		// code is the attachError's errorCode, -1 for none.
+		code int32
 	}{
 		{"driver fails", func(h *harness) { h.drv.Fail("ControllerPublishVolume", codes.Internal, "boom") },
-			"rpc error: code = Internal desc = boom"},
+			"rpc error: code = Internal desc = boom", int32(codes.Internal)},
+		{"node out of attachment slots", func(h *harness) { h.drv.Fail("ControllerPublishVolume", codes.ResourceExhausted, "full") },
+			"rpc error: code = ResourceExhausted desc = full", int32(codes.ResourceExhausted)},
 		{"node without the driver", func(h *harness) {
 			h.cs.StorageV1().CSINodes().Delete(context.Background(), "n1", metav1.DeleteOptions{})
 			h.start()
-		}, "CSINode n1 does not contain driver " + driver},
+		}, "CSINode n1 does not contain driver " + driver, -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, csitest.Options{})
@@ -177,6 +181,9 @@ func TestAttachErrors(t *testing.T) {
 			va := h.va()
 			if va.Status.Attached || va.Status.AttachError == nil || va.Status.AttachError.Message != tc.errMsg {
 				t.Errorf("status %+v, want attachError %q", va.Status, tc.errMsg)
+			}
+			if got := va.Status.AttachError.ErrorCode; (tc.code < 0) != (got == nil) || got != nil && *got != tc.code {
+				t.Errorf("attachError errorCode %v, want %d", got, tc.code)
 			}
 			if len(h.drv.Published(h.handle)) != 0 {
 				t.Error("published")

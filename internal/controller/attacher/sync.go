@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"slices"
 
+	"google.golang.org/grpc/status"
 	v1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/ptr"
 
 	"volplane/internal/csi/client"
 	"volplane/internal/csi/kube"
@@ -164,6 +166,9 @@ func (c *Controller) attachFailed(ctx context.Context, va *storagev1.VolumeAttac
 	clone := va.DeepCopy()
 	clone.Status.Attached = false
 	clone.Status.AttachError = &storagev1.VolumeError{Time: metav1.Now(), Message: cause.Error()}
+	if st, ok := status.FromError(cause); ok { // the driver's gRPC code, as external-attacher records it (KEP-4876)
+		clone.Status.AttachError.ErrorCode = ptr.To(int32(st.Code()))
+	}
 	if _, err := c.cfg.Client.StorageV1().VolumeAttachments().UpdateStatus(ctx, clone, metav1.UpdateOptions{}); err != nil {
 		logging.FromContext(ctx).Debug("cannot record the attach error", "attachment", va.Name, "err", err)
 	}
