@@ -2,11 +2,13 @@ package volumemanager
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
 
+	"volplane/internal/node/plugins"
 	"volplane/internal/node/volumemanager/populator"
 )
 
@@ -73,6 +75,13 @@ func (m *Manager) mountError(pod *corev1.Pod, unmounted []string, err error) err
 		}
 		if v.Attachable && !attached[corev1.UniqueVolumeName(v.VolumeName)] {
 			unattached = append(unattached, name)
+			// Upstream's VerifyExhaustedResource (KEP-4876): the CSI plugin
+			// refreshes the CSINode's allocatable count when the attach
+			// failed with ResourceExhausted.
+			if vr, ok := v.Plugin.(interface{ VerifyExhaustedResource(*plugins.Spec) bool }); ok &&
+				errors.Is(err, context.DeadlineExceeded) && vr.VerifyExhaustedResource(v.Spec) {
+				err = fmt.Errorf("node has reached its volume attachment limit: %w", err)
+			}
 		}
 	}
 	return fmt.Errorf("unmounted volumes=%v, unattached volumes=%v, failed to process volumes=%v: %w",
