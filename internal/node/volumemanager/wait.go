@@ -66,7 +66,7 @@ func (m *Manager) mountError(pod *corev1.Pod, unmounted []string, err error) err
 	for _, a := range m.cfg.AttachedVolumes() {
 		attached[a.Name] = true
 	}
-	unattached, notInDSW := []string{}, []string{}
+	unattached, notInDSW, exhausted := []string{}, []string{}, false
 	for _, name := range unmounted {
 		v, ok := desired[name]
 		if !ok {
@@ -80,9 +80,12 @@ func (m *Manager) mountError(pod *corev1.Pod, unmounted []string, err error) err
 			// failed with ResourceExhausted.
 			if vr, ok := v.Plugin.(interface{ VerifyExhaustedResource(*plugins.Spec) bool }); ok &&
 				errors.Is(err, context.DeadlineExceeded) && vr.VerifyExhaustedResource(v.Spec) {
-				err = fmt.Errorf("node has reached its volume attachment limit: %w", err)
+				exhausted = true
 			}
 		}
+	}
+	if exhausted {
+		err = fmt.Errorf("node has reached its volume attachment limit: %w", err)
 	}
 	return fmt.Errorf("unmounted volumes=%v, unattached volumes=%v, failed to process volumes=%v: %w",
 		unmounted, unattached, notInDSW, err)
