@@ -122,7 +122,7 @@ func (a *Agent) startParts(ctx context.Context) (wait func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	csiVolumes, err := csiplugin.New(csiplugin.Config{Drivers: a.csiDrivers})
+	csiVolumes, err := csiplugin.New(csiplugin.Config{Drivers: a.csiDrivers, RefreshAllocatable: watcher.RefreshAllocatable})
 	if err != nil {
 		return nil, err
 	}
