@@ -113,6 +113,16 @@
 // point, so TearDown converges once the driver answers; with a mount
 // still there the error stands and is retried.
 //
+// Attachment limit (exhausted.go, KEP-4876): VerifyExhaustedResource, which
+// the volume manager calls for a volume not attached in time, is true when
+// the driver's CSIDriver sets nodeAllocatableUpdatePeriodSeconds and the
+// VolumeAttachment's attachError.errorCode is ResourceExhausted; the
+// plugin then refreshes the driver's CSINode allocatable count at once
+// (Config.RefreshAllocatable, the plugin watcher's). Upstream's kubelet
+// also rejects the pod (Failed, VolumeAttachmentLimitExceeded) so that its
+// controller makes one the scheduler places elsewhere; volplane's pod
+// worker does not yet: the pod keeps waiting with the error.
+//
 // Not yet: abnormal volume conditions as events (this CSI spec module has
 // no volume_condition field). volume_mount_group is passed to
 // NodePublishVolume only, not to NodeStageVolume (MountDevice does not

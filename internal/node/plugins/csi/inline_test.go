@@ -193,3 +193,39 @@ func TestTearDownVolumeGone(t *testing.T) {
 		})
 	}
 }
+
+func TestVerifyExhaustedResource(t *testing.T) {
+	exhausted := func(code codes.Code) *storagev1.VolumeAttachment {
+		va := attachment(false, "full")
+		va.Status.AttachError.ErrorCode = ptr.To(int32(code))
+		return va
+	}
+	periodic := csiDriver(func(s *storagev1.CSIDriverSpec) { s.NodeAllocatableUpdatePeriodSeconds = ptr.To[int64](60) })
+	for _, tc := range []struct {
+		name string
+		objs []runtime.Object
+		spec *plugins.Spec
+		want bool
+	}{
+		{"ResourceExhausted, period set", []runtime.Object{periodic, exhausted(codes.ResourceExhausted)}, spec(pv()), true},
+		{"other code", []runtime.Object{periodic, exhausted(codes.Internal)}, spec(pv()), false},
+		{"no period", []runtime.Object{csiDriver(func(*storagev1.CSIDriverSpec) {}), exhausted(codes.ResourceExhausted)}, spec(pv()), false},
+		{"no attachment", []runtime.Object{periodic}, spec(pv()), false},
+		{"inline volume", []runtime.Object{periodic, exhausted(codes.ResourceExhausted)}, inlineSpec(), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, csitest.NodeOptions{}, tc.objs...)
+			var refreshed []string
+			r.p.cfg.RefreshAllocatable = func(_ context.Context, driver string) error {
+				refreshed = append(refreshed, driver)
+				return nil
+			}
+			if got := r.p.VerifyExhaustedResource(tc.spec); got != tc.want {
+				t.Errorf("VerifyExhaustedResource = %v, want %v", got, tc.want)
+			}
+			if want := map[bool]int{true: 1, false: 0}[tc.want]; len(refreshed) != want {
+				t.Errorf("refreshed %v, want %d refreshes", refreshed, want)
+			}
+		})
+	}
+}

@@ -41,6 +41,10 @@ type Config struct {
 	// requiresRepublish are published again; default
 	// DefaultRepublishPeriod.
 	RepublishPeriod time.Duration
+	// RefreshAllocatable, when set, reads the registered driver's
+	// max_volumes_per_node again into the CSINode (the plugin watcher's
+	// RefreshAllocatable); VerifyExhaustedResource calls it.
+	RefreshAllocatable func(ctx context.Context, driver string) error
 }
 
 // Validate checks c and fills in defaults.
