@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"volplane/internal/csidriver/state"
+	"volplane/internal/hostops/fakehost"
 )
 
 func ephemeralReq(id, target string, attrs map[string]string) *csi.NodePublishVolumeRequest {
@@ -150,5 +151,36 @@ func TestEphemeralBadRequests(t *testing.T) {
 	}
 	if n := len(d.store.ListVolumes()); n != 1 {
 		t.Errorf("%d volumes recorded, want only the persistent one", n)
+	}
+}
+
+// A driver restarted while an ephemeral volume is published: the CO's
+// later unpublish still unmounts and deletes it.
+func TestEphemeralAcrossRestart(t *testing.T) {
+	h := fakehost.New()
+	dir := t.TempDir()
+	d := newFakeDriver(t, dir, h)
+	ctx := context.Background()
+	target := filepath.Join(t.TempDir(), "mount")
+	id := "csi-restart"
+	if _, err := d.NodePublishVolume(ctx, ephemeralReq(id, target, nil)); err != nil {
+		t.Fatal(err)
+	}
+	d2 := newFakeDriver(t, dir, h) // the restart
+	// Publishing again (the CO unsure after its own restart) is fine.
+	if _, err := d2.NodePublishVolume(ctx, ephemeralReq(id, target, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d2.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: id, TargetPath: target}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := h.IsMountPoint(target); ok {
+		t.Error("target still mounted")
+	}
+	if _, err := d2.store.GetVolume(id); err == nil {
+		t.Error("record left")
+	}
+	if _, err := os.Stat(d2.pool.DirPath(id)); !os.IsNotExist(err) {
+		t.Errorf("volume directory left: %v", err)
 	}
 }
