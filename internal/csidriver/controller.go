@@ -184,16 +184,27 @@ func (d *Driver) checkSource(v *state.Volume) error {
 	return nil
 }
 
-// reserve checks that the pool can hold v and records it as Creating, in
-// one step against concurrent creates.
+// reserve checks that the pool can hold v and records it as Creating.
+// The check and the promise of v's bytes are one step under spaceMu
+// against concurrent creates; the record's write is not (its fsyncs,
+// ~25 ms each under load, made every create wait for all others'). Until
+// the record is in the store, d.reserving holds v's bytes; for a moment
+// after, both count them, which can refuse a create, never oversell.
 func (d *Driver) reserve(v *state.Volume) error {
 	d.spaceMu.Lock()
-	defer d.spaceMu.Unlock()
 	if err := d.fitsPool(v.CapacityBytes, v.CapacityBytes); err != nil {
+		d.spaceMu.Unlock()
 		return err
 	}
 	if d.pool.Mode() == pool.ModeProjectQuota && v.Kind == state.KindDir {
+		// The next project ID is read from the records: write this one
+		// before another is chosen.
+		defer d.spaceMu.Unlock()
 		v.ProjectID = d.nextProjectID()
+	} else {
+		d.reserving.Add(v.CapacityBytes)
+		d.spaceMu.Unlock()
+		defer d.reserving.Add(-v.CapacityBytes)
 	}
 	if err := d.store.PutVolume(*v); err != nil {
 		return hostError(err, "record volume %s", v.ID)

@@ -97,8 +97,10 @@ type Driver struct {
 
 	// spaceMu makes "check free capacity, then record the volume" one
 	// step, so concurrent creates cannot both take the last bytes (nor
-	// the same quota project ID).
-	spaceMu sync.Mutex
+	// the same quota project ID). reserving is the bytes of creates past
+	// the check whose record is still being written (see reserve).
+	spaceMu   sync.Mutex
+	reserving atomic.Int64
 
 	ready atomic.Bool
 
@@ -151,7 +153,7 @@ func (d *Driver) available() (total, avail int64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	var promised int64
+	promised := d.reserving.Load()
 	for _, v := range d.store.ListVolumes() {
 		promised += v.CapacityBytes
 	}
