@@ -131,7 +131,7 @@ func (d *driverController) build(name string, caps client.Capabilities) ([]contr
 		p, err := provisioner.New(provisioner.Config{
 			Driver: name, CSI: d.cli, Capabilities: caps,
 			Client: d.cctx.Client, Informers: d.cctx.Informers, Recorder: d.cctx.Recorder(name),
-			Workers: d.cctx.Workers, StrictTopology: d.cfg.StrictTopology,
+			StrictTopology: d.cfg.StrictTopology,
 		})
 		if err != nil {
 			return nil, err

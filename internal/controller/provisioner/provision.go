@@ -65,7 +65,7 @@ func (c *Controller) syncClaim(ctx context.Context, key string) error {
 		return nil
 	}
 	pvName := "pvc-" + string(claim.UID)
-	if exists, err := c.volumeExists(ctx, pvName); err != nil || exists {
+	if exists, err := c.volumeExists(pvName); err != nil || exists {
 		return err
 	}
 	var node *v1.Node
@@ -96,13 +96,16 @@ func (c *Controller) syncClaim(ctx context.Context, key string) error {
 	return c.createVolume(ctx, claim, pv)
 }
 
-// volumeExists looks for the claim's PV in the cache, then in the API (the
-// cache may not have the PV this controller just created).
-func (c *Controller) volumeExists(ctx context.Context, name string) (bool, error) {
-	if _, err := c.volumes.Get(name); err == nil {
+// volumeExists looks for the claim's PV in the cache, and among the PVs
+// this controller created that the cache does not show yet. It used to
+// ask the API for those: that read took ~0.5 s (p50) of every
+// provisioning in bench provision under load. After a restart the cache,
+// synced before the first sync, has every PV created before.
+func (c *Controller) volumeExists(name string) (bool, error) {
+	if _, ok := c.created.Load(name); ok {
 		return true, nil
 	}
-	_, err := c.cfg.Client.CoreV1().PersistentVolumes().Get(ctx, name, metav1.GetOptions{})
+	_, err := c.volumes.Get(name)
 	switch {
 	case err == nil:
 		return true, nil
@@ -249,6 +252,7 @@ func (c *Controller) createVolume(ctx context.Context, claim *v1.PersistentVolum
 	for i := 0; i < c.cfg.PVCreateRetries; i++ {
 		_, err = c.cfg.Client.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{})
 		if err == nil || apierrors.IsAlreadyExists(err) {
+			c.created.Store(pv.Name, struct{}{})
 			logging.FromContext(ctx).Info("volume provisioned", "claim", key, "volume", pv.Name)
 			c.cfg.Recorder.Event(claim, v1.EventTypeNormal, reasonProvisioningSucceeded,
 				fmt.Sprintf("Successfully provisioned volume %s", pv.Name))
