@@ -13,6 +13,7 @@ func newBenchProvisionCommand() *cobra.Command {
 	var (
 		cfg       provbench.Config
 		verbosity int
+		upProfile string
 	)
 	cmd := &cobra.Command{
 		Use:   "provision",
@@ -33,6 +34,9 @@ conmon monitors, mounts and loop devices left under its data dir.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runChildBench(cmd, verbosity, func(ctx context.Context, exe string) error {
 				cfg.Executable = exe
+				if upProfile != "" {
+					cfg.UpArgs = append(cfg.UpArgs, "--cpuprofile", upProfile)
+				}
 				return provbench.Run(ctx, cfg, cmd.OutOrStdout())
 			})
 		},
@@ -45,6 +49,8 @@ conmon monitors, mounts and loop devices left under its data dir.`,
 	fs.StringVar(&cfg.WorkDir, "work-dir", "", "where the data dir is made (default: the system's temporary directory)")
 	fs.StringVar(&cfg.Runc, "runc", "runc", "runc binary for the cleanup")
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "give up a wait after this (a hang, not a target)")
+	fs.StringArrayVar(&cfg.UpArgs, "up-arg", nil, "an extra flag of the child 'volplane up' (repeatable), e.g. --up-arg=--controller-workers=8")
+	fs.StringVar(&upProfile, "up-cpuprofile", "", "write the child volplane up's CPU profile to this file (until it stops)")
 	fs.IntVarP(&verbosity, "v", "v", 0, "log verbosity")
 	return cmd
 }

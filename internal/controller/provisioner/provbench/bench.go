@@ -30,6 +30,8 @@ type Config struct {
 	Pods int
 	// PoolSize is passed to `up --pool-size` when not empty.
 	PoolSize string
+	// UpArgs are extra flags of the child `up` (e.g. --cpuprofile FILE).
+	UpArgs []string
 	// Keep leaves the data dir in place (its containers and mounts are
 	// still removed).
 	Keep bool
@@ -79,8 +81,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		return err
 	}
 	b := podbench.Bench{Name: "provision", Executable: cfg.Executable, NodeName: nodeName, WorkDir: cfg.WorkDir, Keep: cfg.Keep, Runc: cfg.Runc, Timeout: cfg.Timeout}
+	b.UpArgs = append(b.UpArgs, cfg.UpArgs...)
 	if cfg.PoolSize != "" {
-		b.UpArgs = []string{"--pool-size", cfg.PoolSize}
+		b.UpArgs = append(b.UpArgs, "--pool-size", cfg.PoolSize)
 	}
 	describe := fmt.Sprintf("%d claims (%s, Immediate), %d pods with a claim of %s", cfg.Claims, immediateClass, cfg.Pods, bootstrap.DefaultStorageClass)
 	return b.Run(ctx, out, describe, func(c *podbench.Cluster, dataDir string) error {
