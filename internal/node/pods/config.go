@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	goruntime "runtime"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -52,6 +53,12 @@ type Config struct {
 	// RelistPeriod is how often the runtime's containers are listed to
 	// notice exits (upstream's PLEG relist). Default 1s.
 	RelistPeriod time.Duration
+	// MaxParallelStarts bounds the container creates and starts (runc
+	// create under conmon, then runc start) in flight at once. They are
+	// CPU work: 100 pods started together share the cores and all
+	// finish at the end, while a bound lets the first ones finish first
+	// in the same total time. Default: twice the cores.
+	MaxParallelStarts int
 	// MountPoints lists the host's mount points; a pod directory with a
 	// mount beneath it is never removed. Default: /proc/self/mountinfo.
 	MountPoints func() ([]string, error)
@@ -83,6 +90,12 @@ func (c *Config) Validate() error {
 	}
 	if c.RelistPeriod == 0 {
 		c.RelistPeriod = time.Second
+	}
+	if c.MaxParallelStarts < 0 {
+		errs = append(errs, fmt.Errorf("pods: MaxParallelStarts %d is negative", c.MaxParallelStarts))
+	}
+	if c.MaxParallelStarts == 0 {
+		c.MaxParallelStarts = 2 * goruntime.NumCPU()
 	}
 	if c.MountPoints == nil {
 		c.MountPoints = procMountPoints

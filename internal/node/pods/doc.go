@@ -68,6 +68,13 @@
 //	               mount is beneath it) -> RemovePodSandbox -> delete the
 //	               pod object with grace period 0 and a UID precondition
 //
+// Container creates and starts (runc create under conmon, runc start)
+// run at most Config.MaxParallelStarts at once (default twice the cores):
+// they are CPU work, and 100 pods started together would otherwise share
+// the cores and all come up at the end, where a bound brings the first
+// ones up first in the same total time. Everything else a pod waits for
+// (its volumes, the API) is not bounded.
+//
 // Starting a container: ImageStatus (an image absent and not pullable is a
 // CreateContainerError: there is no registry), the configuration
 // (command/args with $(VAR) expansion, env, mounts, devices, security

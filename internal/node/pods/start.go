@@ -123,23 +123,17 @@ func (pw *podWorker) startContainer(ctx context.Context, pod *corev1.Pod, sandbo
 	if err := os.MkdirAll(filepath.Join(sbCfg.LogDirectory, c.Name), 0o755); err != nil {
 		return &startError{reasonCreateError, err.Error()}
 	}
-	id, err := w.cfg.Runtime.CreateContainer(ctx, sandboxID, cfg, sbCfg)
+	// Steps 2 (the create) and 3, at most MaxParallelStarts at once.
+	select {
+	case w.starts <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	id, err := pw.createAndStart(ctx, ref, sandboxID, cfg, sbCfg)
+	<-w.starts
 	if err != nil {
-		msg := errMessage(err)
-		w.cfg.Recorder.Eventf(ref, corev1.EventTypeWarning, eventFailed, "Error: %s", msg)
-		return &startError{reasonCreateError, msg}
+		return err
 	}
-	w.cfg.Recorder.Eventf(ref, corev1.EventTypeNormal, eventCreated, "Container created")
-	logging.FromContext(ctx).Debug("pod timeline: container created", "container", c.Name, "id", id)
-
-	// Step 3: start it.
-	if err := w.cfg.Runtime.StartContainer(ctx, id); err != nil {
-		msg := errMessage(err)
-		w.cfg.Recorder.Eventf(ref, corev1.EventTypeWarning, eventFailed, "Error: %s", msg)
-		return &startError{reasonRunError, msg}
-	}
-	w.cfg.Recorder.Eventf(ref, corev1.EventTypeNormal, eventStarted, "Container started")
-	logging.FromContext(ctx).Debug("pod timeline: container started", "container", c.Name)
 
 	// Step 4: the postStart hook; a failure kills the container.
 	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {
@@ -152,6 +146,32 @@ func (pw *podWorker) startContainer(ctx context.Context, pod *corev1.Pod, sandbo
 		}
 	}
 	return nil
+}
+
+// createAndStart creates the container (Step 2's end) and starts it
+// (Step 3), with upstream's events, and returns its ID. The caller holds
+// a token of Workers.starts. A failure comes back as a *startError.
+func (pw *podWorker) createAndStart(ctx context.Context, ref *corev1.ObjectReference, sandboxID string, cfg *runtimeapi.ContainerConfig, sbCfg *runtimeapi.PodSandboxConfig) (string, error) {
+	w := pw.w
+	name := cfg.GetMetadata().GetName()
+	id, err := w.cfg.Runtime.CreateContainer(ctx, sandboxID, cfg, sbCfg)
+	if err != nil {
+		msg := errMessage(err)
+		w.cfg.Recorder.Eventf(ref, corev1.EventTypeWarning, eventFailed, "Error: %s", msg)
+		return "", &startError{reasonCreateError, msg}
+	}
+	w.cfg.Recorder.Eventf(ref, corev1.EventTypeNormal, eventCreated, "Container created")
+	logging.FromContext(ctx).Debug("pod timeline: container created", "container", name, "id", id)
+
+	// Step 3: start it.
+	if err := w.cfg.Runtime.StartContainer(ctx, id); err != nil {
+		msg := errMessage(err)
+		w.cfg.Recorder.Eventf(ref, corev1.EventTypeWarning, eventFailed, "Error: %s", msg)
+		return "", &startError{reasonRunError, msg}
+	}
+	w.cfg.Recorder.Eventf(ref, corev1.EventTypeNormal, eventStarted, "Container started")
+	logging.FromContext(ctx).Debug("pod timeline: container started", "container", name)
+	return id, nil
 }
 
 // containerConfig builds the CRI configuration of one container instance

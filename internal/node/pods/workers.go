@@ -30,6 +30,9 @@ type Workers struct {
 	backoff *flowcontrol.Backoff
 	status  *statusManager
 	now     func() time.Time
+	// starts holds a token for each container create and start in
+	// flight (Config.MaxParallelStarts).
+	starts chan struct{}
 
 	mu      sync.Mutex
 	ctx     context.Context // set by Run; workers started before Run wait for it
@@ -64,6 +67,7 @@ func New(cfg Config) (*Workers, error) {
 		backoff:  flowcontrol.NewBackOff(backoffInitial, backoffMax),
 		now:      time.Now,
 		started:  make(chan struct{}),
+		starts:   make(chan struct{}, cfg.MaxParallelStarts),
 		workers:  map[types.UID]*podWorker{},
 		byName:   map[types.NamespacedName]types.UID{},
 		present:  map[types.UID]bool{},
