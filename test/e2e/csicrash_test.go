@@ -226,6 +226,9 @@ spec:
 	if v := volumes(); len(v) != 1 || !mapHas(v, handle) {
 		t.Fatalf("driver volumes after the restart: %v, want only %s", v, handle)
 	}
+	if dirs := poolVolumes(t, r.pool); !slices.Equal(dirs, []string{handle}) {
+		t.Fatalf("volume directories in the pool after the restart: %v, want only %s", dirs, handle)
+	}
 	if pvs := pvsOfDriver(t, cs); len(pvs) != 1 {
 		t.Fatalf("PVs of %s: %v, want one", crashDriver, pvs)
 	}
@@ -335,6 +338,9 @@ spec:
 		if v := volumes(); len(v) != 0 {
 			return fmt.Errorf("backend volumes left: %v", v)
 		}
+		if dirs := poolVolumes(t, r.pool); len(dirs) != 0 {
+			return fmt.Errorf("volume directories left in the pool: %v", dirs)
+		}
 		l, err := cs.StorageV1().VolumeAttachments().List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return err
@@ -344,6 +350,9 @@ spec:
 		}
 		return nil
 	})
+	t.Logf("driver calls through the proxy: CreateVolume %d, ControllerPublishVolume %d, NodeStageVolume %d, NodePublishVolume %d, DeleteVolume %d",
+		r.proxy.Calls("CreateVolume"), r.proxy.Calls("ControllerPublishVolume"), r.proxy.Calls("NodeStageVolume"),
+		r.proxy.Calls("NodePublishVolume"), r.proxy.Calls("DeleteVolume"))
 	eventually(t, time.Minute, func() error {
 		after := append(hostopstest.MountsUnder(t, r.nodeDir), hostopstest.MountsUnder(t, r.pool)...)
 		if !slices.Equal(sortedCopy(after), sortedCopy(mountsBefore)) {
@@ -438,6 +447,21 @@ func checkOneAttachment(t *testing.T, r *crashRig, pv *v1.PersistentVolume, volu
 	if v := volumes(); !slices.Equal(v[handle], []string{crashNode}) {
 		t.Fatalf("driver publications of %s: %v, want only %s", handle, v[handle], crashNode)
 	}
+}
+
+// poolVolumes lists the directory volumes in the driver's pool, whether
+// or not the driver has a record of them.
+func poolVolumes(t *testing.T, pool string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(pool, "data", "volumes"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
 }
 
 // pvsOfDriver names the PVs of the crash driver.
