@@ -66,7 +66,9 @@
 // # Concurrency
 //
 // Claim and volume syncs, and bind workers carrying out the matcher's
-// decisions, run in parallel; a keyed lock per volume and per claim
+// decisions and the binds of pre-bound claims (a WaitForFirstConsumer
+// claim whose volume the scheduler chose binds at once, with no batch),
+// run in parallel; a keyed lock per volume and per claim
 // (volume first) keeps two of them from working on one object. The store
 // (store.go) holds the newest version of every object, including the
 // answers to the controller's own writes, so stale informer events cause

@@ -74,7 +74,8 @@ func (c *Controller) lockClaimWithVolume(key string, pick func(*v1.PersistentVol
 //
 //	claim.spec.volumeName  volume                          action
 //	---------------------  ------------------------------  ------------------------------------
-//	""                     one pre-bound to the claim      bind it (finishes interrupted binds)
+//	""                     one pre-bound to the claim      bind it on a bind worker, at once
+//	                                                       (also finishes interrupted binds)
 //	""                     none                            to the matcher (batch.go)
 //	X                      missing                         Pending, FailedBinding event
 //	X                      unbound, fits                   bind
@@ -103,7 +104,13 @@ func (c *Controller) syncUnboundClaim(ctx context.Context, key string) error {
 
 	if claim.Spec.VolumeName == "" {
 		if volume != nil && storagehelpers.IsVolumeBoundToClaim(volume, claim) && volumematch.PreboundFits(volume, claim) {
-			return c.bind(ctx, volume, claim)
+			// Pre-bound (by the scheduler, a provisioner or an interrupted
+			// bind): nothing to choose, so no batch to wait for; the bind
+			// workers carry it out, many at once, instead of this claim
+			// worker, one of a few, spending its three or four writes.
+			c.batcher.decide(key, volume.Name)
+			c.bindQueue.Add(key)
+			return nil
 		}
 		c.batcher.addClaim(key, volumematch.ClaimGroup(claim), c.now())
 		return nil
