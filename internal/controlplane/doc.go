@@ -19,6 +19,15 @@
 //     admission plugin including the storage ones.
 //   - kube-controller-manager (cmd/kube-controller-manager/app) with its
 //     non-storage controllers only, serving nothing on the network.
+//   - kube-scheduler (cmd/kube-scheduler/app) with upstream's volume
+//     plugins off and volplane's in their place (scheduler.go). One
+//     departure from its defaults: its API client may send 2000 queries
+//     per second (burst 4000) instead of 50 (100), as volplane's
+//     embedded controllers may; it talks only to volplane's own API
+//     server, which priority and fairness protects, and at 50 a pod with
+//     a delayed-binding claim (three scheduler writes: nominatedNodeName,
+//     the volume's claimRef, the binding) was held to a third of the
+//     rate of a pod without volumes (one write) by the client limit alone.
 //
 // kube-controller-manager's storage controllers are turned off, by their
 // upstream names in v1.37 (aliases in brackets), each with what takes its
