@@ -53,6 +53,13 @@ type Config struct {
 	// PollInterval is how often capacity is asked again without a
 	// change; default one minute, as upstream.
 	PollInterval time.Duration
+	// MinInterval is the least time between two passes; default one
+	// second. Every volume of the driver created or deleted asks for a
+	// pass (GetCapacity per class and segment, an update of each
+	// object): in a burst of hundreds of claims that was a pass after
+	// another, two API writes each, competing with the provisioning
+	// itself. Now a burst costs one pass per MinInterval.
+	MinInterval time.Duration
 }
 
 // Validate checks c and fills in defaults.
@@ -65,6 +72,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = time.Minute
+	}
+	if c.MinInterval <= 0 {
+		c.MinInterval = time.Second
 	}
 	return nil
 }
@@ -146,6 +156,7 @@ func (c *Controller) Run(ctx context.Context) {
 	t := time.NewTicker(c.cfg.PollInterval)
 	defer t.Stop()
 	c.kick()
+	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -153,6 +164,16 @@ func (c *Controller) Run(ctx context.Context) {
 		case <-c.trigger:
 		case <-t.C:
 		}
+		// Changes during the wait are covered by this pass, or kick the
+		// next one.
+		if wait := c.cfg.MinInterval - time.Since(last); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+		last = time.Now()
 		if err := c.sync(ctx); err != nil && ctx.Err() == nil {
 			logging.FromContext(ctx).Warn("publishing storage capacity failed, retrying", "err", err)
 		}

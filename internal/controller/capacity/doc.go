@@ -15,7 +15,8 @@
 //
 // They are kept current: a pass runs at every change of classes,
 // CSINodes, the CSIDriver, and when a volume of the driver is created or
-// deleted, and every PollInterval; objects of classes or segments that
+// deleted (at most one pass per MinInterval, so a burst of volumes is
+// not a pass each), and every PollInterval; objects of classes or segments that
 // are gone are deleted. A driver without GET_CAPACITY or without
 // topology publishes nothing.
 //
