@@ -318,7 +318,8 @@ const references = `
 references, NOT measured here (upstream kubernetes v1.37.2,
 test/integration/scheduler_perf, minimum SchedulingThroughput of the
 "performance" cases on upstream's CI machines, 5000 nodes, integration
-API server, no controllers):
+API server, no controllers, scheduler client at QPS 5000; volplane's
+embedded scheduler runs at QPS 2000, upstream's default is 50):
   misc/performance-config.yaml     SchedulingBasic/5000Nodes_10000Pods     680 pods/s (no volumes)
   misc/performance-config.yaml     SchedulingBasic/5000Nodes_50000Pods     790 pods/s (no volumes)
   volumes/performance-config.yaml  SchedulingCSIPVs/5000Nodes_5000Pods     100 pods/s (pre-bound CSI PV+PVC each)
