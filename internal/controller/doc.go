@@ -6,7 +6,11 @@
 // It owns one shared informer factory, one event broadcaster, one
 // Prometheus registry, and leader election through a Lease in kube-system
 // (LeaseName): of several servers on one API only the Lease holder runs
-// controllers, and when it stops another takes over. Controllers are
+// controllers, and when it stops another takes over. A manager that loses
+// the Lease (a renewal slower than RenewDeadline on a loaded machine)
+// stops its controllers and campaigns again rather than exiting as
+// upstream's do: the process also serves the API or runs a node.
+// Controllers are
 // registered as Descriptors (a name and an InitFunc); package
 // controller/all lists them. A controller talks to the API only through
 // the client-go objects in Context, so the same code runs in one process

@@ -193,9 +193,12 @@ func (m *Manager) Registry() *prometheus.Registry { return m.registry }
 
 // Run serves metrics and, once leader (or at once without election), runs
 // every enabled controller until ctx is done. It returns when ctx is done
-// and every controller has stopped; losing the Lease stops the controllers
-// and returns an error so that the process does not keep acting on stale
-// leadership.
+// and every controller has stopped. Losing the Lease stops the
+// controllers, so nothing acts on stale leadership, and then campaigns
+// again with freshly built controllers: upstream's controller managers
+// exit instead and leave the restart to a supervisor, but a volplane
+// process also serves the API or runs the node, which a renewal slowed
+// past RenewDeadline by a loaded machine must not take down.
 func (m *Manager) Run(ctx context.Context) error {
 	log := logging.FromContext(ctx).With("component", "controller-manager")
 	ctx = logging.NewContext(ctx, log)
@@ -228,10 +231,33 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("controller manager: %w", err)
 	}
+	return m.run(ctx, client)
+}
+
+// run runs the controllers on client: at once without election, else
+// whenever this manager holds the Lease.
+func (m *Manager) run(ctx context.Context, client kubernetes.Interface) error {
 	if !m.cfg.LeaderElect {
 		return m.runControllers(ctx, client)
 	}
+	log := logging.FromContext(ctx)
+	for {
+		lost, err := m.lead(ctx, client)
+		if !lost || ctx.Err() != nil {
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		log.Warn("lost the controller lease; controllers stopped, campaigning again", "lease", m.cfg.LeaseNamespace+"/"+m.cfg.LeaseName)
+	}
+}
 
+// lead campaigns for the Lease and runs the controllers while it is held.
+// It returns once ctx is done or the Lease is lost (lost true), in both
+// cases after every controller has stopped.
+func (m *Manager) lead(ctx context.Context, client kubernetes.Interface) (lost bool, err error) {
+	log := logging.FromContext(ctx)
 	lock := &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: m.cfg.LeaseNamespace, Name: m.cfg.LeaseName},
 		Client:     client.CoordinationV1(),
@@ -239,7 +265,6 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	var (
 		runErr  error
-		lost    bool
 		started bool
 		mu      sync.Mutex
 		stopped = make(chan struct{})
@@ -280,7 +305,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("controller manager: %w", err)
+		return false, fmt.Errorf("controller manager: %w", err)
 	}
 	log.Info("waiting for the controller lease", "lease", m.cfg.LeaseNamespace+"/"+m.cfg.LeaseName, "identity", m.cfg.Identity)
 	le.Run(ctx)
@@ -294,10 +319,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if lost {
-		return errors.New("controller manager: lost the leader lease")
-	}
-	return runErr
+	return lost, runErr
 }
 
 // runControllers builds every enabled controller, starts the informers,
