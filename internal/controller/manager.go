@@ -269,6 +269,8 @@ func (m *Manager) lead(ctx context.Context, client kubernetes.Interface) (lost b
 		mu      sync.Mutex
 		stopped = make(chan struct{})
 	)
+	electCtx, stopElection := context.WithCancel(ctx)
+	defer stopElection()
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
 		LeaseDuration:   m.cfg.LeaseDuration,
@@ -289,9 +291,17 @@ func (m *Manager) lead(ctx context.Context, client kubernetes.Interface) (lost b
 				mu.Lock()
 				runErr = err
 				mu.Unlock()
+				if err != nil {
+					// A controller that cannot start must not leave
+					// the Lease held by a manager running nothing.
+					stopElection()
+				}
 			},
 			OnStoppedLeading: func() {
-				if ctx.Err() == nil {
+				mu.Lock()
+				failed := runErr != nil
+				mu.Unlock()
+				if ctx.Err() == nil && !failed {
 					mu.Lock()
 					lost = true
 					mu.Unlock()
@@ -308,7 +318,7 @@ func (m *Manager) lead(ctx context.Context, client kubernetes.Interface) (lost b
 		return false, fmt.Errorf("controller manager: %w", err)
 	}
 	log.Info("waiting for the controller lease", "lease", m.cfg.LeaseNamespace+"/"+m.cfg.LeaseName, "identity", m.cfg.Identity)
-	le.Run(ctx)
+	le.Run(electCtx)
 	// Run cancels OnStartedLeading's context on return; wait for the
 	// controllers to stop if they started.
 	mu.Lock()

@@ -2,6 +2,8 @@ package controller
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -104,5 +106,33 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestFailedStartReleasesLease: a controller that cannot be built ends
+// run with its error instead of holding the Lease while running nothing.
+func TestFailedStartReleasesLease(t *testing.T) {
+	m, err := New(Config{
+		REST:          &rest.Config{Host: "unused"},
+		LeaderElect:   true,
+		Identity:      "me",
+		LeaseDuration: 600 * time.Millisecond,
+		RenewDeadline: 400 * time.Millisecond,
+		RetryPeriod:   100 * time.Millisecond,
+		Controllers: []Descriptor{{Name: "broken", Init: func(context.Context, *Context) (Controller, error) {
+			return nil, errors.New("no such thing")
+		}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = m.run(ctx, fake.NewClientset())
+	if err == nil || !strings.Contains(err.Error(), "no such thing") {
+		t.Fatalf("run = %v, want the controller's error", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("run held on until the test's deadline")
 	}
 }
