@@ -24,13 +24,21 @@ func measureClaims(ctx context.Context, cs kubernetes.Interface, claims *marker,
 	defer cancel()
 	res.ClaimBound = make([]time.Duration, cfg.Claims)
 	bound := make([]time.Time, cfg.Claims)
+	created := make([]time.Time, cfg.Claims)
+	phases, err := startPhaseTracker(ctx, cs)
+	if err != nil {
+		return err
+	}
+	defer phases.stop()
 	errs := make([]error, cfg.Claims)
+	returned := make([]time.Time, cfg.Claims)
 	first := time.Now()
 	var wg sync.WaitGroup
 	for i := range cfg.Claims {
 		wg.Go(func() {
 			name := claimName(i)
 			start := time.Now()
+			created[i] = start
 			if err := retry(ctx, func() error {
 				_, err := cs.CoreV1().PersistentVolumeClaims(namespace).Create(ctx, benchClaim(name, immediateClass), metav1.CreateOptions{})
 				return err
@@ -38,6 +46,7 @@ func measureClaims(ctx context.Context, cs kubernetes.Interface, claims *marker,
 				errs[i] = fmt.Errorf("create claim %s: %w", name, err)
 				return
 			}
+			returned[i] = time.Now()
 			bound[i], errs[i] = claims.wait(ctx, name, false)
 			res.ClaimBound[i] = bound[i].Sub(start)
 		})
@@ -47,6 +56,8 @@ func measureClaims(ctx context.Context, cs kubernetes.Interface, claims *marker,
 		return err
 	}
 	res.ClaimsAll = latest(bound).Sub(first)
+	res.ClaimsCreated = latest(returned).Sub(first)
+	res.ClaimPhases = phases.split(created)
 	return nil
 }
 

@@ -18,6 +18,10 @@ type Result struct {
 	// from the first create call until the last claim was Bound.
 	ClaimBound []time.Duration
 	ClaimsAll  time.Duration
+	// ClaimsCreated is the first create call -> the last one returned;
+	// ClaimPhases splits each claim's time between the components.
+	ClaimsCreated time.Duration
+	ClaimPhases   Phases
 	// PodRunning is each pod's create call -> Running; PodsAll the time
 	// from the first create call until the last pod was Running.
 	PodRunning []time.Duration
@@ -54,7 +58,9 @@ func (r Result) Rows() []podbench.Row {
 		rows = append(rows,
 			podbench.Row{Figure: fmt.Sprintf("%d claims (Immediate): bound per second", r.Claims), Value: fmt.Sprintf("%.1f /s", r.PerSecond()), Note: fmt.Sprintf("all Bound %s after the first create call; parallel create calls, 1Mi each", ms(r.ClaimsAll))},
 			podbench.Row{Figure: "claim created -> Bound p50", Value: ms(podbench.Percentile(r.ClaimBound, 50)), Note: "each claim from its own create call to the watch event"},
-			podbench.Row{Figure: "claim created -> Bound p99", Value: ms(podbench.Percentile(r.ClaimBound, 99))})
+			podbench.Row{Figure: "claim created -> Bound p99", Value: ms(podbench.Percentile(r.ClaimBound, 99))},
+			podbench.Row{Figure: "claims: last create call returned", Value: ms(r.ClaimsCreated), Note: "after the first create call"})
+		rows = append(rows, r.ClaimPhases.rows()...)
 	} else {
 		rows = append(rows, podbench.Row{Figure: fmt.Sprintf("%d claims (Immediate)", r.Claims), Value: "not measured", Note: "the phase failed"})
 	}
