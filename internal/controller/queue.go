@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/util/workqueue"
@@ -14,6 +15,27 @@ import (
 func NewQueue(name string) workqueue.TypedRateLimitingInterface[string] {
 	return workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.DefaultTypedControllerRateLimiter[string](),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: name},
+	)
+}
+
+// Retry intervals of the CSI controllers' queues: upstream's
+// external-provisioner and external-attacher defaults
+// (--retry-interval-start 1s, --retry-interval-max 5m). client-go's
+// default backoff grows to 1000 s, so a volume freed after a long
+// refusal (DeleteVolume of a volume still in use) would wait up to
+// about 16 minutes for its next try.
+const (
+	CSIRetryStart = time.Second
+	CSIRetryMax   = 5 * time.Minute
+)
+
+// NewCSIQueue returns a CSI controller's queue of object keys: per-key
+// exponential backoff from CSIRetryStart to CSIRetryMax, as upstream's
+// sidecars, named for its metrics.
+func NewCSIQueue(name string) workqueue.TypedRateLimitingInterface[string] {
+	return workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[string](CSIRetryStart, CSIRetryMax),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: name},
 	)
 }

@@ -85,7 +85,7 @@ func New(cfg Config) (*Controller, error) {
 		attachments: f.Storage().V1().VolumeAttachments().Lister(),
 		volumes:     f.Core().V1().PersistentVolumes().Lister(),
 		csiNodes:    f.Storage().V1().CSINodes().Lister(),
-		queue:       controller.NewQueue("csi-attacher"),
+		queue:       controller.NewCSIQueue("csi-attacher"),
 	}
 	onVA := func(obj any) {
 		if va, ok := obj.(*storagev1.VolumeAttachment); ok && va.Spec.Attacher == cfg.Driver {

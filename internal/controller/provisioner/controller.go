@@ -119,8 +119,8 @@ func New(cfg Config) (*Controller, error) {
 		classes:     f.Storage().V1().StorageClasses().Lister(),
 		nodes:       f.Core().V1().Nodes().Lister(),
 		csiNodes:    f.Storage().V1().CSINodes().Lister(),
-		claimQueue:  controller.NewQueue("csi-provisioner-claims"),
-		volumeQueue: controller.NewQueue("csi-provisioner-volumes"),
+		claimQueue:  controller.NewCSIQueue("csi-provisioner-claims"),
+		volumeQueue: controller.NewCSIQueue("csi-provisioner-volumes"),
 	}
 	claimHandler := func(obj any) {
 		if claim, ok := obj.(*v1.PersistentVolumeClaim); ok && c.forUs(claim) {
