@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
@@ -129,7 +130,12 @@ func (pw *podWorker) startContainer(ctx context.Context, pod *corev1.Pod, sandbo
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	id, err := pw.createAndStart(ctx, ref, sandboxID, cfg, sbCfg)
+	// A runtime call that hangs must not hold its token for good and
+	// stall every start on the node: the kubelet's CRI deadline
+	// (--runtime-request-timeout, 2 min) bounds it.
+	sctx, cancel := context.WithTimeout(ctx, runtimeRequestTimeout)
+	id, err := pw.createAndStart(sctx, ref, sandboxID, cfg, sbCfg)
+	cancel()
 	<-w.starts
 	if err != nil {
 		return err
@@ -147,6 +153,9 @@ func (pw *podWorker) startContainer(ctx context.Context, pod *corev1.Pod, sandbo
 	}
 	return nil
 }
+
+// runtimeRequestTimeout is the kubelet's default --runtime-request-timeout.
+const runtimeRequestTimeout = 2 * time.Minute
 
 // createAndStart creates the container (Step 2's end) and starts it
 // (Step 3), with upstream's events, and returns its ID. The caller holds
