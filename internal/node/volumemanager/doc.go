@@ -85,8 +85,11 @@
 // A record is written (fsync, rename, fsync) before anything of its
 // volume touches the host and removed only after the host is clean, so
 // after kill -9 at any point every possible mount has a record.
-// Reconstruction puts recorded volumes in the actual state as uncertain;
-// the reconciler then runs the plugin's idempotent SetUp again for a pod
+// Reconstruction puts recorded volumes and device (staging) mounts in the
+// actual state as uncertain, as upstream does, a device even when its
+// path is a mount point (NodeStage may have been cut short after its
+// mount); the reconciler then runs the plugin's idempotent MountDevice
+// and SetUp again for a pod
 // that still wants the volume (it finds the mount and mounts nothing) or
 // TearDown for one that does not. Nothing is torn down until the agent's
 // pod list is synced (PodsSynced) and the populator has made a full

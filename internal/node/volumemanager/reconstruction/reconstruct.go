@@ -59,19 +59,15 @@ func Reconstruct(ctx context.Context, cfg Config) (Result, error) {
 			res.Unknown = append(res.Unknown, d.Plugin+" "+d.VolumeName)
 			continue
 		}
-		mounted, err := cfg.Ops.IsMountPoint(d.MountPath)
-		if err != nil {
-			return res, err
-		}
-		if mounted {
-			cfg.Actual.MarkDeviceMounted(d.VolumeName, p, d.Spec(), d.MountPath)
-		} else {
-			// Not a mount point, yet MountDevice may have done its work
-			// elsewhere (a raw block staging, a driver without
-			// STAGE_UNSTAGE, a loop device attached) or half of it:
-			// only UnmountDevice, or MountDevice again, can tell.
-			cfg.Actual.MarkDeviceUncertain(d.VolumeName, p, d.Spec(), d.MountPath)
-		}
+		// Uncertain whether or not its path is a mount point, as
+		// upstream's reconstruction marks every device: a crash may have
+		// cut MountDevice short after the driver mounted (NodeStage can
+		// do more work after its mount), and a path that is no mount
+		// point may still hold MountDevice's work elsewhere (a raw block
+		// staging, a driver without STAGE_UNSTAGE, a loop device). Only
+		// MountDevice again (NodeStage is idempotent: nothing is mounted
+		// twice) or UnmountDevice can tell.
+		cfg.Actual.MarkDeviceUncertain(d.VolumeName, p, d.Spec(), d.MountPath)
 		res.Devices++
 	}
 	pods, err := os.ReadDir(filepath.Join(cfg.Store.Root, "pods"))

@@ -60,8 +60,11 @@ func TestReconstruct(t *testing.T) {
 	if !ok || !m.Uncertain || m.Spec.Volume.EmptyDir == nil || m.HostPath != "/x/a" {
 		t.Fatalf("reconstructed %+v", m)
 	}
-	if d, _ := actual.Device("dev-m"); !d.Mounted || d.Uncertain {
-		t.Fatalf("mounted device reconstructed as %+v", d)
+	// A device whose path is a mount point may still be half staged (a
+	// crash inside MountDevice after the driver's mount): uncertain, as
+	// upstream reconstructs every device, so MountDevice runs again.
+	if d, _ := actual.Device("dev-m"); !d.Mounted || !d.Uncertain {
+		t.Fatalf("mounted device reconstructed as %+v, want uncertain", d)
 	}
 	// A device record without a mount at its path (raw block staging, a
 	// driver that stages nothing there) may still hold a staged volume:
