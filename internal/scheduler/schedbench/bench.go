@@ -173,12 +173,12 @@ func runShape(ctx context.Context, cs kubernetes.Interface, cfg Config, shapeNam
 		return res, err
 	}
 	defer tr.stop()
-	var pt *phaseTracker
+	var pt *podbench.ClaimMarks
 	if withClaim {
 		if pt, err = startPhaseTracker(ctx, cs); err != nil {
 			return res, err
 		}
-		defer pt.stop()
+		defer pt.Stop()
 	}
 	created := make([]time.Time, cfg.Pods)
 	start := time.Now()
@@ -210,7 +210,7 @@ func runShape(ctx context.Context, cs kubernetes.Interface, cfg Config, shapeNam
 	}
 	res.wall = last.Sub(start)
 	if pt != nil {
-		res.phases = pt.split(created, func(i int) time.Time { return bound[fmt.Sprintf("bench-%s-%05d", shapeName, i)] }, claimName)
+		res.phases = splitPhases(pt, created, func(i int) time.Time { return bound[fmt.Sprintf("bench-%s-%05d", shapeName, i)] }, claimName)
 	}
 	return res, nil
 }

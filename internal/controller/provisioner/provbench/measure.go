@@ -29,7 +29,7 @@ func measureClaims(ctx context.Context, cs kubernetes.Interface, claims *marker,
 	if err != nil {
 		return err
 	}
-	defer phases.stop()
+	defer phases.Stop()
 	errs := make([]error, cfg.Claims)
 	returned := make([]time.Time, cfg.Claims)
 	first := time.Now()
@@ -57,7 +57,7 @@ func measureClaims(ctx context.Context, cs kubernetes.Interface, claims *marker,
 	}
 	res.ClaimsAll = latest(bound).Sub(first)
 	res.ClaimsCreated = latest(returned).Sub(first)
-	res.ClaimPhases = phases.split(created)
+	res.ClaimPhases = splitPhases(phases, created)
 	return nil
 }
 

@@ -2,15 +2,11 @@ package provbench
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
 
 	"volplane/internal/node/podbench"
 )
@@ -19,67 +15,25 @@ import (
 // claim, the first step of its path.
 const annStorageProvisioner = "volume.kubernetes.io/storage-provisioner"
 
-// phaseTracker notes, per claim of the bench's namespace, when the bench
-// first saw the PV controller ask for provisioning (the annotation), a
-// volume carrying the claim's claimRef (the provisioner's PV write) and
-// the claim Bound (the PV controller's last write), so that a claim's
-// time splits into the three components' shares.
-type phaseTracker struct {
-	stopCh                   chan struct{}
-	mu                       sync.Mutex
-	asked, volume, boundSeen map[string]time.Time
-}
+// Steps of an Immediate claim the bench notes (podbench.ClaimMarks): the
+// PV controller asks for provisioning (the annotation), a volume carries
+// the claim's claimRef (the provisioner's PV write), the claim is Bound
+// (the PV controller's last write).
+const (
+	stepAsked  = "asked"
+	stepVolume = "volume"
+	stepBound  = "bound"
+)
 
-func startPhaseTracker(ctx context.Context, cs kubernetes.Interface) (*phaseTracker, error) {
-	f := informers.NewSharedInformerFactory(cs, 0)
-	t := &phaseTracker{stopCh: make(chan struct{}), asked: map[string]time.Time{}, volume: map[string]time.Time{}, boundSeen: map[string]time.Time{}}
-	first := func(m map[string]time.Time, key string) {
-		now := time.Now()
-		t.mu.Lock()
-		if _, seen := m[key]; !seen {
-			m[key] = now
-		}
-		t.mu.Unlock()
-	}
-	onVolume := func(obj any) {
-		if pv, ok := obj.(*v1.PersistentVolume); ok && pv.Spec.ClaimRef != nil && pv.Spec.ClaimRef.Namespace == namespace {
-			first(t.volume, pv.Spec.ClaimRef.Name)
-		}
-	}
-	onClaim := func(obj any) {
-		pvc, ok := obj.(*v1.PersistentVolumeClaim)
-		if !ok || pvc.Namespace != namespace {
-			return
-		}
-		if _, ok := pvc.Annotations[annStorageProvisioner]; ok {
-			first(t.asked, pvc.Name)
-		}
-		if pvc.Status.Phase == v1.ClaimBound {
-			first(t.boundSeen, pvc.Name)
-		}
-	}
-	pvs := f.Core().V1().PersistentVolumes().Informer()
-	pvcs := f.Core().V1().PersistentVolumeClaims().Informer()
-	for _, h := range []struct {
-		inf cache.SharedIndexInformer
-		fn  func(any)
-	}{{pvs, onVolume}, {pvcs, onClaim}} {
-		if _, err := h.inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    h.fn,
-			UpdateFunc: func(_, obj any) { h.fn(obj) },
-		}); err != nil {
-			return nil, fmt.Errorf("watch volumes and claims: %w", err)
-		}
-	}
-	f.Start(t.stopCh)
-	if !cache.WaitForCacheSync(ctx.Done(), pvs.HasSynced, pvcs.HasSynced) {
-		close(t.stopCh)
-		return nil, errors.New("volume and claim informers did not sync")
-	}
-	return t, nil
+func startPhaseTracker(ctx context.Context, cs kubernetes.Interface) (*podbench.ClaimMarks, error) {
+	return podbench.StartClaimMarks(ctx, cs, namespace,
+		podbench.ClaimStep{Name: stepAsked, Claim: func(pvc *v1.PersistentVolumeClaim) bool {
+			_, ok := pvc.Annotations[annStorageProvisioner]
+			return ok
+		}},
+		podbench.ClaimStep{Name: stepVolume, Volume: func(*v1.PersistentVolume) bool { return true }},
+		podbench.ClaimStep{Name: stepBound, Claim: func(pvc *v1.PersistentVolumeClaim) bool { return pvc.Status.Phase == v1.ClaimBound }})
 }
-
-func (t *phaseTracker) stop() { close(t.stopCh) }
 
 // Phases split the Immediate claims' time: create call -> provisioning
 // asked (PV controller), -> PV written (provisioner: CreateVolume and the
@@ -90,16 +44,15 @@ type Phases struct {
 	Missing int
 }
 
-// split splits each claim's time; created[i] is claim i's create call.
-func (t *phaseTracker) split(created []time.Time) Phases {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+// splitPhases splits each claim's time at the notes of marks;
+// created[i] is claim i's create call.
+func splitPhases(marks *podbench.ClaimMarks, created []time.Time) Phases {
 	var p Phases
 	for i, c := range created {
 		name := claimName(i)
-		asked, ok1 := t.asked[name]
-		vol, ok2 := t.volume[name]
-		bound, ok3 := t.boundSeen[name]
+		asked, ok1 := marks.At(stepAsked, name)
+		vol, ok2 := marks.At(stepVolume, name)
+		bound, ok3 := marks.At(stepBound, name)
 		if !ok1 || !ok2 || !ok3 {
 			p.Missing++
 			continue
