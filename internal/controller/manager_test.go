@@ -29,17 +29,9 @@ func (c countingController) Run(ctx context.Context) {
 // returning.
 func TestLostLeaseCampaignsAgain(t *testing.T) {
 	var starts, running atomic.Int32
-	m, err := New(Config{
-		REST:          &rest.Config{Host: "unused"},
-		LeaderElect:   true,
-		Identity:      "me",
-		LeaseDuration: 600 * time.Millisecond,
-		RenewDeadline: 400 * time.Millisecond,
-		RetryPeriod:   100 * time.Millisecond,
-		Controllers: []Descriptor{{Name: "counting", Init: func(context.Context, *Context) (Controller, error) {
-			return countingController{&starts, &running}, nil
-		}}},
-	})
+	m, err := electingManager(Descriptor{Name: "counting", Init: func(context.Context, *Context) (Controller, error) {
+		return countingController{&starts, &running}, nil
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +90,19 @@ func TestLostLeaseCampaignsAgain(t *testing.T) {
 	}
 }
 
+// electingManager is a manager of d that elects with short lease times.
+func electingManager(d Descriptor) (*Manager, error) {
+	return New(Config{
+		REST:          &rest.Config{Host: "unused"},
+		LeaderElect:   true,
+		Identity:      "me",
+		LeaseDuration: 600 * time.Millisecond,
+		RenewDeadline: 400 * time.Millisecond,
+		RetryPeriod:   100 * time.Millisecond,
+		Controllers:   []Descriptor{d},
+	})
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -112,17 +117,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // TestFailedStartReleasesLease: a controller that cannot be built ends
 // run with its error instead of holding the Lease while running nothing.
 func TestFailedStartReleasesLease(t *testing.T) {
-	m, err := New(Config{
-		REST:          &rest.Config{Host: "unused"},
-		LeaderElect:   true,
-		Identity:      "me",
-		LeaseDuration: 600 * time.Millisecond,
-		RenewDeadline: 400 * time.Millisecond,
-		RetryPeriod:   100 * time.Millisecond,
-		Controllers: []Descriptor{{Name: "broken", Init: func(context.Context, *Context) (Controller, error) {
-			return nil, errors.New("no such thing")
-		}}},
-	})
+	m, err := electingManager(Descriptor{Name: "broken", Init: func(context.Context, *Context) (Controller, error) {
+		return nil, errors.New("no such thing")
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
