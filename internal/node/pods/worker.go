@@ -100,9 +100,16 @@ func (pw *podWorker) update(pod *corev1.Pod, deleted bool) {
 }
 
 func (pw *podWorker) currentPod() *corev1.Pod {
+	return pw.sharedPod().DeepCopy()
+}
+
+// sharedPod is the pod object as the informer delivered it, shared with
+// the informer's cache: update replaces it and nothing modifies it, so
+// readers that only read need no copy.
+func (pw *podWorker) sharedPod() *corev1.Pod {
 	pw.mu.Lock()
 	defer pw.mu.Unlock()
-	return pw.pod.DeepCopy()
+	return pw.pod
 }
 
 func (pw *podWorker) isTerminated() bool {

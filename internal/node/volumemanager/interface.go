@@ -71,7 +71,8 @@ type SubPathRequest struct {
 type PodStates interface {
 	// Pods returns every pod bound to this node that the agent has not
 	// finished with, terminated ones included, until their volumes are
-	// down and the agent forgets them.
+	// down and the agent forgets them. The objects are shared with the
+	// agent's informer: read them, never modify them.
 	Pods() []*corev1.Pod
 	// ContainersTerminated reports whether every container of the pod
 	// with this UID is stopped and none will start again (the pod is
