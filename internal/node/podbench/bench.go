@@ -164,7 +164,9 @@ func measure(ctx context.Context, cs kubernetes.Interface, cfg Config, dataDir s
 	}
 	// The floor runs on the same machine with the cluster up and idle, as
 	// it was before the burst.
-	floor, err := noderuntime.RuncFloor(ctx, cfg.Runc, dataDir, cfg.Pods)
+	// The lanes are the agent's default bound on parallel creates and
+	// starts (pods.Config.MaxParallelStarts, twice the cores).
+	floor, err := noderuntime.RuncFloor(ctx, cfg.Runc, dataDir, cfg.Pods, 2*res.Cores)
 	if err != nil {
 		return res, fmt.Errorf("runc floor: %w", err)
 	}
@@ -267,6 +269,8 @@ func (r Result) Rows(cfg Config) []Row {
 		{fmt.Sprintf("runc floor: %d bare runc run, wall", n), Millis(wall), fmt.Sprintf("%s per run", Millis(wall/time.Duration(max(n, 1))))},
 		{fmt.Sprintf("runc floor: %d bare runc run, CPU", n), Millis(r.Floor.CPU), fmt.Sprintf("%s per run, user+system", Millis(r.Floor.CPU/time.Duration(max(n, 1))))},
 		{"runc floor = wall / cores", Millis(floor), fmt.Sprintf("%d cores", r.Cores)},
+		{fmt.Sprintf("runc floor: %d bare runc run in %d lanes at once, wall", n, r.Floor.Lanes), Millis(r.Floor.LanesWall), fmt.Sprintf("%s CPU per run; what runc gives side by side, the way a burst starts containers", Millis(r.Floor.LanesCPU/time.Duration(max(n, 1))))},
+		{fmt.Sprintf("%d at once: all Running / floor in lanes", len(r.Burst)), fmt.Sprintf("%.2fx", float64(r.AllUp)/float64(max(r.Floor.LanesWall, 1))), "the agent's cost over runc's own"},
 		{"with volumes: lone pod created -> Running p50", Millis(Percentile(r.VolLone, 50)), "each pod: a pre-bound hostPath claim, a configMap, a secret, a projected token, an emptyDir"},
 		{"with volumes: lone pod created -> Running p99", Millis(Percentile(r.VolLone, 99)), ""},
 		{fmt.Sprintf("with volumes: %d at once: created -> Running p50", len(r.VolBurst)), Millis(Percentile(r.VolBurst, 50)), ""},

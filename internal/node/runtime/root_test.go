@@ -400,12 +400,13 @@ func TestExec(t *testing.T) {
 func TestStartCost(t *testing.T) {
 	e := newTestEnv(t)
 	const n = 5
-	floor, err := RuncFloor(e.ctx, "", e.dir, n)
+	floor, err := RuncFloor(e.ctx, "", e.dir, n, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(floor.Runs) != n {
-		t.Fatalf("floor ran %d times, want %d", len(floor.Runs), n)
+	if len(floor.Runs) != n || floor.Lanes != 2 || floor.LanesWall <= 0 || floor.LanesCPU <= 0 {
+		t.Fatalf("floor ran %d times one after another (want %d) and %d lanes for %v, %v CPU (want 2 lanes, some time)",
+			len(floor.Runs), n, floor.Lanes, floor.LanesWall, floor.LanesCPU)
 	}
 	var bare time.Duration
 	for _, d := range floor.Runs {
@@ -428,7 +429,7 @@ func TestStartCost(t *testing.T) {
 			t.Fatalf("true exited %d", st.ExitCode)
 		}
 	}
-	t.Logf("bare runc run (create, start, exit, delete): %v each, %v CPU each", bare/n, floor.CPU/n)
+	t.Logf("bare runc run (create, start, exit, delete): %v each, %v CPU each; %d in 2 lanes: %v, %v CPU", bare/n, floor.CPU/n, n, floor.LanesWall, floor.LanesCPU)
 	t.Logf("CreateContainer %v + StartContainer %v = %v each", create/n, start/n, (create+start)/n)
 }
 
