@@ -25,7 +25,14 @@
 //     unattached volumes=[...], failed to process volumes=[...]: context
 //     deadline exceeded") for the agent's FailedMount event. The
 //     manager emits its own FailedMount / FailedMapVolume events for the
-//     individual failures.
+//     individual failures. When the wait timed out and the plugin of a
+//     volume still unattached says the node is out of attachment slots
+//     (VerifyExhaustedResource: the CSI attach answered
+//     ResourceExhausted), the error is a *VolumeAttachLimitExceededError
+//     instead (upstream's text, "Node has reached its volume attachment
+//     limit, rejecting pod. ..."): the agent then rejects the pod as the
+//     kubelet does, a Warning event and the pod Failed with reason
+//     VolumeAttachmentLimitExceeded, and starts none of its containers.
 //  3. The agent then calls PodVolumes(pod.UID): by the pod's volume name,
 //     where each volume is on the host (a directory for filesystem
 //     volumes, a device node for block volumes) and whether it is

@@ -8,7 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"volplane/internal/node/plugins"
+	"volplane/internal/node/volumemanager/cache"
 	"volplane/internal/node/volumemanager/populator"
 )
 
@@ -59,14 +59,19 @@ func (m *Manager) WaitForAttachAndMount(ctx context.Context, pod *corev1.Pod) er
 	}
 }
 
-// mountError is upstream's error text for volumes that did not come up.
+// mountError is upstream's error for volumes that did not come up: a
+// *VolumeAttachLimitExceededError when the wait timed out and the plugin
+// of an unattached volume says the node ran out of attachment slots,
+// else "unmounted volumes=[...], unattached volumes=[...], failed to
+// process volumes=[...]: <err>".
 func (m *Manager) mountError(pod *corev1.Pod, unmounted []string, err error) error {
 	desired := m.desired.PodVolumes(pod.UID)
 	attached := map[corev1.UniqueVolumeName]bool{}
 	for _, a := range m.cfg.AttachedVolumes() {
 		attached[a.Name] = true
 	}
-	unattached, notInDSW, exhausted := []string{}, []string{}, false
+	unattached, notInDSW := []string{}, []string{}
+	var unattachedSpecs []cache.VolumeToMount
 	for _, name := range unmounted {
 		v, ok := desired[name]
 		if !ok {
@@ -75,17 +80,18 @@ func (m *Manager) mountError(pod *corev1.Pod, unmounted []string, err error) err
 		}
 		if v.Attachable && !attached[corev1.UniqueVolumeName(v.VolumeName)] {
 			unattached = append(unattached, name)
-			// Upstream's VerifyExhaustedResource (KEP-4876): the CSI plugin
-			// refreshes the CSINode's allocatable count when the attach
-			// failed with ResourceExhausted.
-			if vr, ok := v.Plugin.(interface{ VerifyExhaustedResource(*plugins.Spec) bool }); ok &&
-				errors.Is(err, context.DeadlineExceeded) && vr.VerifyExhaustedResource(v.Spec) {
-				exhausted = true
-			}
+			unattachedSpecs = append(unattachedSpecs, v)
 		}
 	}
-	if exhausted {
-		err = fmt.Errorf("node has reached its volume attachment limit: %w", err)
+	if errors.Is(err, context.DeadlineExceeded) {
+		for _, v := range unattachedSpecs {
+			// The CSI plugin refreshes the CSINode's allocatable count
+			// when it says true.
+			if vr, ok := v.Plugin.(exhaustVerifier); ok && vr.VerifyExhaustedResource(v.Spec) {
+				return &VolumeAttachLimitExceededError{UnmountedVolumes: unmounted, UnattachedVolumes: unattached,
+					VolumesNotInDSW: notInDSW, OriginalError: err}
+			}
+		}
 	}
 	return fmt.Errorf("unmounted volumes=%v, unattached volumes=%v, failed to process volumes=%v: %w",
 		unmounted, unattached, notInDSW, err)
