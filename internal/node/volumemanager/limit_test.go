@@ -21,9 +21,11 @@ type attachPlugin struct {
 	asked     int
 }
 
-func (p *attachPlugin) Name() string                    { return "test/attach" }
-func (p *attachPlugin) Init(*plugins.Host) error        { return nil }
-func (p *attachPlugin) CanSupport(s *plugins.Spec) bool { return s.Volume != nil && s.Volume.CSI != nil }
+func (p *attachPlugin) Name() string             { return "test/attach" }
+func (p *attachPlugin) Init(*plugins.Host) error { return nil }
+func (p *attachPlugin) CanSupport(s *plugins.Spec) bool {
+	return s.Volume != nil && s.Volume.CSI != nil
+}
 func (p *attachPlugin) VolumeName(s *plugins.Spec, _ *corev1.Pod) (string, error) {
 	return "test/attach/" + s.Volume.CSI.Driver + "^" + s.Name, nil
 }
