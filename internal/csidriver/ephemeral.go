@@ -137,24 +137,14 @@ func (d *Driver) publishEphemeral(ctx context.Context, req *csi.NodePublishVolum
 	}
 	t := state.Target{ReadOnly: req.GetReadonly(), AccessMode: int32(req.GetVolumeCapability().GetAccessMode().GetMode()),
 		MountFlags: req.GetVolumeCapability().GetMount().GetMountFlags()}
-	if old, ok := v.Targets[target]; ok {
-		t.Created = old.Created
-	} else if len(v.Targets) > 0 {
-		return nil, errorf(codes.FailedPrecondition, "ephemeral volume %s is already published elsewhere", id)
-	}
-	// publish binds from the staging path; an ephemeral volume is bound
-	// from its directory in the pool.
-	probe := v
-	probe.Staged = &state.Staging{Path: d.pool.DirPath(id)}
-	if err := d.publish(ctx, &probe, target, &t); err != nil {
+	err = d.publishAt(ctx, &v, d.pool.DirPath(id), target, t, func() error {
+		if len(v.Targets) > 0 {
+			return errorf(codes.FailedPrecondition, "ephemeral volume %s is already published elsewhere", id)
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
-	}
-	if v.Targets == nil {
-		v.Targets = map[string]state.Target{}
-	}
-	v.Targets[target] = t
-	if err := d.store.PutVolume(v); err != nil {
-		return nil, hostError(err, "record publication of volume %s", id)
 	}
 	return &csi.NodePublishVolumeResponse{}, nil
 }

@@ -71,6 +71,12 @@ func TestEphemeralLifecycle(t *testing.T) {
 	// Another size for the same handle is another volume.
 	_, err = d.NodePublishVolume(ctx, ephemeralReq(id, target, map[string]string{ParamSize: "9Mi"}))
 	wantCode(t, err, codes.AlreadyExists)
+	// So is a repeat at the target with other arguments (the spec's rule
+	// for every publication).
+	ro := ephemeralReq(id, target, map[string]string{ParamSize: "8Mi"})
+	ro.Readonly = true
+	_, err = d.NodePublishVolume(ctx, ro)
+	wantCode(t, err, codes.AlreadyExists)
 
 	for i := 0; i < 2; i++ {
 		_, err := d.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: id, TargetPath: target})

@@ -69,39 +69,62 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 		AccessMode: int32(mode),
 		MountFlags: c.GetMount().GetMountFlags(),
 	}
-	if old, ok := v.Targets[target]; ok {
-		t.Created = old.Created
-		if !reflect.DeepEqual(old, t) {
-			return nil, errorf(codes.AlreadyExists, "volume %s is published at %s with other arguments", id, target)
-		}
-	} else {
+	source := v.Staged.Path
+	if t.Block {
+		source = v.Staged.Device
+	}
+	err = d.publishAt(ctx, &v, source, target, t, func() error {
 		for other, o := range v.Targets {
 			if mode != csi.VolumeCapability_AccessMode_SINGLE_NODE_MULTI_WRITER ||
 				o.AccessMode != int32(csi.VolumeCapability_AccessMode_SINGLE_NODE_MULTI_WRITER) {
-				return nil, errorf(codes.FailedPrecondition, "volume %s is already published at %s and its access mode allows one target", id, other)
+				return errorf(codes.FailedPrecondition, "volume %s is already published at %s and its access mode allows one target", id, other)
 			}
 		}
 		if len(v.Targets) == 0 {
 			if n := d.countVolumes(func(o *state.Volume) bool { return o.ID != id && len(o.Targets) > 0 }); int64(n) >= d.cfg.MaxVolumesPerNode {
-				return nil, errorf(codes.ResourceExhausted, "%d volumes are published on this node, the maximum", n)
+				return errorf(codes.ResourceExhausted, "%d volumes are published on this node, the maximum", n)
 			}
 		}
-	}
-	if err := d.publish(ctx, &v, target, &t); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, err
+	}
+	return &csi.NodePublishVolumeResponse{}, nil
+}
+
+// publishAt ends every NodePublishVolume, of a staged volume and of an
+// ephemeral one: a repeat at a target v is published at already must ask
+// what the first asked (AlreadyExists otherwise, as the spec says) and
+// keeps the first's Created mark; a new target must pass admit, which
+// sees v's other publications. Then source (the staged directory or
+// device, or an ephemeral volume's directory in the pool) is bound on
+// the target and the publication recorded. The caller holds v's lock.
+func (d *Driver) publishAt(ctx context.Context, v *state.Volume, source, target string, t state.Target, admit func() error) error {
+	if old, ok := v.Targets[target]; ok {
+		t.Created = old.Created
+		if !reflect.DeepEqual(old, t) {
+			return errorf(codes.AlreadyExists, "volume %s is published at %s with other arguments", v.ID, target)
+		}
+	} else if err := admit(); err != nil {
+		return err
+	}
+	if err := d.publish(ctx, v, source, target, &t); err != nil {
+		return err
 	}
 	if v.Targets == nil {
 		v.Targets = map[string]state.Target{}
 	}
 	v.Targets[target] = t
-	if err := d.store.PutVolume(v); err != nil {
-		return nil, hostError(err, "record publication of volume %s", id)
+	if err := d.store.PutVolume(*v); err != nil {
+		return hostError(err, "record publication of volume %s", v.ID)
 	}
-	return &csi.NodePublishVolumeResponse{}, nil
+	return nil
 }
 
-// publish does the host work of NodePublishVolume, idempotently.
-func (d *Driver) publish(ctx context.Context, v *state.Volume, target string, t *state.Target) error {
+// publish does the host work of publishAt, idempotently: source bound on
+// target.
+func (d *Driver) publish(ctx context.Context, v *state.Volume, source, target string, t *state.Target) error {
 	opts, err := hostops.ParseMountOptions(t.MountFlags)
 	if err != nil {
 		return errorf(codes.InvalidArgument, "mount flags: %w", err)
@@ -119,10 +142,6 @@ func (d *Driver) publish(ctx context.Context, v *state.Volume, target string, t 
 	}
 	if t.ReadOnly {
 		flags = append(flags, "ro")
-	}
-	source := v.Staged.Path
-	if t.Block {
-		source = v.Staged.Device
 	}
 	opened, err := openTarget(target, t.Block)
 	if err != nil {
