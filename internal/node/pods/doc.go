@@ -47,7 +47,12 @@
 // that alone, so nothing is remembered that a restart could lose except
 // the crash-loop backoff and the probe results:
 //
-//	running pod:   WaitForAttachAndMount -> RunPodSandbox (host network; a
+//	running pod:   WaitForAttachAndMount (a *VolumeAttachLimitExceededError
+//	               rejects the pod as the kubelet's rejectPod: a Warning
+//	               event VolumeAttachmentLimitExceeded with the error's
+//	               text, then it is stopped as finished, Failed with that
+//	               reason and "Pod was rejected: <text>", no container
+//	               started) -> RunPodSandbox (host network; a
 //	               dead sandbox is replaced with the next attempt and its
 //	               containers stopped) -> init containers one at a time in
 //	               order (sidecars, restartPolicy Always, keep running and
@@ -86,7 +91,8 @@
 // started", Killing "Stopping container x", BackOff "Back-off restarting
 // failed container x in pod p_ns(uid)", Unhealthy "Liveness probe failed:
 // ...", Failed "Error: ...", FailedMount "Unable to attach or mount
-// volumes: ...", FailedPostStartHook, FailedPreStopHook, DeadlineExceeded.
+// volumes: ...", FailedPostStartHook, FailedPreStopHook, DeadlineExceeded,
+// VolumeAttachmentLimitExceeded.
 //
 // Restarts follow restartPolicy (Always, OnFailure, Never; a container's
 // own restartPolicy wins; sidecars always restart) with upstream's
@@ -145,6 +151,9 @@
 //   - A deletion's shorter grace period arriving while containers are
 //     already stopping does not cut the running stop short.
 //   - Service links of Services other than kubernetes are not injected.
+//   - A pod rejected for its volume attachment limit is not counted in a
+//     kubelet_admission_rejections_total metric: the agent keeps no
+//     admission metrics.
 //
 // # Environment
 //

@@ -3,12 +3,15 @@ package pods
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"volplane/internal/node/volumemanager"
 )
 
 func TestActiveDeadline(t *testing.T) {
@@ -64,6 +67,61 @@ func TestEvict(t *testing.T) {
 	}
 	if ev := h.drainEvents(); !hasEvent(ev, "Warning Evicted "+msg) {
 		t.Errorf("events %q", ev)
+	}
+}
+
+// A pod whose volumes cannot be attached because the node is out of
+// attachment slots is rejected as the kubelet's rejectPod: a Warning
+// event VolumeAttachmentLimitExceeded with the error's text, the pod
+// Failed with that reason and "Pod was rejected: " + the text, no
+// sandbox or container ever made, and the object kept.
+func TestAttachLimitRejectsPod(t *testing.T) {
+	pod := testPod("lim", ctr("app"))
+	h := newHarness(t, pod)
+	limit := &volumemanager.VolumeAttachLimitExceededError{UnmountedVolumes: []string{"data"},
+		UnattachedVolumes: []string{"data"}, VolumesNotInDSW: []string{}, OriginalError: context.DeadlineExceeded}
+	const msg = "Node has reached its volume attachment limit, rejecting pod. unmounted volumes=[data], unattached volumes=[data], failed to process volumes=[]: context deadline exceeded"
+	h.volumes.mountErr = fmt.Errorf("waiting: %w", limit)
+	pw := h.worker(pod)
+	for i := 0; i < 3 && !pw.isTerminated(); i++ {
+		h.sync(pw)
+	}
+	if !pw.isTerminated() {
+		t.Fatal("the rejected pod's worker did not stop it")
+	}
+	got := h.apiPod(pod)
+	if got.Status.Phase != corev1.PodFailed || got.Status.Reason != "VolumeAttachmentLimitExceeded" || got.Status.Message != "Pod was rejected: "+msg {
+		t.Errorf("status %s %q %q", got.Status.Phase, got.Status.Reason, got.Status.Message)
+	}
+	ev := h.drainEvents()
+	if !hasEvent(ev, "Warning VolumeAttachmentLimitExceeded "+msg) {
+		t.Errorf("events %q", ev)
+	}
+	if n := strings.Count(strings.Join(ev, "\n"), "VolumeAttachmentLimitExceeded"); n != 1 {
+		t.Errorf("%d VolumeAttachmentLimitExceeded events, want 1: %q", n, ev)
+	}
+	if hasEvent(ev, "FailedMount") {
+		t.Errorf("a FailedMount event for a rejected pod: %q", ev)
+	}
+	if len(h.rt.Sandboxes) != 0 || len(h.rt.Containers) != 0 {
+		t.Errorf("sandboxes %d, containers %d: a rejected pod must start nothing", len(h.rt.Sandboxes), len(h.rt.Containers))
+	}
+	// It stays Failed and the object is kept, however often it is
+	// synced; the mount wait is not tried again.
+	before := strings.Count(strings.Join(h.log.get(), ","), "WaitForAttachAndMount")
+	h.volumes.mountErr = nil
+	h.sync(pw)
+	if after := strings.Count(strings.Join(h.log.get(), ","), "WaitForAttachAndMount"); after != before {
+		t.Errorf("WaitForAttachAndMount called again after the rejection")
+	}
+	if got := h.apiPod(pod); got.Status.Phase != corev1.PodFailed || got.Status.Reason != "VolumeAttachmentLimitExceeded" {
+		t.Errorf("after another sync: %s %q", got.Status.Phase, got.Status.Reason)
+	}
+	if hasEvent(h.drainEvents(), "VolumeAttachmentLimitExceeded") {
+		t.Error("the rejection event sent again")
+	}
+	if strings.Contains(strings.Join(h.log.get(), ","), "delete pod") {
+		t.Error("the rejected pod's object was deleted; upstream keeps it as a Failed pod")
 	}
 }
 

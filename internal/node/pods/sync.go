@@ -10,6 +10,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"volplane/internal/logging"
+	"volplane/internal/node/volumemanager"
 )
 
 // mountTimeout bounds one wait for a pod's volumes, upstream's 2m3s.
@@ -20,18 +21,20 @@ const errorRetry = 10 * time.Second
 
 // shouldStop reports whether the pod's containers must stop now: the
 // object is gone or being deleted, the pod is finished (by the API's
-// phase or by its containers), activeDeadlineSeconds passed or the pod
-// was evicted. why is the pod-level reason of a stop the node decided
+// phase or by its containers), activeDeadlineSeconds passed, or the pod
+// was evicted or rejected. why is the pod-level reason of a stop the node decided
 // (DeadlineExceeded, Evicted), nil otherwise.
 func (pw *podWorker) shouldStop(pod *corev1.Pod, rt *podRuntime, deleted bool) (stop bool, why *waitReason) {
 	pw.mu.Lock()
-	evicted := pw.evicted
+	evicted, rejected := pw.evicted, pw.rejected
 	pw.mu.Unlock()
 	switch {
 	case deleted, pod.DeletionTimestamp != nil:
 		return true, nil
 	case pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed:
 		return true, nil
+	case rejected:
+		return true, nil // reject sent the event and set podReason
 	case evicted != nil:
 		return true, evicted
 	case pw.pastDeadline(pod):
@@ -83,6 +86,11 @@ func (pw *podWorker) syncRunning(ctx context.Context, pod *corev1.Pod, rt *podRu
 	if err := pw.waitForVolumes(ctx, pod); err != nil {
 		if ctx.Err() != nil || pw.stopping() {
 			return 0
+		}
+		var limit *volumemanager.VolumeAttachLimitExceededError
+		if errors.As(err, &limit) {
+			pw.reject(pod, volumemanager.VolumeAttachmentLimitExceededReason, limit.Error())
+			return 0 // the next sync stops the pod and writes Failed
 		}
 		w.cfg.Recorder.Eventf(pod, corev1.EventTypeWarning, eventFailedMount, "Unable to attach or mount volumes: %v", err)
 		_ = pw.writeStatus(ctx, pod, rt, false)
@@ -237,6 +245,20 @@ func (pw *podWorker) waitForVolumes(ctx context.Context, pod *corev1.Pod) error 
 		return context.Canceled
 	}
 	return pw.w.cfg.Volumes.WaitForAttachAndMount(ctx, pod)
+}
+
+// reject is the kubelet's rejectPod for a pod the node cannot run (its
+// volumes cannot be attached: the node is out of attachment slots): a
+// Warning event with reason and message, and the pod Failed with reason
+// and "Pod was rejected: <message>". The pod is stopped for good by the
+// next sync; its containers never start, its volumes are torn down, and
+// the object stays as a Failed pod for its controller to replace.
+func (pw *podWorker) reject(pod *corev1.Pod, reason, message string) {
+	pw.w.cfg.Recorder.Eventf(pod, corev1.EventTypeWarning, reason, "%s", message)
+	pw.mu.Lock()
+	pw.rejected = true
+	pw.podReason = &waitReason{Reason: reason, Message: "Pod was rejected: " + message}
+	pw.mu.Unlock()
 }
 
 // newSandbox replaces a missing or dead sandbox: containers of the old

@@ -44,10 +44,13 @@ type podWorker struct {
 	reasons map[string]waitReason
 	probes  *podProbes
 	// podReason is the pod-level reason and message of a pod the node
-	// stopped: its active deadline passed, or it was evicted.
+	// stopped: its active deadline passed, or it was evicted or rejected.
 	podReason *waitReason
 	// evicted is set by Workers.Evict: the pod is stopped for it.
 	evicted *waitReason
+	// rejected is set by reject: the pod is stopped for good, its
+	// event already sent and podReason set.
+	rejected bool
 }
 
 // waitReason is a container's waiting reason and message. A failed

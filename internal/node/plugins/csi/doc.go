@@ -118,10 +118,11 @@
 // the driver's CSIDriver sets nodeAllocatableUpdatePeriodSeconds and the
 // VolumeAttachment's attachError.errorCode is ResourceExhausted; the
 // plugin then refreshes the driver's CSINode allocatable count at once
-// (Config.RefreshAllocatable, the plugin watcher's). Upstream's kubelet
-// also rejects the pod (Failed, VolumeAttachmentLimitExceeded) so that its
-// controller makes one the scheduler places elsewhere; volplane's pod
-// worker does not yet: the pod keeps waiting with the error.
+// (Config.RefreshAllocatable, the plugin watcher's). The volume manager
+// then ends the pod's wait with a VolumeAttachLimitExceededError and the
+// pod worker rejects the pod as upstream's kubelet does (Failed, reason
+// VolumeAttachmentLimitExceeded), so that its controller makes one the
+// scheduler places elsewhere.
 //
 // Not yet: abnormal volume conditions as events (this CSI spec module has
 // no volume_condition field). volume_mount_group is passed to
