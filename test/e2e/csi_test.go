@@ -4,15 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/container-storage-interface/spec/lib/go/csi"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	v1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -50,9 +46,8 @@ func TestCSIControllerSidecar(t *testing.T) {
 	t.Cleanup(func() { p.Stop(); hostopstest.Teardown(t, p.DataDir) })
 	base := t.TempDir()
 	t.Cleanup(func() { hostopstest.Teardown(t, base) })
-	sock := filepath.Join(base, "csi.sock")
-	startProcess(t, base, "", "csi", "--driver-name", sidecarDriver, "--endpoint", "unix://"+sock, "--pool", filepath.Join(base, "pool"),
-		"--pool-size", "1Gi", "--node-id", "e2e-node")
+	sock := driverSock(base)
+	startDriver(t, base, sidecarDriver, "e2e-node", "")
 	startProcess(t, base, "", "csi-controller", "--csi-address", "unix://"+sock, "--kubeconfig", p.Kubeconfig(),
 		"--leader-election-namespace", "default")
 	cs := p.Client()
@@ -95,18 +90,7 @@ spec:
   accessModes: [ReadWriteOnce]
   resources: {requests: {storage: 512Mi}}
 `)
-	var pv *v1.PersistentVolume
-	eventually(t, 2*time.Minute, func() error {
-		c, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, "data", metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if c.Status.Phase != v1.ClaimBound {
-			return fmt.Errorf("claim is %s", c.Status.Phase)
-		}
-		pv, err = cs.CoreV1().PersistentVolumes().Get(ctx, c.Spec.VolumeName, metav1.GetOptions{})
-		return err
-	})
+	pv := waitBoundPV(t, cs, "data", nil)
 	if want := "pvc-"; !strings.HasPrefix(pv.Name, want) || pv.Spec.CSI == nil || pv.Spec.CSI.Driver != sidecarDriver {
 		t.Fatalf("PV %s source %+v", pv.Name, pv.Spec.CSI)
 	}
@@ -114,7 +98,7 @@ spec:
 		!slices.Contains(pv.Finalizers, "external-provisioner.volume.kubernetes.io/finalizer") {
 		t.Errorf("PV annotations %v finalizers %v", pv.Annotations, pv.Finalizers)
 	}
-	if ids := backend(); !slices.Contains(ids, pv.Spec.CSI.VolumeHandle) || len(ids) != 1 {
+	if ids := backend(); !mapHas(ids, pv.Spec.CSI.VolumeHandle) || len(ids) != 1 {
 		t.Errorf("driver volumes %v, want only %s", ids, pv.Spec.CSI.VolumeHandle)
 	}
 	out := p.MustKubectl(t, "describe", "pvc", "data")
@@ -180,13 +164,7 @@ spec:
 
 	// Deleting the claim deletes the PV and the backend volume.
 	p.MustKubectl(t, "delete", "pvc", "data", "--wait=false")
-	eventually(t, 2*time.Minute, func() error {
-		_, err := cs.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("PV %s still there: %v", pv.Name, err)
-	})
+	eventually(t, 2*time.Minute, func() error { return pvGone(cs, pv.Name) })
 	if ids := backend(); len(ids) != 0 {
 		t.Errorf("backend volumes left: %v", ids)
 	}
@@ -221,40 +199,6 @@ spec:
 		}
 		return nil
 	})
-}
-
-// driverVolumes returns a function listing the volume IDs the driver on
-// sock holds, once it answers.
-func driverVolumes(t *testing.T, sock string) func() []string {
-	t.Helper()
-	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	ctl := csi.NewControllerClient(conn)
-	list := func() ([]string, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		resp, err := ctl.ListVolumes(ctx, &csi.ListVolumesRequest{})
-		if err != nil {
-			return nil, err
-		}
-		var ids []string
-		for _, e := range resp.GetEntries() {
-			ids = append(ids, e.GetVolume().GetVolumeId())
-		}
-		return ids, nil
-	}
-	eventually(t, time.Minute, func() error { _, err := list(); return err })
-	return func() []string {
-		t.Helper()
-		ids, err := list()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ids
-	}
 }
 
 // capacityOf returns the objects of class.

@@ -11,18 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/container-storage-interface/spec/lib/go/csi"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	v1 "k8s.io/api/core/v1"
-	storagev1 "k8s.io/api/storage/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"volplane/internal/csi/csitest"
 	"volplane/internal/csi/registrar"
-	"volplane/internal/hostops"
 	"volplane/internal/hostops/hostopstest"
 )
 
@@ -55,8 +49,7 @@ func startCrashRig(t *testing.T) *crashRig {
 	// Short dirs: the sockets under them must fit a unix socket path.
 	base := upDataDir(t)
 	t.Cleanup(func() { hostopstest.Teardown(t, base) })
-	r.driverSock = filepath.Join(base, "csi.sock")
-	r.pool = filepath.Join(base, "pool")
+	r.driverSock, r.pool = driverSock(base), driverPool(base)
 	proxySock := filepath.Join(base, "proxy.sock")
 
 	serverDir := filepath.Join(base, "server")
@@ -74,11 +67,10 @@ func startCrashRig(t *testing.T) *crashRig {
 		"--node-name", crashNode, "--kubelet-port", freePort(t))
 	r.server.WaitPodsAccepted(t)
 
-	startProcess(t, base, "", "csi", "--driver-name", crashDriver, "--endpoint", "unix://"+r.driverSock,
-		"--pool", r.pool, "--pool-size", "1Gi", "--node-id", crashNode)
+	startDriver(t, base, crashDriver, crashNode, "")
 	r.proxy = csitest.ServeProxy(t, proxySock, "unix://"+r.driverSock)
 	reg, err := registrar.Listen(registrar.Config{Driver: crashDriver, Endpoint: r.proxy.Endpoint,
-		Dir: filepath.Join(root, "plugins_registry")})
+		Dir: r.node.pluginsRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,16 +79,7 @@ func startCrashRig(t *testing.T) *crashRig {
 	go func() { _ = reg.Serve(ctx) }()
 
 	r.cs = r.server.Client()
-	eventually(t, 2*time.Minute, func() error {
-		n, err := r.cs.StorageV1().CSINodes().Get(ctx, crashNode, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if !slices.ContainsFunc(n.Spec.Drivers, func(d storagev1.CSINodeDriver) bool { return d.Name == crashDriver }) {
-			return fmt.Errorf("CSINode drivers %+v lack %s", n.Spec.Drivers, crashDriver)
-		}
-		return nil
-	})
+	waitCSINodeDriver(t, r.cs, crashNode, crashDriver)
 	return r
 }
 
@@ -106,57 +89,6 @@ func kill9AndRestart(t *testing.T, p *Process) {
 	t.Helper()
 	p.Signal(syscall.SIGKILL)
 	p.start()
-}
-
-// driverState lists the driver's volumes (from its own socket, not
-// through the proxy) with the node IDs each is published to.
-func driverState(t *testing.T, sock string) func() map[string][]string {
-	t.Helper()
-	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	ctl := csi.NewControllerClient(conn)
-	list := func() (map[string][]string, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		resp, err := ctl.ListVolumes(ctx, &csi.ListVolumesRequest{})
-		if err != nil {
-			return nil, err
-		}
-		out := map[string][]string{}
-		for _, e := range resp.GetEntries() {
-			out[e.GetVolume().GetVolumeId()] = e.GetStatus().GetPublishedNodeIds()
-		}
-		return out, nil
-	}
-	eventually(t, time.Minute, func() error { _, err := list(); return err })
-	return func() map[string][]string {
-		t.Helper()
-		s, err := list()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-}
-
-// mountCount counts the mount entries of path in /proc/self/mountinfo: a
-// stage or publish done twice stacks a second one.
-func mountCount(t *testing.T, path string) int {
-	t.Helper()
-	mps, err := hostops.New().Mounts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, m := range mps {
-		if m.Path == path {
-			n++
-		}
-	}
-	return n
 }
 
 // TestCSICrashRestart kills, with SIGKILL, each caller of a real driver
@@ -178,7 +110,7 @@ func TestCSICrashRestart(t *testing.T) {
 	hostopstest.RequireRoot(t)
 	r := startCrashRig(t)
 	cs, ctx := r.cs, context.Background()
-	volumes := driverState(t, r.driverSock)
+	volumes := driverVolumes(t, r.driverSock)
 	mountsBefore := append(hostopstest.MountsUnder(t, r.nodeDir), hostopstest.MountsUnder(t, r.pool)...)
 
 	// 1. The provisioner dies with CreateVolume done and no PV written.
@@ -188,40 +120,14 @@ apiVersion: storage.k8s.io/v1
 kind: CSIDriver
 metadata: {name: `+crashDriver+`}
 spec: {attachRequired: true}
----
-apiVersion: storage.k8s.io/v1
-kind: StorageClass
-metadata: {name: `+crashClass+`}
-provisioner: `+crashDriver+`
-volumeBindingMode: Immediate
-reclaimPolicy: Delete
----
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata: {name: `+crashClaim+`, namespace: default}
-spec:
-  storageClassName: `+crashClass+`
-  accessModes: [ReadWriteOnce]
-  resources: {requests: {storage: 32Mi}}
-`)
+---`+immediateClassYAML(crashClass, crashDriver)+"---"+claimYAML(crashClaim, crashClass, "32Mi"))
 	waitHeld(t, held, "CreateVolume", r.server)
 	if v := volumes(); len(v) != 1 {
 		t.Fatalf("driver volumes after the held CreateVolume: %v, want one", v)
 	}
 	kill9AndRestart(t, r.server)
 	r.server.WaitReady()
-	var pv *v1.PersistentVolume
-	eventually(t, 3*time.Minute, func() error {
-		c, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, crashClaim, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if c.Status.Phase != v1.ClaimBound {
-			return fmt.Errorf("claim is %s", c.Status.Phase)
-		}
-		pv, err = cs.CoreV1().PersistentVolumes().Get(ctx, c.Spec.VolumeName, metav1.GetOptions{})
-		return err
-	})
+	pv := waitBoundPV(t, cs, crashClaim, nil)
 	handle := pv.Spec.CSI.VolumeHandle
 	if v := volumes(); len(v) != 1 || !mapHas(v, handle) {
 		t.Fatalf("driver volumes after the restart: %v, want only %s", v, handle)
@@ -243,20 +149,20 @@ spec:
 	waitHeld(t, held, "ControllerPublishVolume", r.server)
 	kill9AndRestart(t, r.server)
 	r.server.WaitReady()
-	waitPodRunning(t, r, "crash-writer")
+	waitPodRunning(t, r.server, "crash-writer")
 	checkOneAttachment(t, r, pv, volumes)
 	if n := r.proxy.Calls("ControllerPublishVolume"); n < 2 {
 		t.Fatalf("ControllerPublishVolume answered %d times: the restarted attacher did not ask again", n)
 	}
 	eventually(t, time.Minute, func() error {
-		b, err := os.ReadFile(filepath.Join(r.pool, "data", "volumes", handle, "file"))
+		b, err := os.ReadFile(filepath.Join(backendDir(r.pool, handle), "file"))
 		if err != nil || string(b) != "written-before-the-crashes\n" {
 			return fmt.Errorf("backend file: %q %v", b, err)
 		}
 		return nil
 	})
 	r.server.MustKubectl(t, "delete", "pod", "crash-writer", "--timeout=2m")
-	stage := filepath.Join(r.nodeDir, "kubelet", "plugins", "kubernetes.io", "csi", crashDriver, sha256hex(handle), "globalmount")
+	stage := csiStagePath(r.node.kubeletDir(), crashDriver, handle)
 	eventually(t, 2*time.Minute, func() error {
 		if n := mountCount(t, stage); n != 0 {
 			return fmt.Errorf("%s mounted %d times after the only pod went", stage, n)
@@ -273,7 +179,7 @@ spec:
 	crashPod(t, r, "crash-reader", "cat /data/file && exec sleep 3600")
 	waitHeld(t, held, "NodeStageVolume", r.node)
 	kill9AndRestart(t, r.node)
-	reader := waitPodRunning(t, r, "crash-reader")
+	reader := waitPodRunning(t, r.server, "crash-reader")
 	eventually(t, time.Minute, func() error {
 		out, err := r.server.Kubectl("logs", "crash-reader")
 		if err != nil || out != "written-before-the-crashes\n" {
@@ -281,7 +187,7 @@ spec:
 		}
 		return nil
 	})
-	publish := filepath.Join(r.nodeDir, "kubelet", "pods", string(reader.UID), "volumes", "kubernetes.io~csi", pv.Name, "mount")
+	publish := csiPublishPath(r.node.kubeletDir(), reader.UID, pv.Name)
 	for _, m := range []string{stage, publish} {
 		if n := mountCount(t, m); n != 1 {
 			t.Errorf("%s is mounted %d times, want once", m, n)
@@ -332,8 +238,8 @@ spec:
 	// the backoff grown while the agent was down.
 	r.node.start()
 	eventually(t, 6*time.Minute, func() error {
-		if _, err := cs.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-			return fmt.Errorf("PV %s still there: %v", pv.Name, err)
+		if err := pvGone(cs, pv.Name); err != nil {
+			return err
 		}
 		if v := volumes(); len(v) != 0 {
 			return fmt.Errorf("backend volumes left: %v", v)
@@ -378,40 +284,7 @@ func waitHeld(t *testing.T, held <-chan struct{}, method string, p *Process) {
 // crashPod runs a pod of the claim on the crash node.
 func crashPod(t *testing.T, r *crashRig, name, script string) {
 	t.Helper()
-	r.server.Apply(t, fmt.Sprintf(`
-apiVersion: v1
-kind: Pod
-metadata: {name: %s, namespace: default}
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: c
-    image: busybox
-    command: [sh, -c, %q]
-    volumeMounts: [{name: data, mountPath: /data}]
-  volumes:
-  - name: data
-    persistentVolumeClaim: {claimName: %s}
-`, name, script, crashClaim))
-}
-
-func waitPodRunning(t *testing.T, r *crashRig, name string) *v1.Pod {
-	t.Helper()
-	var pod *v1.Pod
-	eventually(t, 3*time.Minute, func() error {
-		var err error
-		pod, err = r.cs.CoreV1().Pods("default").Get(context.Background(), name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if pod.Status.Phase != v1.PodRunning {
-			ev, _ := r.server.Kubectl("get", "events", "--field-selector", "involvedObject.name="+name,
-				"-o", `jsonpath={range .items[*]}{.reason}: {.message}{"\n"}{end}`)
-			return fmt.Errorf("pod %s is %s; events:\n%s", name, pod.Status.Phase, ev)
-		}
-		return nil
-	})
-	return pod
+	r.server.Apply(t, claimPodYAML(name, crashClaim, script))
 }
 
 // checkOneAttachment checks that exactly one VolumeAttachment exists, for
@@ -429,16 +302,14 @@ func checkOneAttachment(t *testing.T, r *crashRig, pv *v1.PersistentVolume, volu
 		if len(l.Items) != 1 {
 			return fmt.Errorf("%d VolumeAttachments, want one", len(l.Items))
 		}
-		va := l.Items[0]
-		if !va.Status.Attached || va.Spec.NodeName != crashNode || va.Spec.Source.PersistentVolumeName == nil ||
-			*va.Spec.Source.PersistentVolumeName != pv.Name {
-			return fmt.Errorf("VolumeAttachment %s: spec %+v status %+v", va.Name, va.Spec, va.Status)
+		if err := attachedVA(&l.Items[0], crashDriver, crashNode, pv.Name); err != nil {
+			return err
 		}
 		n, err := r.cs.CoreV1().Nodes().Get(ctx, crashNode, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
-		unique := v1.UniqueVolumeName("kubernetes.io/csi/" + crashDriver + "^" + handle)
+		unique := csiUniqueName(crashDriver, handle)
 		if got := countFunc(n.Status.VolumesAttached, func(a v1.AttachedVolume) bool { return a.Name == unique }); got != 1 {
 			return fmt.Errorf("node's volumesAttached %v name %s %d times, want once", n.Status.VolumesAttached, unique, got)
 		}
@@ -447,21 +318,6 @@ func checkOneAttachment(t *testing.T, r *crashRig, pv *v1.PersistentVolume, volu
 	if v := volumes(); !slices.Equal(v[handle], []string{crashNode}) {
 		t.Fatalf("driver publications of %s: %v, want only %s", handle, v[handle], crashNode)
 	}
-}
-
-// poolVolumes lists the directory volumes in the driver's pool, whether
-// or not the driver has a record of them.
-func poolVolumes(t *testing.T, pool string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(filepath.Join(pool, "data", "volumes"))
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range entries {
-		out = append(out, e.Name())
-	}
-	return out
 }
 
 // pvsOfDriver names the PVs of the crash driver.

@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -37,12 +35,9 @@ func TestCSIFlowOnUp(t *testing.T) {
 	base := t.TempDir()
 	t.Cleanup(func() { hostopstest.Teardown(t, base) })
 	const second = "second.csi.volplane.io"
-	sock := filepath.Join(base, "csi.sock")
-	p := startUp(t, "--csi-controller", second+"=unix://"+sock)
+	p := startUp(t, "--csi-controller", second+"=unix://"+driverSock(base))
 	t.Cleanup(func() { p.Stop(); hostopstest.Teardown(t, p.DataDir) })
-	startProcess(t, base, "", "csi", "--driver-name", second, "--endpoint", "unix://"+sock,
-		"--pool", filepath.Join(base, "pool"), "--pool-size", "1Gi", "--node-id", "e2e-node",
-		"--registration-dir", filepath.Join(p.DataDir, "kubelet", "plugins_registry"))
+	startDriver(t, base, second, "e2e-node", p.pluginsRegistry())
 	p.WaitPodsAccepted(t)
 
 	// kubectl get csidriver shows what up created.
@@ -62,7 +57,7 @@ spec: {attachRequired: true, podInfoOnMount: true, storageCapacity: true}
 		csiFlow(t, p, builtinDriver, filepath.Join(p.DataDir, "pool"), "local-flow")
 	})
 	t.Run("own process", func(t *testing.T) {
-		csiFlow(t, p, second, filepath.Join(base, "pool"), "second-flow")
+		csiFlow(t, p, second, driverPool(base), "second-flow")
 	})
 	t.Run("default class", func(t *testing.T) {
 		csiFlow(t, p, builtinDriver, filepath.Join(p.DataDir, "pool"), "")
@@ -82,38 +77,13 @@ func csiFlow(t *testing.T, p *Process, driver, poolDir, class string) {
 	}
 
 	// The driver registered with the node agent through plugins_registry.
-	eventually(t, 2*time.Minute, func() error {
-		n, err := cs.StorageV1().CSINodes().Get(ctx, node, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		for _, d := range n.Spec.Drivers {
-			if d.Name == driver && d.NodeID == node {
-				return nil
-			}
-		}
-		return fmt.Errorf("CSINode drivers %+v lack %s", n.Spec.Drivers, driver)
-	})
+	waitCSINodeDriver(t, cs, node, driver)
 
-	claimYAML := `
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata: {name: ` + claim + `, namespace: default}
-spec:
-  accessModes: [ReadWriteOnce]
-  resources: {requests: {storage: 64Mi}}
-`
-	if !delayed {
-		claimYAML += "  storageClassName: " + class + "\n---\n" + `
-apiVersion: storage.k8s.io/v1
-kind: StorageClass
-metadata: {name: ` + class + `}
-provisioner: ` + driver + `
-volumeBindingMode: Immediate
-reclaimPolicy: Delete
-`
+	if delayed {
+		p.Apply(t, claimYAML(claim, "", "64Mi"))
+	} else {
+		p.Apply(t, claimYAML(claim, class, "64Mi")+"---"+immediateClassYAML(class, driver))
 	}
-	p.Apply(t, claimYAML)
 	// Capacity of the class in the node's segment.
 	eventually(t, 2*time.Minute, func() error {
 		out, err := p.Kubectl("get", "csistoragecapacities", "-A", "-o",
@@ -132,19 +102,11 @@ reclaimPolicy: Delete
 	var pv *v1.PersistentVolume
 	waitBound := func() {
 		t.Helper()
-		eventually(t, 2*time.Minute, func() error {
-			c, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, claim, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			if c.Status.Phase != v1.ClaimBound {
-				return fmt.Errorf("claim is %s", c.Status.Phase)
-			}
+		pv = waitBoundPV(t, cs, claim, func(c *v1.PersistentVolumeClaim) error {
 			if delayed && c.Annotations["volume.kubernetes.io/selected-node"] != node {
 				return fmt.Errorf("claim annotations %v lack the selected node", c.Annotations)
 			}
-			pv, err = cs.CoreV1().PersistentVolumes().Get(ctx, c.Spec.VolumeName, metav1.GetOptions{})
-			return err
+			return nil
 		})
 		if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != driver ||
 			!slices.Contains(pv.Finalizers, "external-provisioner.volume.kubernetes.io/finalizer") {
@@ -176,64 +138,26 @@ reclaimPolicy: Delete
 		waitBound()
 	}
 
-	pod := func(name, script string) string {
-		return fmt.Sprintf(`
-apiVersion: v1
-kind: Pod
-metadata: {name: %s, namespace: default}
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: c
-    image: busybox
-    command: [sh, -c, %q]
-    volumeMounts: [{name: data, mountPath: /data}]
-  volumes:
-  - name: data
-    persistentVolumeClaim: {claimName: %s}
-`, name, script, claim)
-	}
-	waitRunning := func(name string) *v1.Pod {
-		t.Helper()
-		var got *v1.Pod
-		eventually(t, 3*time.Minute, func() error {
-			var err error
-			got, err = cs.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			if got.Status.Phase != v1.PodRunning {
-				ev, _ := p.Kubectl("get", "events", "--field-selector", "involvedObject.name="+name, "-o", "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}")
-				return fmt.Errorf("pod %s is %s; events:\n%s", name, got.Status.Phase, ev)
-			}
-			return nil
-		})
-		return got
-	}
-
-	p.Apply(t, pod(claim+"-writer", "echo written-by-the-first-pod > /data/file && exec sleep 3600"))
+	p.Apply(t, claimPodYAML(claim+"-writer", claim, "echo written-by-the-first-pod > /data/file && exec sleep 3600"))
 	if delayed {
 		waitBound()
 	}
 	handle := pv.Spec.CSI.VolumeHandle
-	backend := filepath.Join(poolDir, "data", "volumes", handle)
+	backend := backendDir(poolDir, handle)
 	if _, err := os.Stat(backend); err != nil {
 		t.Fatalf("backend volume: %v", err)
 	}
-	vaName := "csi-" + sha256hex(handle+driver+node)
-	stage := filepath.Join(p.DataDir, "kubelet", "plugins", "kubernetes.io", "csi", driver, sha256hex(handle), "globalmount")
-	first := waitRunning(claim + "-writer")
+	va := vaName(handle, driver, node)
+	stage := csiStagePath(p.kubeletDir(), driver, handle)
+	first := waitPodRunning(t, p, claim+"-writer")
 	eventually(t, time.Minute, func() error {
-		va, err := cs.StorageV1().VolumeAttachments().Get(ctx, vaName, metav1.GetOptions{})
+		got, err := cs.StorageV1().VolumeAttachments().Get(ctx, va, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
-		if !va.Status.Attached || va.Spec.NodeName != node || va.Spec.Source.PersistentVolumeName == nil || *va.Spec.Source.PersistentVolumeName != pv.Name {
-			return fmt.Errorf("VolumeAttachment %s: %+v", vaName, va)
-		}
-		return nil
+		return attachedVA(got, driver, node, pv.Name)
 	})
-	publish := filepath.Join(p.DataDir, "kubelet", "pods", string(first.UID), "volumes", "kubernetes.io~csi", pv.Name, "mount")
+	publish := csiPublishPath(p.kubeletDir(), first.UID, pv.Name)
 	mounts := hostopstest.MountsUnder(t, p.DataDir)
 	for _, want := range []string{stage, publish} {
 		if !slices.Contains(mounts, want) {
@@ -256,8 +180,8 @@ spec:
 		}
 		return nil
 	})
-	p.Apply(t, pod(claim+"-reader", "cat /data/file && exec sleep 3600"))
-	waitRunning(claim + "-reader")
+	p.Apply(t, claimPodYAML(claim+"-reader", claim, "cat /data/file && exec sleep 3600"))
+	waitPodRunning(t, p, claim+"-reader")
 	eventually(t, time.Minute, func() error {
 		out, err := p.Kubectl("logs", claim+"-reader")
 		if err != nil || out != "written-by-the-first-pod\n" {
@@ -270,26 +194,20 @@ spec:
 	p.MustKubectl(t, "delete", "pod", claim+"-reader", "--timeout=2m")
 	p.MustKubectl(t, "delete", "pvc", claim, "--timeout=2m")
 	eventually(t, 2*time.Minute, func() error {
-		_, err := cs.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{})
-		if !apierrors.IsNotFound(err) {
-			return fmt.Errorf("PV %s still there: %v", pv.Name, err)
+		if err := pvGone(cs, pv.Name); err != nil {
+			return err
 		}
 		if _, err := os.Stat(backend); !os.IsNotExist(err) {
 			return fmt.Errorf("backend %s still there: %v", backend, err)
 		}
-		if _, err := cs.StorageV1().VolumeAttachments().Get(ctx, vaName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-			return fmt.Errorf("VolumeAttachment %s still there: %v", vaName, err)
+		if _, err := cs.StorageV1().VolumeAttachments().Get(ctx, va, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("VolumeAttachment %s still there: %v", va, err)
 		}
 		return nil
 	})
-	for _, m := range hostopstest.MountsUnder(t, filepath.Join(p.DataDir, "kubelet")) {
+	for _, m := range hostopstest.MountsUnder(t, p.kubeletDir()) {
 		if strings.Contains(m, handle) || strings.Contains(m, sha256hex(handle)) || strings.Contains(m, pv.Name) {
 			t.Errorf("mount of the deleted volume left: %s", m)
 		}
 	}
-}
-
-func sha256hex(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:])
 }

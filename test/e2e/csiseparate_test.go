@@ -35,89 +35,47 @@ func TestCSISeparateDriverDetach(t *testing.T) {
 		node   = "e2e-node"
 		class  = "separate"
 	)
-	sock := filepath.Join(base, "csi.sock")
-	p := startUp(t, "--csi-controller", driver+"=unix://"+sock)
+	p := startUp(t, "--csi-controller", driver+"=unix://"+driverSock(base))
 	t.Cleanup(func() { p.Stop(); hostopstest.Teardown(t, p.DataDir) })
 	p.WaitPodsAccepted(t)
 	// The driver comes up well after up's controllers started, as a
 	// driver's pods scheduled onto a running cluster do: its controller
 	// side keeps waiting for it.
 	time.Sleep(20 * time.Second)
-	pool := filepath.Join(base, "pool")
-	startProcess(t, base, "", "csi", "--driver-name", driver, "--endpoint", "unix://"+sock,
-		"--pool", pool, "--pool-size", "1Gi", "--node-id", node,
-		"--registration-dir", filepath.Join(p.DataDir, "kubelet", "plugins_registry"))
+	startDriver(t, base, driver, node, p.pluginsRegistry())
 	cs := p.Client()
 	ctx := context.Background()
 
-	eventually(t, 2*time.Minute, func() error {
-		n, err := cs.StorageV1().CSINodes().Get(ctx, node, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		for _, d := range n.Spec.Drivers {
-			if d.Name == driver && d.NodeID == node {
-				return nil
-			}
-		}
-		return fmt.Errorf("CSINode drivers %+v lack %s", n.Spec.Drivers, driver)
-	})
+	waitCSINodeDriver(t, cs, node, driver)
 	p.Apply(t, `
 apiVersion: storage.k8s.io/v1
 kind: CSIDriver
 metadata: {name: `+driver+`}
 spec: {attachRequired: true}
----
-apiVersion: storage.k8s.io/v1
-kind: StorageClass
-metadata: {name: `+class+`}
-provisioner: `+driver+`
-volumeBindingMode: Immediate
-reclaimPolicy: Delete
----
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata: {name: `+class+`, namespace: default}
-spec:
-  storageClassName: `+class+`
-  accessModes: [ReadWriteOnce]
-  resources: {requests: {storage: 32Mi}}
-`)
+---`+immediateClassYAML(class, driver)+"---"+claimYAML(class, class, "32Mi"))
 
-	var pv *v1.PersistentVolume
-	eventually(t, 2*time.Minute, func() error {
-		c, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, class, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if c.Status.Phase != v1.ClaimBound {
-			return fmt.Errorf("claim is %s", c.Status.Phase)
-		}
-		pv, err = cs.CoreV1().PersistentVolumes().Get(ctx, c.Spec.VolumeName, metav1.GetOptions{})
-		return err
-	})
+	pv := waitBoundPV(t, cs, class, nil)
 	if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != driver || pv.Spec.CSI.VolumeHandle == "" ||
 		pv.Annotations["pv.kubernetes.io/provisioned-by"] != driver ||
 		!slices.Contains(pv.Finalizers, "external-provisioner.volume.kubernetes.io/finalizer") {
 		t.Fatalf("PV %s: csi %+v annotations %v finalizers %v", pv.Name, pv.Spec.CSI, pv.Annotations, pv.Finalizers)
 	}
 	handle := pv.Spec.CSI.VolumeHandle
-	backend := filepath.Join(pool, "data", "volumes", handle)
+	backend := backendDir(driverPool(base), handle)
 	if _, err := os.Stat(backend); err != nil {
 		t.Fatalf("backend volume: %v", err)
 	}
-	vaName := "csi-" + sha256hex(handle+driver+node)
-	unique := v1.UniqueVolumeName("kubernetes.io/csi/" + driver + "^" + handle)
-	stage := filepath.Join(p.DataDir, "kubelet", "plugins", "kubernetes.io", "csi", driver, sha256hex(handle), "globalmount")
+	va := vaName(handle, driver, node)
+	unique := csiUniqueName(driver, handle)
+	stage := csiStagePath(p.kubeletDir(), driver, handle)
 
 	attached := func() error {
-		va, err := cs.StorageV1().VolumeAttachments().Get(ctx, vaName, metav1.GetOptions{})
+		got, err := cs.StorageV1().VolumeAttachments().Get(ctx, va, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
-		if !va.Status.Attached || va.Spec.Attacher != driver || va.Spec.NodeName != node ||
-			va.Spec.Source.PersistentVolumeName == nil || *va.Spec.Source.PersistentVolumeName != pv.Name {
-			return fmt.Errorf("VolumeAttachment %s: spec %+v status %+v", vaName, va.Spec, va.Status)
+		if err := attachedVA(got, driver, node, pv.Name); err != nil {
+			return err
 		}
 		n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 		if err != nil {
@@ -129,8 +87,8 @@ spec:
 		return nil
 	}
 	detached := func(publish string) error {
-		if _, err := cs.StorageV1().VolumeAttachments().Get(ctx, vaName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-			return fmt.Errorf("VolumeAttachment %s still there: %v", vaName, err)
+		if _, err := cs.StorageV1().VolumeAttachments().Get(ctx, va, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("VolumeAttachment %s still there: %v", va, err)
 		}
 		mounts := hostopstest.MountsUnder(t, p.DataDir)
 		for _, m := range []string{publish, stage} {
@@ -151,36 +109,10 @@ spec:
 	// staged and published; it returns the publish path.
 	runPod := func(name, script string) string {
 		t.Helper()
-		p.Apply(t, fmt.Sprintf(`
-apiVersion: v1
-kind: Pod
-metadata: {name: %s, namespace: default}
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: c
-    image: busybox
-    command: [sh, -c, %q]
-    volumeMounts: [{name: data, mountPath: /data}]
-  volumes:
-  - name: data
-    persistentVolumeClaim: {claimName: %s}
-`, name, script, class))
-		var pod *v1.Pod
-		eventually(t, 3*time.Minute, func() error {
-			var err error
-			pod, err = cs.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			if pod.Status.Phase != v1.PodRunning {
-				ev, _ := p.Kubectl("get", "events", "--field-selector", "involvedObject.name="+name, "-o", "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}")
-				return fmt.Errorf("pod %s is %s; events:\n%s", name, pod.Status.Phase, ev)
-			}
-			return nil
-		})
+		p.Apply(t, claimPodYAML(name, class, script))
+		pod := waitPodRunning(t, p, name)
 		eventually(t, time.Minute, attached)
-		publish := filepath.Join(p.DataDir, "kubelet", "pods", string(pod.UID), "volumes", "kubernetes.io~csi", pv.Name, "mount")
+		publish := csiPublishPath(p.kubeletDir(), pod.UID, pv.Name)
 		mounts := hostopstest.MountsUnder(t, p.DataDir)
 		for _, want := range []string{stage, publish} {
 			if !slices.Contains(mounts, want) {
@@ -221,8 +153,8 @@ spec:
 	// The claim goes: the PV and the backend volume in the driver's pool go.
 	p.MustKubectl(t, "delete", "pvc", class, "--timeout=2m")
 	eventually(t, 2*time.Minute, func() error {
-		if _, err := cs.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-			return fmt.Errorf("PV %s still there: %v", pv.Name, err)
+		if err := pvGone(cs, pv.Name); err != nil {
+			return err
 		}
 		if _, err := os.Stat(backend); !os.IsNotExist(err) {
 			return fmt.Errorf("backend %s still there: %v", backend, err)
