@@ -31,12 +31,9 @@ func TestCSIInlineOnUp(t *testing.T) {
 	base := t.TempDir()
 	t.Cleanup(func() { hostopstest.Teardown(t, base) })
 	const persistentOnly = "persistent-only.csi.volplane.io"
-	sock := filepath.Join(base, "csi.sock")
 	p := startUp(t)
 	t.Cleanup(func() { p.Stop(); hostopstest.Teardown(t, p.DataDir) })
-	startProcess(t, base, "", "csi", "--driver-name", persistentOnly, "--endpoint", "unix://"+sock,
-		"--pool", filepath.Join(base, "pool"), "--pool-size", "1Gi", "--node-id", "e2e-node",
-		"--registration-dir", filepath.Join(p.DataDir, "kubelet", "plugins_registry"))
+	startDriver(t, base, persistentOnly, "e2e-node", p.pluginsRegistry())
 	p.WaitPodsAccepted(t)
 	cs := p.Client()
 	ctx := context.Background()
@@ -55,20 +52,9 @@ metadata: {name: `+persistentOnly+`}
 spec: {attachRequired: false, podInfoOnMount: true, volumeLifecycleModes: [Persistent]}
 `)
 	// Both drivers registered with the node agent.
-	eventually(t, 2*time.Minute, func() error {
-		n, err := cs.StorageV1().CSINodes().Get(ctx, "e2e-node", metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		var names []string
-		for _, d := range n.Spec.Drivers {
-			names = append(names, d.Name)
-		}
-		if !slices.Contains(names, builtinDriver) || !slices.Contains(names, persistentOnly) {
-			return fmt.Errorf("CSINode drivers %v", names)
-		}
-		return nil
-	})
+	for _, d := range []string{builtinDriver, persistentOnly} {
+		waitCSINodeDriver(t, cs, "e2e-node", d)
+	}
 
 	pod := func(name, driver string) string {
 		return fmt.Sprintf(`
@@ -92,22 +78,10 @@ spec:
 
 	t.Run("built-in driver", func(t *testing.T) {
 		p.Apply(t, pod("inline-writer", builtinDriver))
-		var got *v1.Pod
-		eventually(t, 3*time.Minute, func() error {
-			var err error
-			got, err = cs.CoreV1().Pods("default").Get(ctx, "inline-writer", metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			if got.Status.Phase != v1.PodRunning {
-				ev, _ := p.Kubectl("get", "events", "--field-selector", "involvedObject.name=inline-writer", "-o", "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}")
-				return fmt.Errorf("pod is %s; events:\n%s", got.Status.Phase, ev)
-			}
-			return nil
-		})
+		got := waitPodRunning(t, p, "inline-writer")
 		handle := "csi-" + sha256hex(string(got.UID)+"scratch")
-		backend := filepath.Join(p.DataDir, "pool", "data", "volumes", handle)
-		publish := filepath.Join(p.DataDir, "kubelet", "pods", string(got.UID), "volumes", "kubernetes.io~csi", "scratch", "mount")
+		backend := backendDir(filepath.Join(p.DataDir, "pool"), handle)
+		publish := csiPublishPath(p.kubeletDir(), got.UID, "scratch")
 		if !slices.Contains(hostopstest.MountsUnder(t, p.DataDir), publish) {
 			t.Errorf("%s is not a mount point", publish)
 		}
@@ -122,7 +96,7 @@ spec:
 		if err != nil || len(vas.Items) != 0 {
 			t.Errorf("VolumeAttachments for an inline volume: %d, %v", len(vas.Items), err)
 		}
-		for _, m := range hostopstest.MountsUnder(t, filepath.Join(p.DataDir, "kubelet", "plugins")) {
+		for _, m := range hostopstest.MountsUnder(t, filepath.Join(p.kubeletDir(), "plugins")) {
 			if strings.Contains(m, "globalmount") {
 				t.Errorf("an inline volume was staged: %s", m)
 			}
@@ -138,11 +112,7 @@ spec:
 			}
 			return nil
 		})
-		left, err := os.ReadDir(filepath.Join(p.DataDir, "pool", "data", "volumes"))
-		if err != nil && !os.IsNotExist(err) {
-			t.Fatal(err)
-		}
-		if len(left) != 0 {
+		if left := poolVolumes(t, filepath.Join(p.DataDir, "pool")); len(left) != 0 {
 			t.Errorf("volumes left in the pool: %v", left)
 		}
 	})
@@ -165,11 +135,7 @@ spec:
 		if got.Status.Phase == v1.PodRunning {
 			t.Error("pod runs without its volume")
 		}
-		left, err := os.ReadDir(filepath.Join(base, "pool", "data", "volumes"))
-		if err != nil && !os.IsNotExist(err) {
-			t.Fatal(err)
-		}
-		if len(left) != 0 {
+		if left := poolVolumes(t, driverPool(base)); len(left) != 0 {
 			t.Errorf("volumes in the refusing driver's pool: %v", left)
 		}
 		p.MustKubectl(t, "delete", "pod", "inline-refused", "--timeout=2m")

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -98,9 +97,7 @@ func TestPluginRegistration(t *testing.T) {
 
 	base := t.TempDir()
 	t.Cleanup(func() { hostopstest.Teardown(t, base) })
-	drv := startProcess(t, base, "", "csi", "--driver-name", second, "--endpoint", "unix://"+filepath.Join(base, "csi.sock"),
-		"--pool", filepath.Join(base, "pool"), "--pool-size", "1Gi", "--node-id", node, "--max-volumes-per-node", "9",
-		"--registration-dir", filepath.Join(p.DataDir, "kubelet", "plugins_registry"))
+	drv := startDriver(t, base, second, node, p.pluginsRegistry(), "--max-volumes-per-node", "9")
 	eventually(t, time.Minute, has(map[string]string{builtinDriver: node, second: node}))
 	c, _, _, err := registeredDrivers(cs, node)
 	if err != nil {
