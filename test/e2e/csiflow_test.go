@@ -32,11 +32,8 @@ import (
 // volume provisioned for the node the pod was scheduled to.
 func TestCSIFlowOnUp(t *testing.T) {
 	hostopstest.RequireRoot(t)
-	base := t.TempDir()
-	t.Cleanup(func() { hostopstest.Teardown(t, base) })
 	const second = "second.csi.volplane.io"
-	p := startUp(t, "--csi-controller", second+"=unix://"+driverSock(base))
-	t.Cleanup(func() { p.Stop(); hostopstest.Teardown(t, p.DataDir) })
+	p, base := startUpForDriver(t, second)
 	startDriver(t, base, second, "e2e-node", p.pluginsRegistry())
 	p.WaitPodsAccepted(t)
 

@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"volplane/internal/hostops"
+	"volplane/internal/hostops/hostopstest"
 )
 
 // What the CSI tests share: a driver in its own process, the paths and
@@ -48,6 +49,24 @@ func startDriver(t testing.TB, base, driver, node, registry string, extra ...str
 		args = append(args, "--registration-dir", registry)
 	}
 	return startProcess(t, base, "", append(args, extra...)...)
+}
+
+// startUpForDriver starts `volplane up` and makes a dir beside it for a
+// driver the test starts in its own process (startDriver); with
+// controller set, up's controller side serves the driver of that name on
+// driverSock(base) (--csi-controller). Mounts left under either dir are
+// undone at the end.
+func startUpForDriver(t testing.TB, controller string) (p *Process, base string) {
+	t.Helper()
+	base = t.TempDir()
+	t.Cleanup(func() { hostopstest.Teardown(t, base) })
+	var args []string
+	if controller != "" {
+		args = append(args, "--csi-controller", controller+"=unix://"+driverSock(base))
+	}
+	p = startUp(t, args...)
+	t.Cleanup(func() { p.Stop(); hostopstest.Teardown(t, p.DataDir) })
+	return p, base
 }
 
 // kubeletDir is the root dir of the node agent in p (`up` or `node`).

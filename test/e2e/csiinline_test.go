@@ -28,11 +28,8 @@ import (
 // Persistent gets upstream's FailedMount event and no publication.
 func TestCSIInlineOnUp(t *testing.T) {
 	hostopstest.RequireRoot(t)
-	base := t.TempDir()
-	t.Cleanup(func() { hostopstest.Teardown(t, base) })
 	const persistentOnly = "persistent-only.csi.volplane.io"
-	p := startUp(t)
-	t.Cleanup(func() { p.Stop(); hostopstest.Teardown(t, p.DataDir) })
+	p, base := startUpForDriver(t, "")
 	startDriver(t, base, persistentOnly, "e2e-node", p.pluginsRegistry())
 	p.WaitPodsAccepted(t)
 	cs := p.Client()

@@ -28,15 +28,12 @@ import (
 // TestCSIFlowOnUp covers capacity and the built-in driver.
 func TestCSISeparateDriverDetach(t *testing.T) {
 	hostopstest.RequireRoot(t)
-	base := t.TempDir()
-	t.Cleanup(func() { hostopstest.Teardown(t, base) })
 	const (
 		driver = "second.csi.volplane.io"
 		node   = "e2e-node"
 		class  = "separate"
 	)
-	p := startUp(t, "--csi-controller", driver+"=unix://"+driverSock(base))
-	t.Cleanup(func() { p.Stop(); hostopstest.Teardown(t, p.DataDir) })
+	p, base := startUpForDriver(t, driver)
 	p.WaitPodsAccepted(t)
 	// The driver comes up well after up's controllers started, as a
 	// driver's pods scheduled onto a running cluster do: its controller
