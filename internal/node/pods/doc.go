@@ -133,7 +133,10 @@
 // RunContainerError), else ContainerCreating or, with init containers,
 // PodInitializing; terminated reasons Completed/Error/OOMKilled come from
 // the runtime, the message from the termination-log file (or the log's
-// tail under FallbackToLogsOnError). The phase is upstream's getPhase, and
+// tail under FallbackToLogsOnError); once the pod is stopped for good, a
+// container that shows no end (it never ran) is shown terminated with
+// ContainerStatusUnknown and exit code 137, as the status manager's
+// TerminatePod. The phase is upstream's getPhase, and
 // the conditions PodReadyToStartContainers, Initialized, ContainersReady,
 // Ready (with readiness gates) and PodScheduled carry upstream's reasons
 // and messages and keep their lastTransitionTime while unchanged. podIP

@@ -93,6 +93,11 @@ func TestAttachLimitRejectsPod(t *testing.T) {
 	if got.Status.Phase != corev1.PodFailed || got.Status.Reason != "VolumeAttachmentLimitExceeded" || got.Status.Message != "Pod was rejected: "+msg {
 		t.Errorf("status %s %q %q", got.Status.Phase, got.Status.Reason, got.Status.Message)
 	}
+	// The kubelet's TerminatePod: a container that never ran ends unknown.
+	if cs := containerStatus(t, got, "app"); cs.State.Terminated == nil || cs.State.Terminated.Reason != "ContainerStatusUnknown" ||
+		cs.State.Terminated.ExitCode != 137 || cs.ContainerID != "" {
+		t.Errorf("app status %+v, want terminated ContainerStatusUnknown 137 with no container ID", cs)
+	}
 	ev := h.drainEvents()
 	if !hasEvent(ev, "Warning VolumeAttachmentLimitExceeded "+msg) {
 		t.Errorf("events %q", ev)

@@ -85,6 +85,9 @@ func computeStatus(in statusInput) corev1.PodStatus {
 	if pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded {
 		s.Phase = pod.Status.Phase // no way out of a terminal phase
 	}
+	if in.Terminal {
+		terminateContainerStatuses(pod, &s)
+	}
 
 	gen := pod.Generation
 	conds := make([]corev1.PodCondition, 0, len(pod.Status.Conditions)+5)
@@ -121,6 +124,76 @@ func computeStatus(in statusInput) corev1.PodStatus {
 		s.PodIPs = []corev1.PodIP{{IP: in.NodeIP}}
 	}
 	return s
+}
+
+// terminateContainerStatuses is the kubelet status manager's
+// TerminatePod for a pod stopped for good: a container that shows no end
+// (it never ran: the pod was rejected or stopped before it started) is
+// shown terminated with ContainerStatusUnknown and exit code 137, the
+// kubelet not knowing how it ended; regular containers once the pod got
+// past its init containers, init containers up to the last one that
+// shows a start.
+func terminateContainerStatuses(pod *corev1.Pod, s *corev1.PodStatus) {
+	unknown := func(st *corev1.ContainerStatus) {
+		if st.State.Terminated == nil {
+			st.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+				Reason:   reasonContainerUnknown,
+				Message:  "The container could not be located when the pod was terminated",
+				ExitCode: 137,
+			}}
+		}
+	}
+	if podInitialized(pod, s) {
+		for i := range s.ContainerStatuses {
+			unknown(&s.ContainerStatuses[i])
+		}
+	}
+	for i := range startedInitPrefix(s.InitContainerStatuses) {
+		unknown(&s.InitContainerStatuses[i])
+	}
+}
+
+// podInitialized is the status manager's hasPodInitialized: the pod has
+// no init containers, a regular container left Waiting once, or the last
+// init container listed completed (a sidecar: started).
+func podInitialized(pod *corev1.Pod, s *corev1.PodStatus) bool {
+	if len(pod.Spec.InitContainers) == 0 {
+		return true
+	}
+	for _, c := range s.ContainerStatuses {
+		if c.LastTerminationState.Terminated != nil || c.State.Waiting == nil {
+			return true
+		}
+	}
+	l := len(s.InitContainerStatuses)
+	if l == 0 || l > len(pod.Spec.InitContainers) {
+		return false
+	}
+	last := s.InitContainerStatuses[l-1]
+	if isSidecar(&pod.Spec.InitContainers[l-1]) {
+		return last.State.Running != nil && last.Started != nil && *last.Started
+	}
+	for _, t := range []*corev1.ContainerStateTerminated{last.LastTerminationState.Terminated, last.State.Terminated} {
+		if t != nil && t.ExitCode == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// startedInitPrefix is the status manager's initializedContainers: the
+// init container statuses without the trailing ones that never left
+// Waiting, and at least the first.
+func startedInitPrefix(st []corev1.ContainerStatus) []corev1.ContainerStatus {
+	for i := len(st) - 1; i >= 0; i-- {
+		if st[i].State.Waiting == nil || st[i].LastTerminationState.Terminated != nil {
+			return st[:i+1]
+		}
+	}
+	if len(st) > 0 {
+		return st[:1]
+	}
+	return nil
 }
 
 // regularInstanceExists reports whether a regular container has an

@@ -103,6 +103,17 @@ func TestComputeStatus(t *testing.T) {
 		instances: []*instance{exited("app", 0, 137)}, terminal: true,
 		podReason: &waitReason{Reason: "DeadlineExceeded", Message: deadlineExceededMessage},
 		want:      want{corev1.PodFailed, corev1.ConditionFalse, corev1.ConditionTrue, corev1.ConditionTrue, "Error", ""},
+	}, {
+		// The kubelet's TerminatePod: a container that never ran shows
+		// an unknown end once the pod is stopped for good.
+		name: "rejected before any start", noSandbox: true, terminal: true,
+		podReason: &waitReason{Reason: "VolumeAttachmentLimitExceeded", Message: "Pod was rejected: ..."},
+		want:      want{corev1.PodFailed, corev1.ConditionFalse, corev1.ConditionTrue, corev1.ConditionFalse, "ContainerStatusUnknown", ""},
+	}, {
+		name: "stopped during init", init: []corev1.Container{ctr("first"), ctr("second")},
+		instances: []*instance{exited("first", 0, 0)}, terminal: true,
+		podReason: &waitReason{Reason: "DeadlineExceeded", Message: deadlineExceededMessage},
+		want:      want{corev1.PodFailed, corev1.ConditionFalse, corev1.ConditionFalse, corev1.ConditionTrue, "PodInitializing", ""},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -200,5 +211,43 @@ func TestTransitionTimesKept(t *testing.T) {
 		if !st.Conditions[i].LastTransitionTime.Equal(&want) {
 			t.Errorf("%s: %v, want %v", st.Conditions[i].Type, st.Conditions[i].LastTransitionTime, want)
 		}
+	}
+}
+
+// Init containers: those up to the last that shows a start, and at least
+// the first, are shown ended; the ones after it never ran and stay
+// Waiting, as the kubelet's TerminatePod.
+func TestTerminateInitContainerStatuses(t *testing.T) {
+	waiting := corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reasonPodInitializing}}
+	runningState := corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}
+	tests := []struct {
+		name  string
+		init  []corev1.ContainerState
+		ended []bool // which init containers end up terminated
+	}{
+		{"none started", []corev1.ContainerState{waiting, waiting}, []bool{true, false}},
+		{"first running", []corev1.ContainerState{runningState, waiting, waiting}, []bool{true, false, false}},
+		{"second running", []corev1.ContainerState{waiting, runningState, waiting}, []bool{true, true, false}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pod := testPod("p", ctr("app"))
+			st := corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: "app", State: waiting}}}
+			for i, state := range tt.init {
+				name := string(rune('a' + i))
+				pod.Spec.InitContainers = append(pod.Spec.InitContainers, ctr(name))
+				st.InitContainerStatuses = append(st.InitContainerStatuses, corev1.ContainerStatus{Name: name, State: state})
+			}
+			terminateContainerStatuses(pod, &st)
+			for i, want := range tt.ended {
+				term := st.InitContainerStatuses[i].State.Terminated
+				if got := term != nil && term.Reason == reasonContainerUnknown && term.ExitCode == 137; got != want {
+					t.Errorf("init container %d ended = %v, want %v (%+v)", i, got, want, st.InitContainerStatuses[i].State)
+				}
+			}
+			if st.ContainerStatuses[0].State.Waiting == nil {
+				t.Errorf("app shown ended before the pod was initialized: %+v", st.ContainerStatuses[0].State)
+			}
+		})
 	}
 }
