@@ -37,6 +37,10 @@
 // unmounts every mount under the data dir deepest first and removes it
 // (unless Config.Keep). It touches nothing that is not the data dir's.
 //
+// ReadAPIWrites (apiwrites.go) snapshots the API server's write counts
+// by verb and resource from its /metrics, for the benches that count the
+// writes a pod or a claim costs.
+//
 // The package may call the node runtime (RuncFloor) and client-go; only
-// the bench command uses it.
+// the bench commands use it.
 package podbench

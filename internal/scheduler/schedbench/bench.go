@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"sort"
 	"sync"
 	"time"
 
@@ -151,6 +152,10 @@ func benchPod(name, shapeName, claim string) *v1.Pod {
 func runShape(ctx context.Context, cs kubernetes.Interface, cfg Config, shapeName string, withClaim bool) (shape, error) {
 	res := shape{name: shapeName, pods: cfg.Pods}
 	claimName := func(i int) string { return fmt.Sprintf("bench-claim-%05d", i) }
+	writesBefore, err := podbench.ReadAPIWrites(ctx, cs)
+	if err != nil {
+		return res, err
+	}
 	if withClaim {
 		err := parallel(ctx, cfg.Pods, cfg.Workers, func(ctx context.Context, i int) error {
 			claim := &v1.PersistentVolumeClaim{
@@ -209,6 +214,14 @@ func runShape(ctx context.Context, cs kubernetes.Interface, cfg Config, shapeNam
 		}
 	}
 	res.wall = last.Sub(start)
+	writesAfter, err := podbench.ReadAPIWrites(ctx, cs)
+	if err != nil {
+		return res, err
+	}
+	res.writes = writesAfter.Since(writesBefore)
+	for _, beat := range heartbeatWrites {
+		delete(res.writes, beat)
+	}
 	if pt != nil {
 		res.phases = splitPhases(pt, created, func(i int) time.Time { return bound[fmt.Sprintf("bench-%s-%05d", shapeName, i)] }, claimName)
 	}
@@ -304,11 +317,44 @@ func printResult(out io.Writer, cfg Config, plain, volume shape) {
 			s.creates.Round(time.Millisecond))
 	}
 	volume.phases.print(out)
+	printWrites(out, plain, volume)
 	r := ratio(volume, plain)
 	fmt.Fprintf(out, "\nvolume / no-volume rate: %.0f%%, %s\n", r*100, verdict(r))
 	fmt.Fprintf(out, "(%d Node objects, %d local PVs each; the volume pods' time includes choosing the PV,\n"+
 		" writing its claimRef and waiting until the PV controller has bound the claim)\n", cfg.Nodes, cfg.VolumesPerNode)
 	fmt.Fprint(out, references)
+}
+
+// heartbeatWrites are the bench's own writes that keep its Node objects
+// alive, left out of a shape's writes.
+var heartbeatWrites = []string{"PUT leases", "PATCH nodes/status"}
+
+// printWrites prints each shape's API writes per pod (claim and pod
+// creates included), by kind, and the ratio the writes alone allow: on
+// one API server whose write rate bounds both shapes, the volume shape
+// cannot beat the no-volume rate times this.
+func printWrites(out io.Writer, plain, volume shape) {
+	per := func(s shape) float64 { return s.writes.Total() / float64(max(s.pods, 1)) }
+	fmt.Fprintf(out, "\nAPI writes per pod (creates included, the bench's node heartbeats left out):\n")
+	kinds := map[string]bool{}
+	for _, s := range []shape{plain, volume} {
+		for k := range s.writes {
+			kinds[k] = true
+		}
+	}
+	keys := make([]string, 0, len(kinds))
+	for k := range kinds {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fmt.Fprintf(out, "  %-40s %10s %10s\n", "", "no volumes", "volume")
+	for _, k := range keys {
+		fmt.Fprintf(out, "  %-40s %10.2f %10.2f\n", k, plain.writes[k]/float64(max(plain.pods, 1)), volume.writes[k]/float64(max(volume.pods, 1)))
+	}
+	fmt.Fprintf(out, "  %-40s %10.2f %10.2f\n", "total", per(plain), per(volume))
+	if per(volume) > 0 {
+		fmt.Fprintf(out, "no-volume / volume writes per pod: %.0f%%; where the API's write rate bounds both shapes, the volume rate stays below this share of the no-volume rate\n", 100*per(plain)/per(volume))
+	}
 }
 
 // references are upstream's scheduler_perf thresholds (minimum

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"volplane/internal/node/podbench"
 )
 
 // shape is what one shape of pods measured.
@@ -20,6 +22,9 @@ type shape struct {
 	latencies []time.Duration
 	// phases split the volume shape's latencies.
 	phases phases
+	// writes are the API writes from the first create to the last bind,
+	// the bench's own node heartbeats left out.
+	writes podbench.APIWrites
 }
 
 // rate is pods scheduled per second over the shape's wall time.
