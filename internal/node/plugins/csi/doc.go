@@ -83,7 +83,8 @@
 // Republishing: for a driver whose CSIDriver says requiresRepublish the
 // plugin is a Remounter (RequiresRemount) and asks the volume manager,
 // every Config.RepublishPeriod (a minute, upstream's pod sync), to set its
-// pods' volumes up again, which publishes them again with fresh tokens.
+// pods' volumes up again, PVs and inline volumes alike, which publishes
+// them again with fresh tokens.
 //
 // CSI inline (ephemeral) volumes (a pod's volumes[].csi, inline.go), as
 // upstream's csi plugin serves them: allowed only when the driver's
@@ -95,7 +96,8 @@
 // volume's name; the unique volume name
 // kubernetes.io/csi/<pod uid>-<volume name>. No VolumeAttachment, no
 // NodeStageVolume (CanDeviceMount is false, so the volume manager skips
-// MountDevice; the attach/detach controller only attaches claims): SetUp
+// MountDevice; the attach/detach controller only attaches claims): SetUp,
+// through the path a PV's takes (publish in mount.go, given what differs),
 // writes vol_data.json (volumeLifecycleMode Ephemeral) and calls
 // NodePublishVolume at <dir>/mount with the volumeAttributes, fsType,
 // readOnly, the nodePublishSecretRef secret of the pod's namespace, the

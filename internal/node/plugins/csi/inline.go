@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"slices"
-	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -60,74 +59,38 @@ func supportsLifecycleMode(obj *storagev1.CSIDriver, driver string, mode storage
 	return fmt.Errorf("volume mode %q not supported by driver %s (only supports %q)", mode, driver, obj.Spec.VolumeLifecycleModes)
 }
 
-// setUpInline publishes a CSI inline volume at <args.Dir>/mount: no
-// attachment and no staging, NodePublishVolume alone with the handle
-// ephemeralHandle makes, the source's volumeAttributes (plus the pod's
-// identity with ephemeral "true" when the CSIDriver has podInfoOnMount),
-// fsType and readOnly, the nodePublishSecretRef secret from the pod's
-// namespace, and the SINGLE_NODE_WRITER capability upstream gives inline
-// volumes. The driver's CSIDriver must list the Ephemeral lifecycle mode.
+// setUpInline publishes a CSI inline volume at <args.Dir>/mount (through
+// publish): no attachment and no staging, NodePublishVolume alone with
+// the handle ephemeralHandle makes, the source's volumeAttributes (plus
+// the pod's identity with ephemeral "true" when the CSIDriver has
+// podInfoOnMount), fsType and readOnly, the nodePublishSecretRef secret
+// from the pod's namespace, and the SINGLE_NODE_WRITER capability
+// upstream gives inline volumes. The driver's CSIDriver must list the
+// Ephemeral lifecycle mode.
 func (p *Plugin) setUpInline(ctx context.Context, args plugins.SetUpArgs, src *corev1.CSIVolumeSource) error {
-	c, caps, err := p.driver(ctx, src.Driver)
-	if err != nil {
-		return fmt.Errorf("kubernetes.io/csi: mounter.SetUpAt failed to get CSI client: %w", err)
-	}
-	obj, err := p.driverObject(ctx, src.Driver)
-	if err != nil {
-		return err
-	}
-	if err := supportsLifecycleMode(obj, src.Driver, storagev1.VolumeLifecycleEphemeral); err != nil {
-		return fmt.Errorf("kubernetes.io/csi: mounter.SetupAt failed to check volume lifecycle mode: %w", err)
-	}
-	handle := ephemeralHandle(string(args.Pod.UID), args.Spec.Name)
-	if err := writeVolData(args.Dir, volData{
-		SpecVolID: args.Spec.Name, VolumeHandle: handle, DriverName: src.Driver,
-		NodeName: p.host.NodeName, VolumeLifecycleMode: string(storagev1.VolumeLifecycleEphemeral),
-	}); err != nil {
-		return err
-	}
-	cp := client.Capability{AccessMode: client.SingleNodeWriter}
-	if caps.SingleNodeMultiWriter {
-		cp.AccessMode = client.SingleNodeMultiWriter
-	}
-	if src.FSType != nil {
-		cp.FSType = *src.FSType
-	}
-	readOnly := src.ReadOnly != nil && *src.ReadOnly
-	policy := fsGroupPolicy(obj)
-	fsGroup := args.FSGroup != nil && !readOnly && (policy == storagev1.FileFSGroupPolicy ||
-		policy == storagev1.ReadWriteOnceWithFSTypeFSGroupPolicy && cp.FSType != "")
-	if fsGroup && caps.VolumeMountGroup {
-		cp.VolumeMountGroup = strconv.FormatInt(*args.FSGroup, 10)
-	}
-	var secrets map[string]string
-	if ref := src.NodePublishSecretRef; ref != nil {
-		secrets, err = p.secrets(ctx, &corev1.SecretReference{Name: ref.Name, Namespace: args.Pod.Namespace})
-		if err != nil {
-			return err
-		}
-	}
-	tokens, err := p.tokens(ctx, obj, args.Pod)
-	if err != nil {
-		return err
-	}
-	volCtx := volumeContext(&corev1.CSIPersistentVolumeSource{VolumeAttributes: src.VolumeAttributes}, obj, args.Pod, tokens)
-	if _, ok := volCtx[keyEphemeral]; ok {
-		volCtx[keyEphemeral] = "true"
-	}
-	req := &client.NodePublishRequest{
-		VolumeID:   handle,
-		TargetPath: p.ContentDir(args.Dir),
-		Capability: cp,
-		ReadOnly:   readOnly,
-		Secrets:    secrets,
-		Context:    volCtx,
-	}
-	if err := c.NodePublishVolume(ctx, req); err != nil {
-		return err
-	}
-	if fsGroup && !caps.VolumeMountGroup {
-		return plugins.SetVolumeOwnership(req.TargetPath, args.FSGroup, args.FSGroupChangePolicy, false)
-	}
-	return nil
+	return p.publish(ctx, args, src.Driver, storagev1.VolumeLifecycleEphemeral,
+		func(obj *storagev1.CSIDriver, caps client.NodeCapabilities) (publication, error) {
+			handle := ephemeralHandle(string(args.Pod.UID), args.Spec.Name)
+			cp := client.Capability{AccessMode: client.SingleNodeWriter}
+			if caps.SingleNodeMultiWriter {
+				cp.AccessMode = client.SingleNodeMultiWriter
+			}
+			if src.FSType != nil {
+				cp.FSType = *src.FSType
+			}
+			readOnly := src.ReadOnly != nil && *src.ReadOnly
+			policy := fsGroupPolicy(obj)
+			pub := publication{
+				req: client.NodePublishRequest{VolumeID: handle, Capability: cp, ReadOnly: readOnly},
+				data: volData{SpecVolID: args.Spec.Name, VolumeHandle: handle, DriverName: src.Driver,
+					NodeName: p.host.NodeName, VolumeLifecycleMode: string(storagev1.VolumeLifecycleEphemeral)},
+				attributes: src.VolumeAttributes,
+				fsGroup: args.FSGroup != nil && !readOnly && (policy == storagev1.FileFSGroupPolicy ||
+					policy == storagev1.ReadWriteOnceWithFSTypeFSGroupPolicy && cp.FSType != ""),
+			}
+			if ref := src.NodePublishSecretRef; ref != nil {
+				pub.secretRef = &corev1.SecretReference{Name: ref.Name, Namespace: args.Pod.Namespace}
+			}
+			return pub, nil
+		})
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	csipb "github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
@@ -131,6 +132,41 @@ func TestInlineLifecycleMode(t *testing.T) {
 				t.Errorf("NodePublishVolume called %d times", n)
 			}
 		})
+	}
+}
+
+// An inline volume of a driver with requiresRepublish is published again
+// like a PV, as upstream's kubelet does (the Secrets Store driver's
+// inline volumes rely on it), until it is torn down.
+func TestInlineRepublish(t *testing.T) {
+	obj := ephemeralDriver(false)
+	obj.Spec.RequiresRepublish = ptr.To(true)
+	r := newRig(t, csitest.NodeOptions{NoStage: true}, obj, secretIn("ns", "publish"))
+	if !r.p.RequiresRemount(inlineSpec()) {
+		t.Error("RequiresRemount false for an inline volume of a driver with requiresRepublish")
+	}
+	if err := setUpInlineVolume(r); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case uid := <-r.remounts:
+		if uid != "uid-1" {
+			t.Errorf("remount of pod %s", uid)
+		}
+	case <-time.After(time.Minute): // a hang, not a speed
+		t.Fatal("the pod of the inline volume was never asked to set it up again")
+	}
+	if err := r.p.TearDown(context.Background(), inlineDir(r)); err != nil {
+		t.Fatal(err)
+	}
+	for len(r.remounts) > 0 {
+		<-r.remounts
+	}
+	r.p.republish()
+	select {
+	case uid := <-r.remounts:
+		t.Errorf("pod %s asked to remount a volume torn down", uid)
+	default:
 	}
 }
 

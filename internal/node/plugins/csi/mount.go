@@ -36,7 +36,8 @@ const (
 // secret. vol_data.json goes into args.Dir first. The pod's fsGroup is
 // then applied as the CSIDriver's fsGroupPolicy says, by the driver
 // itself when it has VOLUME_MOUNT_GROUP. Calling it again is safe:
-// NodePublishVolume is idempotent by the spec.
+// NodePublishVolume is idempotent by the spec. An inline volume is
+// setUpInline's; both go through publish.
 func (p *Plugin) SetUp(ctx context.Context, args plugins.SetUpArgs) error {
 	spec := args.Spec
 	if in := inline(spec); in != nil {
@@ -46,60 +47,94 @@ func (p *Plugin) SetUp(ctx context.Context, args plugins.SetUpArgs) error {
 	if err != nil {
 		return err
 	}
-	c, caps, err := p.driver(ctx, src.Driver)
+	return p.publish(ctx, args, src.Driver, storagev1.VolumeLifecyclePersistent,
+		func(obj *storagev1.CSIDriver, caps client.NodeCapabilities) (publication, error) {
+			pubCtx, attachID, err := p.publishContext(ctx, spec, src)
+			if err != nil {
+				return publication{}, err
+			}
+			cp, err := capability(spec, caps)
+			if err != nil {
+				return publication{}, err
+			}
+			pub := publication{
+				req: client.NodePublishRequest{VolumeID: src.VolumeHandle, PublishContext: pubCtx, Capability: cp,
+					ReadOnly: spec.ReadOnly},
+				data: volData{SpecVolID: spec.PV.Name, VolumeHandle: src.VolumeHandle, DriverName: src.Driver,
+					NodeName: p.host.NodeName, AttachmentID: attachID, VolumeLifecycleMode: string(storagev1.VolumeLifecyclePersistent)},
+				attributes: src.VolumeAttributes,
+				secretRef:  src.NodePublishSecretRef,
+				fsGroup:    supportsFSGroup(spec, args.FSGroup, fsGroupPolicy(obj)),
+			}
+			if caps.StageUnstage {
+				pub.req.StagingPath = p.deviceMountPath(src)
+			}
+			return pub, nil
+		})
+}
+
+// publication is what SetUp publishes of a PV or an inline volume: the
+// request (without target, secrets and volume context), what
+// vol_data.json records, the volume attributes, the node-publish secret
+// and whether the pod's fsGroup applies to the volume.
+type publication struct {
+	req        client.NodePublishRequest
+	data       volData
+	attributes map[string]string
+	secretRef  *corev1.SecretReference
+	fsGroup    bool
+}
+
+// publish is SetUp of a volume of driver in lifecycle mode, a PV's or an
+// inline volume's: the driver must be registered and its CSIDriver must
+// list mode; prepare, given the CSIDriver (nil without one) and the
+// driver's Node capabilities, says what differs. Then vol_data.json is
+// written, the secret read, the tokens requested, the volume context
+// made (the attributes, tokens and, with podInfoOnMount, the pod's keys,
+// ephemeral "true" for an inline volume), NodePublishVolume called at
+// <args.Dir>/mount, the publication tracked for metrics and republishing,
+// and the fsGroup applied.
+func (p *Plugin) publish(ctx context.Context, args plugins.SetUpArgs, driver string, mode storagev1.VolumeLifecycleMode,
+	prepare func(*storagev1.CSIDriver, client.NodeCapabilities) (publication, error)) error {
+	c, caps, err := p.driver(ctx, driver)
 	if err != nil {
 		return fmt.Errorf("kubernetes.io/csi: mounter.SetUpAt failed to get CSI client: %w", err)
 	}
-	obj, err := p.driverObject(ctx, src.Driver)
+	obj, err := p.driverObject(ctx, driver)
 	if err != nil {
 		return err
 	}
-	if err := supportsLifecycleMode(obj, src.Driver, storagev1.VolumeLifecyclePersistent); err != nil {
+	if err := supportsLifecycleMode(obj, driver, mode); err != nil {
 		return fmt.Errorf("kubernetes.io/csi: mounter.SetupAt failed to check volume lifecycle mode: %w", err)
 	}
-	pubCtx, attachID, err := p.publishContext(ctx, spec, src)
+	pub, err := prepare(obj, caps)
 	if err != nil {
 		return err
 	}
-	if err := writeVolData(args.Dir, volData{
-		SpecVolID: spec.PV.Name, VolumeHandle: src.VolumeHandle, DriverName: src.Driver,
-		NodeName: p.host.NodeName, AttachmentID: attachID, VolumeLifecycleMode: "Persistent",
-	}); err != nil {
+	if err := writeVolData(args.Dir, pub.data); err != nil {
 		return err
 	}
-	cp, err := capability(spec, caps)
-	if err != nil {
-		return err
+	req := &pub.req
+	req.TargetPath = p.ContentDir(args.Dir)
+	if pub.fsGroup && caps.VolumeMountGroup {
+		req.Capability.VolumeMountGroup = strconv.FormatInt(*args.FSGroup, 10)
 	}
-	fsGroup := supportsFSGroup(spec, args.FSGroup, fsGroupPolicy(obj))
-	if fsGroup && caps.VolumeMountGroup {
-		cp.VolumeMountGroup = strconv.FormatInt(*args.FSGroup, 10)
-	}
-	secrets, err := p.secrets(ctx, src.NodePublishSecretRef)
-	if err != nil {
+	if req.Secrets, err = p.secrets(ctx, pub.secretRef); err != nil {
 		return err
 	}
 	tokens, err := p.tokens(ctx, obj, args.Pod)
 	if err != nil {
 		return err
 	}
-	req := &client.NodePublishRequest{
-		VolumeID:       src.VolumeHandle,
-		PublishContext: pubCtx,
-		TargetPath:     p.ContentDir(args.Dir),
-		Capability:     cp,
-		ReadOnly:       spec.ReadOnly,
-		Secrets:        secrets,
-		Context:        volumeContext(src, obj, args.Pod, tokens),
-	}
-	if caps.StageUnstage {
-		req.StagingPath = p.deviceMountPath(src)
+	req.Context = volumeContext(&corev1.CSIPersistentVolumeSource{VolumeAttributes: pub.attributes}, obj, args.Pod, tokens)
+	if _, ok := req.Context[keyEphemeral]; ok && mode == storagev1.VolumeLifecycleEphemeral {
+		req.Context[keyEphemeral] = "true"
 	}
 	if err := c.NodePublishVolume(ctx, req); err != nil {
 		return err
 	}
-	p.trackPublished(args, published{driver: src.Driver, volumeID: src.VolumeHandle, target: req.TargetPath, staging: req.StagingPath})
-	if fsGroup && !caps.VolumeMountGroup {
+	p.trackPublished(args, published{driver: driver, volumeID: req.VolumeID, target: req.TargetPath, staging: req.StagingPath})
+	if pub.fsGroup && !caps.VolumeMountGroup {
 		return plugins.SetVolumeOwnership(req.TargetPath, args.FSGroup, args.FSGroupChangePolicy, false)
 	}
 	return nil
