@@ -22,8 +22,9 @@ const errorRetry = 10 * time.Second
 // shouldStop reports whether the pod's containers must stop now: the
 // object is gone or being deleted, the pod is finished (by the API's
 // phase or by its containers), activeDeadlineSeconds passed, or the pod
-// was evicted or rejected. why is the pod-level reason of a stop the node decided
-// (DeadlineExceeded, Evicted), nil otherwise.
+// was evicted or rejected. why is the pod-level reason of a stop the
+// node decided (DeadlineExceeded, Evicted), nil otherwise; a rejection
+// has set its own (reject).
 func (pw *podWorker) shouldStop(pod *corev1.Pod, rt *podRuntime, deleted bool) (stop bool, why *waitReason) {
 	pw.mu.Lock()
 	evicted, rejected := pw.evicted, pw.rejected
