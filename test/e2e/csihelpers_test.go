@@ -263,6 +263,12 @@ func attachedVA(va *storagev1.VolumeAttachment, driver, node, pv string) error {
 // claimPodYAML is a pod in default running script with the claim
 // mounted at /data.
 func claimPodYAML(name, claim, script string) string {
+	return podYAML(name, script, "data", "persistentVolumeClaim: {claimName: "+claim+"}")
+}
+
+// podYAML is a pod in default running script (sh -c in busybox) with one
+// volume, mounted at /<volume>, whose source is the YAML line source.
+func podYAML(name, script, volume, source string) string {
 	return fmt.Sprintf(`
 apiVersion: v1
 kind: Pod
@@ -273,11 +279,11 @@ spec:
   - name: c
     image: busybox
     command: [sh, -c, %q]
-    volumeMounts: [{name: data, mountPath: /data}]
+    volumeMounts: [{name: %s, mountPath: /%s}]
   volumes:
-  - name: data
-    persistentVolumeClaim: {claimName: %s}
-`, name, script, claim)
+  - name: %s
+    %s
+`, name, script, volume, volume, volume, source)
 }
 
 // eventsOf is the events of the object named, a "reason: message" line

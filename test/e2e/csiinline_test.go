@@ -54,23 +54,8 @@ spec: {attachRequired: false, podInfoOnMount: true, volumeLifecycleModes: [Persi
 	}
 
 	pod := func(name, driver string) string {
-		return fmt.Sprintf(`
-apiVersion: v1
-kind: Pod
-metadata: {name: %s, namespace: default}
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: c
-    image: busybox
-    command: [sh, -c, "echo inline > /scratch/file && exec sleep 3600"]
-    volumeMounts: [{name: scratch, mountPath: /scratch}]
-  volumes:
-  - name: scratch
-    csi:
-      driver: %s
-      volumeAttributes: {size: 16Mi}
-`, name, driver)
+		return podYAML(name, "echo inline > /scratch/file && exec sleep 3600", "scratch",
+			"csi: {driver: "+driver+", volumeAttributes: {size: 16Mi}}")
 	}
 
 	t.Run("built-in driver", func(t *testing.T) {
