@@ -11,7 +11,9 @@
 //     `kubectl delete --now`) until none is left in the API;
 //   - with volumes: lone, burst and teardown again, for pods that each
 //     have a claim pre-bound to a hostPath PV of their own, a configMap,
-//     a secret, a projected service-account token and an emptyDir;
+//     a secret, a projected service-account token and an emptyDir; each
+//     claim is Bound before its pod is created (untimed), so the figure
+//     is the pod's and not the PV controller's;
 //   - configMap updates: Updates changes of a configMap, each timed from
 //     the update call until the file in a running pod's volume directory
 //     (read on the host) shows it;

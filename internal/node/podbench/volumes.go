@@ -84,6 +84,31 @@ func (s *volumeSet) claim(ctx context.Context, name string) error {
 	return nil
 }
 
+// waitBound waits until the PV controller has bound the claims, so that
+// a pod's time is its own and not the binding's: a pod whose pre-bound
+// claim is not Bound yet is unschedulable ("pod has unbound immediate
+// PersistentVolumeClaims") and retried after the scheduler's backoff.
+// Storage benchmarks upstream (clusterloader2) bind their volumes before
+// the pods come, too.
+func (s *volumeSet) waitBound(ctx context.Context, names []string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for _, n := range names {
+		for {
+			pvc, err := s.cs.CoreV1().PersistentVolumeClaims(namespace).Get(ctx, n, metav1.GetOptions{})
+			if err == nil && pvc.Status.Phase == v1.ClaimBound {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("claim %s not Bound: %w", n, errors.Join(err, ctx.Err()))
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
 // pod is a volume pod using the claim of its own name.
 func (s *volumeSet) pod(name string) *v1.Pod {
 	p := benchPod(name)
@@ -130,6 +155,9 @@ func measureVolumes(ctx context.Context, cs kubernetes.Interface, tr *tracker, c
 		if err := s.claim(ctx, name); err != nil {
 			return err
 		}
+		if err := s.waitBound(ctx, []string{name}, cfg.Timeout); err != nil {
+			return err
+		}
 		d, err := createAndWait(ctx, cs, tr, s.pod(name), cfg.Timeout)
 		if err != nil {
 			return err
@@ -148,6 +176,9 @@ func measureVolumes(ctx context.Context, cs kubernetes.Interface, tr *tracker, c
 		if err := s.claim(ctx, names[i]); err != nil {
 			return err
 		}
+	}
+	if err := s.waitBound(ctx, names, cfg.Timeout); err != nil {
+		return err
 	}
 	res.VolBurst = make([]time.Duration, cfg.Pods)
 	errs := make([]error, cfg.Pods)
