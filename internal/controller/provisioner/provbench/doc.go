@@ -6,7 +6,11 @@
 //     driver (1Mi each), created by parallel create calls: claims bound
 //     per second (Claims / the time from the first create call until the
 //     last claim is Bound) and claim created -> Bound p50/p99, each claim
-//     timed from its own create call until a watch sees phase Bound;
+//     timed from its own create call until a watch sees phase Bound; and
+//     what they cost the child (cost.go): API writes per claim by
+//     resource and verb (apiserver_request_total) and its CPU per claim
+//     (process_cpu_seconds_total), from its /metrics read before the
+//     first create call and after the last claim was Bound;
 //   - pods: Pods pods, each with a new claim of the default class
 //     volplane-local (WaitForFirstConsumer, so the volume is provisioned
 //     only once the scheduler picked the node), all created at once: pod

@@ -32,6 +32,8 @@ func measureClaims(ctx context.Context, cs kubernetes.Interface, claims *marker,
 	defer phases.Stop()
 	errs := make([]error, cfg.Claims)
 	returned := make([]time.Time, cfg.Claims)
+	// The cost is worth having, not worth failing the run for.
+	before, costErr := readCounters(ctx, cs)
 	first := time.Now()
 	var wg sync.WaitGroup
 	for i := range cfg.Claims {
@@ -57,6 +59,13 @@ func measureClaims(ctx context.Context, cs kubernetes.Interface, claims *marker,
 	}
 	res.ClaimsAll = latest(bound).Sub(first)
 	res.ClaimsCreated = latest(returned).Sub(first)
+	if costErr == nil {
+		var after apiCounters
+		if after, costErr = readCounters(ctx, cs); costErr == nil {
+			res.ClaimCost = costPerClaim(before, after, cfg.Claims)
+		}
+	}
+	res.ClaimCostErr = costErr
 	res.ClaimPhases = splitPhases(phases, created)
 	return nil
 }

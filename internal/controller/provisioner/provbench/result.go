@@ -2,6 +2,7 @@ package provbench
 
 import (
 	"fmt"
+	"runtime"
 	"time"
 
 	"volplane/internal/bootstrap"
@@ -22,6 +23,10 @@ type Result struct {
 	// ClaimPhases splits each claim's time between the components.
 	ClaimsCreated time.Duration
 	ClaimPhases   Phases
+	// ClaimCost is what the claims cost the child up (API writes, CPU),
+	// unless ClaimCostErr says why it was not read.
+	ClaimCost    Cost
+	ClaimCostErr error
 	// PodRunning is each pod's create call -> Running; PodsAll the time
 	// from the first create call until the last pod was Running.
 	PodRunning []time.Duration
@@ -61,6 +66,11 @@ func (r Result) Rows() []podbench.Row {
 			podbench.Row{Figure: "claim created -> Bound p99", Value: ms(podbench.Percentile(r.ClaimBound, 99))},
 			podbench.Row{Figure: "claims: last create call returned", Value: ms(r.ClaimsCreated), Note: "after the first create call"})
 		rows = append(rows, r.ClaimPhases.rows()...)
+		if r.ClaimCostErr != nil {
+			rows = append(rows, podbench.Row{Figure: "  API writes and CPU per claim", Value: "not measured", Note: r.ClaimCostErr.Error()})
+		} else {
+			rows = append(rows, r.ClaimCost.rows(runtime.NumCPU())...)
+		}
 	} else {
 		rows = append(rows, podbench.Row{Figure: fmt.Sprintf("%d claims (Immediate)", r.Claims), Value: "not measured", Note: "the phase failed"})
 	}
