@@ -3,8 +3,10 @@
 // server`, and against an existing cluster with `volplane server
 // --kubeconfig`.
 //
-// It owns one shared informer factory, one event broadcaster, one
-// Prometheus registry, and leader election through a Lease in kube-system
+// It owns one shared informer factory, an event broadcaster per event
+// source (Context.Recorder; each of upstream's controllers has its own,
+// and a shared one dropped most events of a burst past its queue of
+// 1,000), one Prometheus registry, and leader election through a Lease in kube-system
 // (LeaseName): of several servers on one API only the Lease holder runs
 // controllers, and when it stops another takes over. A manager that loses
 // the Lease (a renewal slower than RenewDeadline on a loaded machine)
