@@ -143,7 +143,7 @@ func measure(ctx context.Context, cs kubernetes.Interface, cfg Config, dataDir s
 		names[i] = "burst-" + strconv.Itoa(i)
 	}
 	res.Burst = make([]time.Duration, cfg.Pods)
-	writesBefore, err := ReadAPIWrites(ctx, cs)
+	writesBefore, err := ReadAPIMetrics(ctx, cs)
 	if err != nil {
 		return res, err
 	}
@@ -160,11 +160,11 @@ func measure(ctx context.Context, cs kubernetes.Interface, cfg Config, dataDir s
 	for _, name := range names {
 		res.AllUp = max(res.AllUp, tr.running(name).Sub(start))
 	}
-	writesAfter, err := ReadAPIWrites(ctx, cs)
+	writesAfter, err := ReadAPIMetrics(ctx, cs)
 	if err != nil {
 		return res, err
 	}
-	res.BurstWrites = writesAfter.Since(writesBefore)
+	res.BurstWrites = writesAfter.Writes.Since(writesBefore.Writes)
 	if res.Teardown, err = deleteAndWait(ctx, cs, tr, names, cfg.Timeout); err != nil {
 		return res, err
 	}

@@ -39,9 +39,9 @@
 // unmounts every mount under the data dir deepest first and removes it
 // (unless Config.Keep). It touches nothing that is not the data dir's.
 //
-// ReadAPIWrites (apiwrites.go) snapshots the API server's write counts
-// by verb and resource from its /metrics, for the benches that count the
-// writes a pod or a claim costs.
+// ReadAPIMetrics (apimetrics.go) reads the API server's write counts by
+// resource and verb and the process's CPU seconds from the child's
+// /metrics, for the benches that count what a pod or a claim costs.
 //
 // The package may call the node runtime (RuncFloor) and client-go; only
 // the bench commands use it.

@@ -152,7 +152,7 @@ func benchPod(name, shapeName, claim string) *v1.Pod {
 func runShape(ctx context.Context, cs kubernetes.Interface, cfg Config, shapeName string, withClaim bool) (shape, error) {
 	res := shape{name: shapeName, pods: cfg.Pods}
 	claimName := func(i int) string { return fmt.Sprintf("bench-claim-%05d", i) }
-	writesBefore, err := podbench.ReadAPIWrites(ctx, cs)
+	writesBefore, err := podbench.ReadAPIMetrics(ctx, cs)
 	if err != nil {
 		return res, err
 	}
@@ -214,11 +214,11 @@ func runShape(ctx context.Context, cs kubernetes.Interface, cfg Config, shapeNam
 		}
 	}
 	res.wall = last.Sub(start)
-	writesAfter, err := podbench.ReadAPIWrites(ctx, cs)
+	writesAfter, err := podbench.ReadAPIMetrics(ctx, cs)
 	if err != nil {
 		return res, err
 	}
-	res.writes = writesAfter.Since(writesBefore)
+	res.writes = writesAfter.Writes.Since(writesBefore.Writes)
 	for _, beat := range heartbeatWrites {
 		delete(res.writes, beat)
 	}
@@ -327,7 +327,7 @@ func printResult(out io.Writer, cfg Config, plain, volume shape) {
 
 // heartbeatWrites are the bench's own writes that keep its Node objects
 // alive, left out of a shape's writes.
-var heartbeatWrites = []string{"PUT leases", "PATCH nodes/status"}
+var heartbeatWrites = []string{"leases PUT", "nodes/status PATCH"}
 
 // printWrites prints each shape's API writes per pod (claim and pod
 // creates included), by kind, and the ratio the writes alone allow: on

@@ -28,7 +28,7 @@
 // claimRef -> claim Bound (the PV controller's three writes), Bound ->
 // spec.nodeName (PreBind noticing, the binding). Each shape's API writes
 // per pod are counted from the API server's apiserver_request_total
-// (podbench.ReadAPIWrites; the bench's node heartbeats left out) and
+// (podbench.ReadAPIMetrics; the bench's node heartbeats left out) and
 // printed by kind: a volume pod costs about ten (claim and pod creates,
 // nominatedNodeName, PV claimRef, PV status, PVC spec, PVC status and
 // its Unused condition, binding, event) where a plain pod costs three

@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"volplane/internal/bootstrap"
+	"volplane/internal/node/podbench"
 )
 
 // measureClaims creates cfg.Claims claims of the Immediate class by
@@ -33,7 +34,7 @@ func measureClaims(ctx context.Context, cs kubernetes.Interface, claims *marker,
 	errs := make([]error, cfg.Claims)
 	returned := make([]time.Time, cfg.Claims)
 	// The cost is worth having, not worth failing the run for.
-	before, costErr := readCounters(ctx, cs)
+	before, costErr := podbench.ReadAPIMetrics(ctx, cs)
 	first := time.Now()
 	var wg sync.WaitGroup
 	for i := range cfg.Claims {
@@ -60,8 +61,8 @@ func measureClaims(ctx context.Context, cs kubernetes.Interface, claims *marker,
 	res.ClaimsAll = latest(bound).Sub(first)
 	res.ClaimsCreated = latest(returned).Sub(first)
 	if costErr == nil {
-		var after apiCounters
-		if after, costErr = readCounters(ctx, cs); costErr == nil {
+		var after podbench.APIMetrics
+		if after, costErr = podbench.ReadAPIMetrics(ctx, cs); costErr == nil {
 			res.ClaimCost = costPerClaim(before, after, cfg.Claims)
 		}
 	}
