@@ -164,7 +164,7 @@ spec: {attachRequired: true}
 	r.server.MustKubectl(t, "delete", "pod", "crash-writer", "--timeout=2m")
 	stage := csiStagePath(r.node.kubeletDir(), crashDriver, handle)
 	eventually(t, 2*time.Minute, func() error {
-		if n := mountCount(t, stage); n != 0 {
+		if n := hostopstest.MountCount(t, stage); n != 0 {
 			return fmt.Errorf("%s mounted %d times after the only pod went", stage, n)
 		}
 		if v := volumes(); len(v[handle]) != 0 {
@@ -189,7 +189,7 @@ spec: {attachRequired: true}
 	})
 	publish := csiPublishPath(r.node.kubeletDir(), reader.UID, pv.Name)
 	for _, m := range []string{stage, publish} {
-		if n := mountCount(t, m); n != 1 {
+		if n := hostopstest.MountCount(t, m); n != 1 {
 			t.Errorf("%s is mounted %d times, want once", m, n)
 		}
 	}
@@ -203,7 +203,7 @@ spec: {attachRequired: true}
 	// used.
 	r.server.MustKubectl(t, "delete", "pod", "crash-reader", "--timeout=2m")
 	eventually(t, 2*time.Minute, func() error {
-		if n := mountCount(t, stage); n != 0 {
+		if n := hostopstest.MountCount(t, stage); n != 0 {
 			return fmt.Errorf("%s mounted %d times after the reader went", stage, n)
 		}
 		return nil
@@ -231,7 +231,7 @@ spec: {attachRequired: true}
 	if v := volumes(); !mapHas(v, handle) {
 		t.Fatalf("backend volume %s deleted while still published and staged: %v", handle, v)
 	}
-	if n := mountCount(t, stage); n != 1 {
+	if n := hostopstest.MountCount(t, stage); n != 1 {
 		t.Fatalf("%s mounted %d times with the agent down, want once", stage, n)
 	}
 	// The deletion is retried with backoff; the limit is generous for

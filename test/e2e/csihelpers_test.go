@@ -21,7 +21,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
-	"volplane/internal/hostops"
 	"volplane/internal/hostops/hostopstest"
 )
 
@@ -117,23 +116,6 @@ func poolVolumes(t testing.TB, pool string) []string {
 		out = append(out, e.Name())
 	}
 	return out
-}
-
-// mountCount counts the mount entries of path in /proc/self/mountinfo: a
-// stage or publish done twice stacks a second one.
-func mountCount(t testing.TB, path string) int {
-	t.Helper()
-	mps, err := hostops.New().Mounts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, m := range mps {
-		if m.Path == path {
-			n++
-		}
-	}
-	return n
 }
 
 // driverVolumes returns a function listing the volumes the driver on

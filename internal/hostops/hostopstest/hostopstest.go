@@ -127,6 +127,23 @@ func MountsUnder(t testing.TB, dir string) []string {
 	return out
 }
 
+// MountCount counts the mount table's entries at path: a mount done
+// twice at one path (a stage or publish repeated) is there twice.
+func MountCount(t testing.TB, path string) int {
+	t.Helper()
+	mps, err := hostops.New().Mounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, m := range mps {
+		if m.Path == path {
+			n++
+		}
+	}
+	return n
+}
+
 // LoopDevicesUnder lists the loop devices whose backing file is under dir.
 func LoopDevicesUnder(dir string) []string {
 	entries, _ := os.ReadDir("/sys/block")

@@ -71,7 +71,7 @@ func TestRootBuiltInDriver(t *testing.T) {
 		}
 	}
 	for _, path := range []string{gm, target} {
-		if n := mountsAt(t, ops, path); n != 1 {
+		if n := hostopstest.MountCount(t, path); n != 1 {
 			t.Errorf("%d mounts at %s, want 1", n, path)
 		}
 	}
@@ -198,19 +198,4 @@ func (b *builtIn) deleteVolume(t *testing.T) {
 	if _, err := b.d.DeleteVolume(ctx, &csipb.DeleteVolumeRequest{VolumeId: b.id}); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func mountsAt(t *testing.T, ops hostops.Host, path string) int {
-	t.Helper()
-	mps, err := ops.Mounts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, m := range mps {
-		if m.Path == path {
-			n++
-		}
-	}
-	return n
 }

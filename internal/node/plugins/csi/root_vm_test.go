@@ -22,6 +22,7 @@ import (
 	"volplane/internal/csi/kube"
 	"volplane/internal/csidriver"
 	"volplane/internal/hostops"
+	"volplane/internal/hostops/hostopstest"
 	"volplane/internal/node/plugins"
 	"volplane/internal/node/volumemanager"
 	"volplane/internal/node/volumemanager/reconstruction"
@@ -100,7 +101,7 @@ func TestRootVolumeManagerRestart(t *testing.T) {
 	wait(m)
 	gm := filepath.Join(b.root, "plugins", PluginName, csidriver.DriverName)
 	for _, path := range []string{dir + "/mount"} {
-		if n := mountsAt(t, ops, path); n != 1 {
+		if n := hostopstest.MountCount(t, path); n != 1 {
 			t.Errorf("after the restart: %d mounts at %s, want 1", n, path)
 		}
 	}
@@ -256,7 +257,7 @@ func TestRootCrashBetweenStageAndPublish(t *testing.T) {
 				}
 				dir := plugins.PodVolumeDir(b.root, pod.UID, PluginName, b.pv.Name)
 				for _, path := range []string{gm, dir + "/mount"} {
-					if n := mountsAt(t, ops, path); n != 1 {
+					if n := hostopstest.MountCount(t, path); n != 1 {
 						t.Errorf("%d mounts at %s, want 1", n, path)
 					}
 				}
@@ -315,14 +316,14 @@ func TestRootBlockVolume(t *testing.T) {
 	}
 	f.Close()
 	publish := filepath.Join(b.root, "plugins", PluginName, "volumeDevices", "publish", b.pv.Name, string(pod.UID))
-	if n := mountsAt(t, ops, publish); n != 1 {
+	if n := hostopstest.MountCount(t, publish); n != 1 {
 		t.Errorf("%d mounts at the publish path %s, want 1", n, publish)
 	}
 	stop()
 
 	m, _ = run()
 	wait(m)
-	if n := mountsAt(t, ops, publish); n != 1 {
+	if n := hostopstest.MountCount(t, publish); n != 1 {
 		t.Errorf("after the restart: %d mounts at %s, want 1", n, publish)
 	}
 	pods.set()
