@@ -173,6 +173,11 @@ func TestEphemeralAcrossRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	d2 := newFakeDriver(t, dir, h) // the restart
+	if v, err := d2.store.GetVolume(id); err != nil {
+		t.Fatal(err)
+	} else if _, ok := v.Targets[target]; !ok {
+		t.Fatalf("the restart forgot the publication at %s, whose mount is still there", target)
+	}
 	// Publishing again (the CO unsure after its own restart) is fine.
 	if _, err := d2.NodePublishVolume(ctx, ephemeralReq(id, target, nil)); err != nil {
 		t.Fatal(err)
@@ -188,5 +193,8 @@ func TestEphemeralAcrossRestart(t *testing.T) {
 	}
 	if _, err := os.Stat(d2.pool.DirPath(id)); !os.IsNotExist(err) {
 		t.Errorf("volume directory left: %v", err)
+	}
+	if _, err := os.Stat(target); !os.IsNotExist(err) {
+		t.Errorf("target the driver created is left: %v", err)
 	}
 }

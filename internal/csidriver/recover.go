@@ -94,7 +94,9 @@ func (d *Driver) reattach(ctx context.Context, v *state.Volume) error {
 		if err != nil {
 			return hostError(err, "read mount table")
 		}
-		if !ok || !mountIsVolume(mp, v) || v.Staged == nil {
+		// A publication of a staged volume is a bind of its staging;
+		// an ephemeral volume is published with no staging at all.
+		if !ok || !mountIsVolume(mp, v) || (v.Staged == nil && !isEphemeral(v)) {
 			log.Info("publication is gone; forgetting it", "volume", v.ID, "target", t)
 			delete(v.Targets, t)
 		}
