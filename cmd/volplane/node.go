@@ -19,6 +19,10 @@ type nodeFlags struct {
 	kubeletPort  int
 	nodeIP       string
 	allowGitRepo bool
+	apiQPS       float32
+	apiBurst     int
+	eventQPS     float32
+	eventBurst   int
 	local        localPVFlags
 }
 
@@ -27,6 +31,10 @@ func (f *nodeFlags) add(fs *pflag.FlagSet) {
 	fs.IntVar(&f.kubeletPort, "kubelet-port", 10250, "port of the kubelet API (logs, exec); several agents on one machine each need their own")
 	fs.StringVar(&f.nodeIP, "node-ip", "", "the node's address, and its pods' (default: the address that reaches the API server)")
 	fs.BoolVar(&f.allowGitRepo, "allow-gitrepo-volumes", false, "clone gitRepo volumes with volplane's safe clone (hooks and config-driven commands off); upstream refuses them since v1.36")
+	fs.Float32Var(&f.apiQPS, "kube-api-qps", 50, "queries per second the node agent may send the API, as the kubelet's flag")
+	fs.IntVar(&f.apiBurst, "kube-api-burst", 100, "burst of the node agent's requests to the API")
+	fs.Float32Var(&f.eventQPS, "event-qps", 50, "events per second the node agent may post, on a client of their own")
+	fs.IntVar(&f.eventBurst, "event-burst", 100, "burst of the node agent's events")
 	f.local.add(fs)
 }
 
@@ -40,6 +48,11 @@ func (f *nodeFlags) config(dataDir string) agent.Config {
 		ImagesDir:   filepath.Join(dataDir, "images"),
 		KubeletPort: f.kubeletPort,
 		NodeIP:      f.nodeIP,
+
+		KubeAPIQPS:   f.apiQPS,
+		KubeAPIBurst: f.apiBurst,
+		EventQPS:     f.eventQPS,
+		EventBurst:   f.eventBurst,
 
 		AllowGitRepoVolumes: f.allowGitRepo,
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"volplane/internal/logging"
 	"volplane/internal/node/csidrivers"
@@ -16,12 +17,16 @@ import (
 
 // Agent is a running node agent.
 type Agent struct {
-	cfg            Config
-	id             *identity
-	client         kubernetes.Interface
-	nodeIP         string
-	runtimeVersion string
-	volumes        volumemanager.Interface
+	cfg Config
+	id  *identity
+	// client is the agent's API client; events go through their own
+	// (Config.EventQPS), and the Node's status and Lease through an
+	// unlimited one, as the kubelet's heartbeat client, so a burst of pod
+	// work never delays the heartbeat that keeps the node Ready.
+	client, events, heartbeat kubernetes.Interface
+	nodeIP                    string
+	runtimeVersion            string
+	volumes                   volumemanager.Interface
 	// csiDrivers are the CSI drivers registered on this node, for the
 	// agent's lifetime: the plugin watcher fills it, the CSI volume
 	// plugin reads it.
@@ -44,11 +49,10 @@ func Run(ctx context.Context, cfg Config, ready func()) error {
 		return err
 	}
 	defer id.stop()
-	client, err := kubernetes.NewForConfig(id.rest)
-	if err != nil {
+	a := &Agent{cfg: cfg, id: id, runtimeVersion: "volplane://0.1.0", csiDrivers: &csidrivers.Registry{}}
+	if err := a.newClients(); err != nil {
 		return fmt.Errorf("node agent: %w", err)
 	}
-	a := &Agent{cfg: cfg, id: id, client: client, runtimeVersion: "volplane://0.1.0", csiDrivers: &csidrivers.Registry{}}
 	if a.nodeIP = cfg.NodeIP; a.nodeIP == "" {
 		a.nodeIP = outboundIP(id.rest.Host)
 	}
@@ -75,6 +79,24 @@ func Run(ctx context.Context, cfg Config, ready func()) error {
 	}
 	waitParts()
 	return nil
+}
+
+// newClients makes the agent's three API clients from its identity.
+func (a *Agent) newClients() error {
+	var err error
+	if a.client, err = kubernetes.NewForConfig(a.id.rest); err != nil {
+		return err
+	}
+	events := rest.CopyConfig(a.id.rest)
+	events.QPS, events.Burst = a.cfg.EventQPS, a.cfg.EventBurst
+	if a.events, err = kubernetes.NewForConfig(events); err != nil {
+		return err
+	}
+	heartbeat := rest.CopyConfig(a.id.rest)
+	heartbeat.QPS = -1 // no rate limiter
+	heartbeat.Timeout = min(a.cfg.LeaseDuration, a.cfg.StatusUpdateFrequency)
+	a.heartbeat, err = kubernetes.NewForConfig(heartbeat)
+	return err
 }
 
 // outboundIP is the address this host reaches the API server from: the

@@ -39,6 +39,15 @@ type Config struct {
 	// host reaches the API server from.
 	NodeIP string
 
+	// KubeAPIQPS and KubeAPIBurst limit the agent's requests to the API;
+	// EventQPS and EventBurst its events, on a client of their own; the
+	// Node's status and Lease go on a third, unlimited one. Upstream's
+	// kubelet defaults: 50/100 and 50/100.
+	KubeAPIQPS   float32
+	KubeAPIBurst int
+	EventQPS     float32
+	EventBurst   int
+
 	// StatusUpdateFrequency is how often the Node's status is written
 	// when nothing changed; LeaseRenewInterval how often its Lease is.
 	StatusUpdateFrequency time.Duration
@@ -87,6 +96,15 @@ func (c *Config) Validate() error {
 	}
 	if c.NodeIP != "" && net.ParseIP(c.NodeIP) == nil {
 		return fmt.Errorf("node agent: --node-ip %q is not an IP address", c.NodeIP)
+	}
+	if c.KubeAPIQPS == 0 {
+		c.KubeAPIQPS, c.KubeAPIBurst = 50, 100
+	}
+	if c.EventQPS == 0 {
+		c.EventQPS, c.EventBurst = 50, 100
+	}
+	if c.KubeAPIQPS < 0 || c.KubeAPIBurst < 1 || c.EventQPS < 0 || c.EventBurst < 1 {
+		return fmt.Errorf("node agent: API limits %v/%d, events %v/%d: each QPS must be > 0 and each burst >= 1", c.KubeAPIQPS, c.KubeAPIBurst, c.EventQPS, c.EventBurst)
 	}
 	if c.StatusUpdateFrequency == 0 {
 		c.StatusUpdateFrequency = time.Minute

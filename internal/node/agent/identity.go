@@ -11,6 +11,7 @@ import (
 	"time"
 
 	certificatesv1 "k8s.io/api/certificates/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -66,9 +67,15 @@ func newIdentity(ctx context.Context, cfg *Config) (*identity, error) {
 	nodeREST := &rest.Config{
 		Host:            server,
 		TLSClientConfig: rest.TLSClientConfig{CAData: caData, CertFile: certFile, KeyFile: certFile},
-		QPS:             50,
-		Burst:           100,
+		QPS:             cfg.KubeAPIQPS,
+		Burst:           cfg.KubeAPIBurst,
 		UserAgent:       "volplane-node/" + cfg.NodeName,
+		// Protobuf, as the kubelet speaks (its contentType default): the
+		// API server decodes and encodes far less than with JSON.
+		ContentConfig: rest.ContentConfig{
+			ContentType:        runtime.ContentTypeProtobuf,
+			AcceptContentTypes: runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON,
+		},
 	}
 	m, err := certificate.NewManager(&certificate.Config{
 		ClientsetFn: func(current *tls.Certificate) (kubernetes.Interface, error) {

@@ -97,7 +97,7 @@ func (a *Agent) registerNode(ctx context.Context) error {
 // changed them meanwhile. status.volumesAttached stays the attach/detach
 // controller's.
 func (a *Agent) updateStatus(ctx context.Context) error {
-	nodes := a.client.CoreV1().Nodes()
+	nodes := a.heartbeat.CoreV1().Nodes()
 	cur, err := nodes.Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
 	if err != nil {
 		return err
@@ -205,7 +205,7 @@ func (a *Agent) runLease(ctx context.Context) {
 }
 
 func (a *Agent) renewLease(ctx context.Context) error {
-	leases := a.client.CoordinationV1().Leases(corev1.NamespaceNodeLease)
+	leases := a.heartbeat.CoordinationV1().Leases(corev1.NamespaceNodeLease)
 	now := metav1.NewMicroTime(time.Now())
 	lease, err := leases.Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -217,7 +217,7 @@ func (a *Agent) renewLease(ctx context.Context) error {
 				RenewTime:            &now,
 			},
 		}
-		if node, err := a.client.CoreV1().Nodes().Get(ctx, a.cfg.NodeName, metav1.GetOptions{}); err == nil {
+		if node, err := a.heartbeat.CoreV1().Nodes().Get(ctx, a.cfg.NodeName, metav1.GetOptions{}); err == nil {
 			lease.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}}
 		}
 		_, err = leases.Create(ctx, lease, metav1.CreateOptions{})
