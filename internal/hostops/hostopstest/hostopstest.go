@@ -127,21 +127,37 @@ func MountsUnder(t testing.TB, dir string) []string {
 	return out
 }
 
-// MountCount counts the mount table's entries at path: a mount done
-// twice at one path (a stage or publish repeated) is there twice.
-func MountCount(t testing.TB, path string) int {
+// MountsAt lists the mounts at path, bottom first, from the mount table.
+func MountsAt(t testing.TB, path string) []hostops.MountPoint {
 	t.Helper()
 	mps, err := hostops.New().Mounts()
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
+	var at []hostops.MountPoint
 	for _, m := range mps {
 		if m.Path == path {
-			n++
+			at = append(at, m)
 		}
 	}
-	return n
+	return at
+}
+
+// MountCount is how many mounts the mount table has at path.
+func MountCount(t testing.TB, path string) int {
+	t.Helper()
+	return len(MountsAt(t, path))
+}
+
+// FSTypeAt is the filesystem type of the mount seen at path (the top
+// one), or "" when nothing is mounted there.
+func FSTypeAt(t testing.TB, path string) string {
+	t.Helper()
+	at := MountsAt(t, path)
+	if len(at) == 0 {
+		return ""
+	}
+	return at[len(at)-1].FSType
 }
 
 // LoopDevicesUnder lists the loop devices whose backing file is under dir.

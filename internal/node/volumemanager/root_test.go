@@ -45,21 +45,6 @@ func newPlugins(btrfsDir string) ([]plugins.Plugin, error) {
 	return []plugins.Plugin{ed, hostpath.New()}, nil
 }
 
-func mountFSType(t *testing.T, path string) string {
-	t.Helper()
-	mps, err := hostops.New().Mounts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fstype := ""
-	for _, m := range mps {
-		if m.Path == path {
-			fstype = m.FSType
-		}
-	}
-	return fstype
-}
-
 // TestEmptyDirAndHostPathEndToEnd runs the whole path on real mounts: a
 // pod with a disk emptyDir, a memory emptyDir and a hostPath gets them,
 // a subPath into one, and loses them all on teardown.
@@ -87,7 +72,7 @@ func TestEmptyDirAndHostPathEndToEnd(t *testing.T) {
 	if fi, err := os.Stat(hostDir); err != nil || !fi.IsDir() {
 		t.Fatalf("DirectoryOrCreate did not create %s: %v", hostDir, err)
 	}
-	if got := mountFSType(t, mem); got != "tmpfs" {
+	if got := hostopstest.FSTypeAt(t, mem); got != "tmpfs" {
 		t.Fatalf("memory emptyDir fstype = %q, want tmpfs", got)
 	}
 	var st unix.Statfs_t

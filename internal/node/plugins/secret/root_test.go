@@ -16,20 +16,6 @@ import (
 	"volplane/internal/node/plugins"
 )
 
-func fsType(t *testing.T, path string) string {
-	t.Helper()
-	mps, err := hostops.New().Mounts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mp := range mps {
-		if mp.Path == path {
-			return mp.FSType
-		}
-	}
-	return ""
-}
-
 // TestOnTmpfs needs root: a secret volume is a real tmpfs, owned by the
 // fsGroup, and gone after TearDown.
 func TestOnTmpfs(t *testing.T) {
@@ -61,7 +47,7 @@ func TestOnTmpfs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := fsType(t, args.Dir); got != "tmpfs" {
+	if got := hostopstest.FSTypeAt(t, args.Dir); got != "tmpfs" {
 		t.Fatalf("secret volume on %q, want tmpfs", got)
 	}
 	if n := len(hostopstest.MountsUnder(t, args.Dir)); n != 1 {
