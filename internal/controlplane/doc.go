@@ -29,6 +29,16 @@
 //     the volume's claimRef, the binding) was held to a third of the
 //     rate of a pod without volumes (one write) by the client limit alone.
 //
+// With leader election (`server`, where several may share one etcd), the
+// embedded kube-controller-manager and kube-scheduler each hold their own
+// Lease, and each ends when it loses it, as upstream's components do
+// (kube-controller-manager returns rather than exiting the process, by
+// the feature gate below); either ending is an error of the control
+// plane, on which `server` stops in order. Both rebuild all their state
+// from the API, so a supervisor restarting `server` (systemd's
+// Restart=always) is the recovery, as it is upstream. volplane's own
+// controllers (internal/controller) campaign again instead.
+//
 // kube-controller-manager's storage controllers are turned off, by their
 // upstream names in v1.37 (aliases in brackets), each with what takes its
 // place in volplane, or why nothing needs to:
