@@ -82,9 +82,13 @@ type Result struct {
 	// BurstWrites are the API writes from the burst's first create until
 	// all its pods ran.
 	BurstWrites APIWrites
-	Teardown    time.Duration
-	Floor       noderuntime.FloorResult
-	Cores       int
+	// BurstUpCPU is the CPU seconds the child up spent over the burst,
+	// BurstMachine the whole machine's CPU time over it.
+	BurstUpCPU   float64
+	BurstMachine MachineCPU
+	Teardown     time.Duration
+	Floor        noderuntime.FloorResult
+	Cores        int
 	// The same for pods with volumes (a pre-bound hostPath claim, a
 	// configMap, a secret, a projected token and an emptyDir each), and
 	// the configMap-update-to-pod delays.
@@ -147,6 +151,10 @@ func measure(ctx context.Context, cs kubernetes.Interface, cfg Config, dataDir s
 	if err != nil {
 		return res, err
 	}
+	machineBefore, err := ReadMachineCPU()
+	if err != nil {
+		return res, err
+	}
 	errs := make([]error, cfg.Pods)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -160,11 +168,17 @@ func measure(ctx context.Context, cs kubernetes.Interface, cfg Config, dataDir s
 	for _, name := range names {
 		res.AllUp = max(res.AllUp, tr.running(name).Sub(start))
 	}
+	machineAfter, err := ReadMachineCPU()
+	if err != nil {
+		return res, err
+	}
 	writesAfter, err := ReadAPIMetrics(ctx, cs)
 	if err != nil {
 		return res, err
 	}
 	res.BurstWrites = writesAfter.Writes.Since(writesBefore.Writes)
+	res.BurstUpCPU = writesAfter.CPUSeconds - writesBefore.CPUSeconds
+	res.BurstMachine = machineAfter.Since(machineBefore)
 	if res.Teardown, err = deleteAndWait(ctx, cs, tr, names, cfg.Timeout); err != nil {
 		return res, err
 	}
@@ -271,6 +285,9 @@ func (r Result) Rows(cfg Config) []Row {
 	wall := r.FloorWall()
 	floor := wall / time.Duration(r.Cores)
 	n := len(r.Floor.Runs)
+	perPod := func(seconds float64) time.Duration {
+		return time.Duration(seconds * float64(time.Second) / float64(max(len(r.Burst), 1)))
+	}
 	rows := []Row{
 		{"lone pod created -> Running p50", Millis(Percentile(r.Lone, 50)), fmt.Sprintf("%d pods one after another, from the create call to the watch event", len(r.Lone))},
 		{"lone pod created -> Running p99", Millis(Percentile(r.Lone, 99)), ""},
@@ -278,6 +295,9 @@ func (r Result) Rows(cfg Config) []Row {
 		{fmt.Sprintf("%d at once: created -> Running p99", len(r.Burst)), Millis(Percentile(r.Burst, 99)), ""},
 		{fmt.Sprintf("%d at once: all Running", len(r.Burst)), Millis(r.AllUp), "from the first create call"},
 		{fmt.Sprintf("%d at once: API writes per pod", len(r.Burst)), fmt.Sprintf("%.1f", r.BurstWrites.Total()/float64(max(len(r.Burst), 1))), fmt.Sprintf("%.0f writes/s over the burst; the API writes ~1,300 objects/s here (bench binder, not measured in this run)", r.BurstWrites.Total()/max(r.AllUp.Seconds(), 0.001))},
+		{fmt.Sprintf("%d at once: CPU per pod, up", len(r.Burst)), Millis(perPod(r.BurstUpCPU)), "the child up (API, etcd, scheduler, controllers, node agent), from its process_cpu_seconds_total"},
+		{fmt.Sprintf("%d at once: CPU per pod, all else", len(r.Burst)), Millis(perPod(r.BurstMachine.Busy - r.BurstUpCPU)), "the machine's busy time (/proc/stat) less up's: runc, conmon, the containers, the bench, and anything else running"},
+		{fmt.Sprintf("%d at once: machine busy", len(r.Burst)), fmt.Sprintf("%.0f%%", 100*r.BurstMachine.BusyShare()), fmt.Sprintf("of %d cores over the burst", r.Cores)},
 		{fmt.Sprintf("teardown of %d", len(r.Burst)), Millis(r.Teardown), "delete (grace 1 s, as kubectl delete --now) -> all gone from the API"},
 		{fmt.Sprintf("runc floor: %d bare runc run, wall", n), Millis(wall), fmt.Sprintf("%s per run", Millis(wall/time.Duration(max(n, 1))))},
 		{fmt.Sprintf("runc floor: %d bare runc run, CPU", n), Millis(r.Floor.CPU), fmt.Sprintf("%s per run, user+system", Millis(r.Floor.CPU/time.Duration(max(n, 1))))},
