@@ -79,22 +79,19 @@ type Result struct {
 	Lone  []time.Duration
 	Burst []time.Duration
 	AllUp time.Duration
-	// BurstWrites are the API writes from the burst's first create until
-	// all its pods ran.
-	BurstWrites APIWrites
-	// BurstUpCPU is the CPU seconds the child up spent over the burst,
-	// BurstMachine the whole machine's CPU time over it.
-	BurstUpCPU   float64
-	BurstMachine MachineCPU
-	Teardown     time.Duration
-	Floor        noderuntime.FloorResult
-	Cores        int
+	// BurstCost is what the burst cost, from its first create until all
+	// its pods ran.
+	BurstCost Cost
+	Teardown  time.Duration
+	Floor     noderuntime.FloorResult
+	Cores     int
 	// The same for pods with volumes (a pre-bound hostPath claim, a
 	// configMap, a secret, a projected token and an emptyDir each), and
 	// the configMap-update-to-pod delays.
 	VolLone       []time.Duration
 	VolBurst      []time.Duration
 	VolAllUp      time.Duration
+	VolBurstCost  Cost
 	VolTeardown   time.Duration
 	ConfigUpdates []time.Duration
 }
@@ -147,11 +144,7 @@ func measure(ctx context.Context, cs kubernetes.Interface, cfg Config, dataDir s
 		names[i] = "burst-" + strconv.Itoa(i)
 	}
 	res.Burst = make([]time.Duration, cfg.Pods)
-	writesBefore, err := ReadAPIMetrics(ctx, cs)
-	if err != nil {
-		return res, err
-	}
-	machineBefore, err := ReadMachineCPU()
+	meter, err := StartCost(ctx, cs)
 	if err != nil {
 		return res, err
 	}
@@ -168,17 +161,9 @@ func measure(ctx context.Context, cs kubernetes.Interface, cfg Config, dataDir s
 	for _, name := range names {
 		res.AllUp = max(res.AllUp, tr.running(name).Sub(start))
 	}
-	machineAfter, err := ReadMachineCPU()
-	if err != nil {
+	if res.BurstCost, err = meter.Stop(ctx, cs); err != nil {
 		return res, err
 	}
-	writesAfter, err := ReadAPIMetrics(ctx, cs)
-	if err != nil {
-		return res, err
-	}
-	res.BurstWrites = writesAfter.Writes.Since(writesBefore.Writes)
-	res.BurstUpCPU = writesAfter.CPUSeconds - writesBefore.CPUSeconds
-	res.BurstMachine = machineAfter.Since(machineBefore)
 	if res.Teardown, err = deleteAndWait(ctx, cs, tr, names, cfg.Timeout); err != nil {
 		return res, err
 	}
@@ -285,19 +270,15 @@ func (r Result) Rows(cfg Config) []Row {
 	wall := r.FloorWall()
 	floor := wall / time.Duration(r.Cores)
 	n := len(r.Floor.Runs)
-	perPod := func(seconds float64) time.Duration {
-		return time.Duration(seconds * float64(time.Second) / float64(max(len(r.Burst), 1)))
-	}
 	rows := []Row{
 		{"lone pod created -> Running p50", Millis(Percentile(r.Lone, 50)), fmt.Sprintf("%d pods one after another, from the create call to the watch event", len(r.Lone))},
 		{"lone pod created -> Running p99", Millis(Percentile(r.Lone, 99)), ""},
 		{fmt.Sprintf("%d at once: created -> Running p50", len(r.Burst)), Millis(Percentile(r.Burst, 50)), "parallel create calls; each pod from its own create call"},
 		{fmt.Sprintf("%d at once: created -> Running p99", len(r.Burst)), Millis(Percentile(r.Burst, 99)), ""},
 		{fmt.Sprintf("%d at once: all Running", len(r.Burst)), Millis(r.AllUp), "from the first create call"},
-		{fmt.Sprintf("%d at once: API writes per pod", len(r.Burst)), fmt.Sprintf("%.1f", r.BurstWrites.Total()/float64(max(len(r.Burst), 1))), fmt.Sprintf("%.0f writes/s over the burst; the API writes ~1,300 objects/s here (bench binder, not measured in this run)", r.BurstWrites.Total()/max(r.AllUp.Seconds(), 0.001))},
-		{fmt.Sprintf("%d at once: CPU per pod, up", len(r.Burst)), Millis(perPod(r.BurstUpCPU)), "the child up (API, etcd, scheduler, controllers, node agent), from its process_cpu_seconds_total"},
-		{fmt.Sprintf("%d at once: CPU per pod, all else", len(r.Burst)), Millis(perPod(r.BurstMachine.Busy - r.BurstUpCPU)), "the machine's busy time (/proc/stat) less up's: runc, conmon, the containers, the bench, and anything else running"},
-		{fmt.Sprintf("%d at once: machine busy", len(r.Burst)), fmt.Sprintf("%.0f%%", 100*r.BurstMachine.BusyShare()), fmt.Sprintf("of %d cores over the burst", r.Cores)},
+	}
+	rows = append(rows, r.BurstCost.rows(fmt.Sprintf("%d at once", len(r.Burst)), len(r.Burst), r.Cores, r.AllUp)...)
+	rows = append(rows, []Row{
 		{fmt.Sprintf("teardown of %d", len(r.Burst)), Millis(r.Teardown), "delete (grace 1 s, as kubectl delete --now) -> all gone from the API"},
 		{fmt.Sprintf("runc floor: %d bare runc run, wall", n), Millis(wall), fmt.Sprintf("%s per run", Millis(wall/time.Duration(max(n, 1))))},
 		{fmt.Sprintf("runc floor: %d bare runc run, CPU", n), Millis(r.Floor.CPU), fmt.Sprintf("%s per run, user+system", Millis(r.Floor.CPU/time.Duration(max(n, 1))))},
@@ -309,6 +290,9 @@ func (r Result) Rows(cfg Config) []Row {
 		{fmt.Sprintf("with volumes: %d at once: created -> Running p50", len(r.VolBurst)), Millis(Percentile(r.VolBurst, 50)), ""},
 		{fmt.Sprintf("with volumes: %d at once: created -> Running p99", len(r.VolBurst)), Millis(Percentile(r.VolBurst, 99)), ""},
 		{fmt.Sprintf("with volumes: %d at once: all Running", len(r.VolBurst)), Millis(r.VolAllUp), "from the first create call"},
+	}...)
+	rows = append(rows, r.VolBurstCost.rows(fmt.Sprintf("with volumes: %d at once", len(r.VolBurst)), len(r.VolBurst), r.Cores, r.VolAllUp)...)
+	rows = append(rows, []Row{
 		{fmt.Sprintf("with volumes: teardown of %d", len(r.VolBurst)), Millis(r.VolTeardown), "delete -> all gone from the API (volumes torn down first)"},
 		{"configMap update -> in the pod's volume p50", Millis(Percentile(r.ConfigUpdates, 50)), fmt.Sprintf("%d updates, update call -> the file on the host shows it", len(r.ConfigUpdates))},
 		{"configMap update -> in the pod's volume p99", Millis(Percentile(r.ConfigUpdates, 99)), ""},
@@ -318,6 +302,6 @@ func (r Result) Rows(cfg Config) []Row {
 		{"reference (not measured here)", "~50 ms wall, ~24 ms CPU", "per bare runc run, issue 17's note of this machine"},
 		Goal{Name: "lone p99 < 300 ms", Value: Percentile(r.Lone, 99), Limit: loneGoal, Strict: true}.Row(),
 		Goal{Name: fmt.Sprintf("%d at once within %.1fx floor", len(r.Burst), floorFactor), Value: r.AllUp, Limit: time.Duration(float64(floor) * floorFactor)}.Row(),
-	}
+	}...)
 	return rows
 }

@@ -182,6 +182,10 @@ func measureVolumes(ctx context.Context, cs kubernetes.Interface, tr *tracker, c
 	}
 	res.VolBurst = make([]time.Duration, cfg.Pods)
 	errs := make([]error, cfg.Pods)
+	meter, err := StartCost(ctx, cs)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i, name := range names {
@@ -194,7 +198,9 @@ func measureVolumes(ctx context.Context, cs kubernetes.Interface, tr *tracker, c
 	for _, name := range names {
 		res.VolAllUp = max(res.VolAllUp, tr.running(name).Sub(start))
 	}
-	var err error
+	if res.VolBurstCost, err = meter.Stop(ctx, cs); err != nil {
+		return err
+	}
 	if res.VolTeardown, err = deleteAndWait(ctx, cs, tr, names, cfg.Timeout); err != nil {
 		return err
 	}

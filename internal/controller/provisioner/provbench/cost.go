@@ -9,9 +9,9 @@ import (
 )
 
 // The cost of the Immediate claims, read from the child up's own /metrics
-// (podbench.ReadAPIMetrics) before the first create call and after the
-// last claim was Bound: the API writes by resource and verb, and the CPU
-// seconds the process spent. They show
+// and /proc/stat (podbench.StartCost) before the first create call and
+// after the last claim was Bound: the API writes by resource and verb,
+// the CPU seconds the process spent, and how busy the machine was. They show
 // where a claim's time goes when the run is CPU-bound, and they vary much
 // less with the machine's load than the rate does. Writes that trail the
 // bind (the events, which each event source's broadcaster posts one
@@ -24,13 +24,15 @@ type Cost struct {
 	Writes map[string]float64
 	// CPUSeconds is the process's CPU time per claim.
 	CPUSeconds float64
+	// MachineBusy is how busy the machine's cores were, 0 to 1.
+	MachineBusy float64
 }
 
-// costPerClaim is the difference of two readings over claims claims.
-func costPerClaim(before, after podbench.APIMetrics, claims int) Cost {
+// costPerClaim is a stretch's cost over claims claims.
+func costPerClaim(total podbench.Cost, claims int) Cost {
 	n := float64(claims)
-	c := Cost{Writes: map[string]float64{}, CPUSeconds: (after.CPUSeconds - before.CPUSeconds) / n}
-	for k, d := range after.Writes.Since(before.Writes) {
+	c := Cost{Writes: map[string]float64{}, CPUSeconds: total.UpCPU / n, MachineBusy: total.Machine.BusyShare()}
+	for k, d := range total.Writes {
 		c.Writes[k] = d / n
 	}
 	return c
@@ -71,5 +73,6 @@ func (c Cost) rows(cores int) []podbench.Row {
 	return []podbench.Row{
 		{Figure: "  API writes per claim", Value: fmt.Sprintf("%.1f", c.TotalWrites()), Note: note},
 		cpu,
+		{Figure: "  machine busy", Value: fmt.Sprintf("%.0f%%", 100*c.MachineBusy), Note: fmt.Sprintf("of %d cores (/proc/stat), first create -> last Bound: up, the bench, and anything else running", cores)},
 	}
 }

@@ -34,7 +34,7 @@ func measureClaims(ctx context.Context, cs kubernetes.Interface, claims *marker,
 	errs := make([]error, cfg.Claims)
 	returned := make([]time.Time, cfg.Claims)
 	// The cost is worth having, not worth failing the run for.
-	before, costErr := podbench.ReadAPIMetrics(ctx, cs)
+	meter, costErr := podbench.StartCost(ctx, cs)
 	first := time.Now()
 	var wg sync.WaitGroup
 	for i := range cfg.Claims {
@@ -61,9 +61,9 @@ func measureClaims(ctx context.Context, cs kubernetes.Interface, claims *marker,
 	res.ClaimsAll = latest(bound).Sub(first)
 	res.ClaimsCreated = latest(returned).Sub(first)
 	if costErr == nil {
-		var after podbench.APIMetrics
-		if after, costErr = podbench.ReadAPIMetrics(ctx, cs); costErr == nil {
-			res.ClaimCost = costPerClaim(before, after, cfg.Claims)
+		var c podbench.Cost
+		if c, costErr = meter.Stop(ctx, cs); costErr == nil {
+			res.ClaimCost = costPerClaim(c, cfg.Claims)
 		}
 	}
 	res.ClaimCostErr = costErr
