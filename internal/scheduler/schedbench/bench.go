@@ -152,7 +152,7 @@ func benchPod(name, shapeName, claim string) *v1.Pod {
 func runShape(ctx context.Context, cs kubernetes.Interface, cfg Config, shapeName string, withClaim bool) (shape, error) {
 	res := shape{name: shapeName, pods: cfg.Pods}
 	claimName := func(i int) string { return fmt.Sprintf("bench-claim-%05d", i) }
-	writesBefore, err := podbench.ReadAPIMetrics(ctx, cs)
+	meter, err := podbench.StartCost(ctx, cs)
 	if err != nil {
 		return res, err
 	}
@@ -214,13 +214,11 @@ func runShape(ctx context.Context, cs kubernetes.Interface, cfg Config, shapeNam
 		}
 	}
 	res.wall = last.Sub(start)
-	writesAfter, err := podbench.ReadAPIMetrics(ctx, cs)
-	if err != nil {
+	if res.cost, err = meter.Stop(ctx, cs); err != nil {
 		return res, err
 	}
-	res.writes = writesAfter.Writes.Since(writesBefore.Writes)
 	for _, beat := range heartbeatWrites {
-		delete(res.writes, beat)
+		delete(res.cost.Writes, beat)
 	}
 	if pt != nil {
 		res.phases = splitPhases(pt, created, func(i int) time.Time { return bound[fmt.Sprintf("bench-%s-%05d", shapeName, i)] }, claimName)
@@ -332,13 +330,14 @@ var heartbeatWrites = []string{"leases PUT", "nodes/status PATCH"}
 // printWrites prints each shape's API writes per pod (claim and pod
 // creates included), by kind, and the ratio the writes alone allow: on
 // one API server whose write rate bounds both shapes, the volume shape
-// cannot beat the no-volume rate times this.
+// cannot beat the no-volume rate times this. Then the same for up's CPU
+// per pod, with how busy the machine was.
 func printWrites(out io.Writer, plain, volume shape) {
-	per := func(s shape) float64 { return s.writes.Total() / float64(max(s.pods, 1)) }
+	per := func(s shape) float64 { return s.cost.Writes.Total() / float64(max(s.pods, 1)) }
 	fmt.Fprintf(out, "\nAPI writes per pod (creates included, the bench's node heartbeats left out):\n")
 	kinds := map[string]bool{}
 	for _, s := range []shape{plain, volume} {
-		for k := range s.writes {
+		for k := range s.cost.Writes {
 			kinds[k] = true
 		}
 	}
@@ -349,11 +348,17 @@ func printWrites(out io.Writer, plain, volume shape) {
 	sort.Strings(keys)
 	fmt.Fprintf(out, "  %-40s %10s %10s\n", "", "no volumes", "volume")
 	for _, k := range keys {
-		fmt.Fprintf(out, "  %-40s %10.2f %10.2f\n", k, plain.writes[k]/float64(max(plain.pods, 1)), volume.writes[k]/float64(max(volume.pods, 1)))
+		fmt.Fprintf(out, "  %-40s %10.2f %10.2f\n", k, plain.cost.Writes[k]/float64(max(plain.pods, 1)), volume.cost.Writes[k]/float64(max(volume.pods, 1)))
 	}
 	fmt.Fprintf(out, "  %-40s %10.2f %10.2f\n", "total", per(plain), per(volume))
 	if per(volume) > 0 {
 		fmt.Fprintf(out, "no-volume / volume writes per pod: %.0f%%; where the API's write rate bounds both shapes, the volume rate stays below this share of the no-volume rate\n", 100*per(plain)/per(volume))
+	}
+	cpu := func(s shape) float64 { return 1000 * s.cost.UpCPU / float64(max(s.pods, 1)) }
+	fmt.Fprintf(out, "  %-40s %10.2f %10.2f\n", "up's CPU per pod, ms", cpu(plain), cpu(volume))
+	fmt.Fprintf(out, "  %-40s %9.0f%% %9.0f%%\n", "machine busy (/proc/stat, all cores)", 100*plain.cost.Machine.BusyShare(), 100*volume.cost.Machine.BusyShare())
+	if cpu(volume) > 0 {
+		fmt.Fprintf(out, "no-volume / volume CPU per pod: %.0f%%; where the machine's cores bound both shapes, the volume rate stays below this share of the no-volume rate\n", 100*cpu(plain)/cpu(volume))
 	}
 }
 

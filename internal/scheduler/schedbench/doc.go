@@ -34,7 +34,8 @@
 // its Unused condition, binding, event) where a plain pod costs three
 // (create, binding, event), all of upstream's shape; on a loaded 2-core
 // machine the API server's write cost, not the plugins, bounds the ratio,
-// and the bench prints the share the writes alone allow.
+// and the bench prints the share the writes alone allow, and the same
+// share by up's CPU per pod with how busy the machine was.
 //
 // Upstream's scheduler_perf figures are printed as references, not
 // measured here (other machines, other cluster sizes, no delayed binding

@@ -22,9 +22,10 @@ type shape struct {
 	latencies []time.Duration
 	// phases split the volume shape's latencies.
 	phases phases
-	// writes are the API writes from the first create to the last bind,
-	// the bench's own node heartbeats left out.
-	writes podbench.APIWrites
+	// cost is what the shape cost from the first create to the last bind:
+	// the API writes (the bench's own node heartbeats left out), up's CPU
+	// and the machine's.
+	cost podbench.Cost
 }
 
 // rate is pods scheduled per second over the shape's wall time.
