@@ -168,14 +168,20 @@ var probeBackoff = struct{ initial, max time.Duration }{100 * time.Millisecond, 
 // (which grows to two minutes).
 func Connect(ctx context.Context, cfg client.Config) (*client.Client, client.PluginInfo, client.Capabilities, error) {
 	delay := probeBackoff.initial
+	var last error
 	for {
 		cli, info, caps, err := probe(ctx, cfg)
 		if err == nil {
 			return cli, info, caps, nil
 		}
+		// An attempt cut short by the cancellation says nothing about
+		// the driver: the error worth quoting is the attempt's before.
+		if last == nil || ctx.Err() == nil {
+			last = err
+		}
 		select {
 		case <-ctx.Done():
-			return nil, info, caps, fmt.Errorf("waiting for the CSI driver at %s: %w; last error: %w", cfg.Endpoint, ctx.Err(), err)
+			return nil, info, caps, fmt.Errorf("waiting for the CSI driver at %s: %w; last error: %w", cfg.Endpoint, ctx.Err(), last)
 		case <-time.After(delay):
 		}
 		delay = min(2*delay, probeBackoff.max)
