@@ -39,9 +39,12 @@
 // unmounts every mount under the data dir deepest first and removes it
 // (unless Config.Keep). It touches nothing that is not the data dir's.
 //
-// ReadAPIMetrics (apimetrics.go) reads the API server's write counts by
-// resource and verb and the process's CPU seconds from the child's
-// /metrics, for the benches that count what a pod or a claim costs.
+// StartCost and CostMeter.Stop (cost.go) measure what a stretch of a
+// bench cost, for the benches that count what a pod or a claim costs:
+// the API server's write counts by resource and verb and the process's
+// CPU seconds from the child's /metrics (ReadAPIMetrics, apimetrics.go),
+// and the whole machine's CPU time from /proc/stat (ReadMachineCPU,
+// machinecpu.go).
 //
 // The package may call the node runtime (RuncFloor) and client-go; only
 // the bench commands use it.
