@@ -9,6 +9,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	storagehelpers "k8s.io/component-helpers/storage/volume"
 
@@ -55,6 +56,21 @@ import (
 // waiting claims part of the next batch, so a claim does not wait for the
 // periodic resync when its volume arrives.
 //
+// A claim for which a batch could decide nothing skips it (skipsBatch)
+// and takes its no-volume path at once, as upstream's sync would: a
+// WaitForFirstConsumer claim (the batch only ever gives it a volume
+// pre-bound to it, which its sync already found missing), and a claim of
+// a class that provisions when no bindable volume of its group fits it
+// and no volume has arrived in the group for its burst gap. In a burst
+// of such claims (a StatefulSet, a bench) the provisioning asks then
+// overlap the claims still arriving instead of waiting a settle window
+// per batch. The burst guarantee above is untouched for the bursts it
+// speaks of: volumes arriving among claims keep their group batched, and
+// a class that cannot provision always is. A volume that arrives later
+// in such a claim's group still takes it through the wait below, as it
+// does for any claim that found nothing; one that arrives before, in a
+// burst whose volumes come last, is provisioned for, as upstream.
+//
 // A decision reserves its volume (it leaves the match index) and is
 // carried out by the bind workers under the volume's and the claim's
 // locks, which check it again against the newest objects: the matcher
@@ -85,6 +101,8 @@ type batcher struct {
 	groupCount map[volumematch.Group]int
 	arrivals   map[string]arrival
 	held       map[string]holding
+	// volumeLast is the last arrival of a volume in each group.
+	volumeLast map[volumematch.Group]time.Time
 }
 
 // holding is a held claim's group and since when it is held.
@@ -108,6 +126,7 @@ func newBatcher(burstGap time.Duration) *batcher {
 		groupCount: map[volumematch.Group]int{},
 		arrivals:   map[string]arrival{},
 		held:       map[string]holding{},
+		volumeLast: map[volumematch.Group]time.Time{},
 		pending:    map[string]struct{}{},
 		waiting:    map[volumematch.Group]map[string]struct{}{},
 		waitingIn:  map[string]volumematch.Group{},
@@ -171,6 +190,7 @@ func (b *batcher) addClaim(key string, g volumematch.Group, now time.Time) {
 func (b *batcher) volumeArrived(g volumematch.Group, now time.Time) {
 	b.mu.Lock()
 	b.arrivedLocked(g, now)
+	b.volumeLast[g] = now
 	if b.hasWorkLocked() {
 		b.lastArrival = now
 	}
@@ -180,6 +200,28 @@ func (b *batcher) volumeArrived(g volumematch.Group, now time.Time) {
 	}
 	b.mu.Unlock()
 	b.wakeUp()
+}
+
+// volumesQuiet is whether no volume has arrived in group g for its burst
+// gap.
+func (b *batcher) volumesQuiet(g volumematch.Group, now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	last, seen := b.volumeLast[g]
+	return !seen || now.Sub(last) >= b.gapLocked(g)
+}
+
+// decideAlone decides, outside any batch, that the claim, of group g, has
+// no volume; with wait, it waits in g for one as a batch's claim that
+// found nothing does. Its arrival still counts in its group's burst.
+func (b *batcher) decideAlone(key string, g volumematch.Group, wait bool, now time.Time) {
+	b.mu.Lock()
+	b.arrivedLocked(g, now)
+	b.mu.Unlock()
+	b.decide(key, "")
+	if wait {
+		b.wait(key, g)
+	}
 }
 
 // forget drops a deleted claim.
@@ -492,6 +534,27 @@ func (c *Controller) matchRound(ctx context.Context) {
 	for _, k := range decided {
 		c.bindQueue.Add(k)
 	}
+}
+
+// skipsBatch says whether an unbound claim with no volume pre-bound to it
+// skips the batch (see the doc above), and whether it is a
+// delayed-binding claim.
+func (c *Controller) skipsBatch(claim *v1.PersistentVolumeClaim, g volumematch.Group) (delay, skip bool) {
+	name := storagehelpers.GetPersistentVolumeClaimClass(claim)
+	if name == "" {
+		return false, false
+	}
+	class, err := c.classes.Get(name)
+	if err != nil {
+		return false, false
+	}
+	if class.VolumeBindingMode != nil && *class.VolumeBindingMode == storagev1.VolumeBindingWaitForFirstConsumer {
+		return true, true
+	}
+	if c.cfg.DisableDynamicProvisioning || !c.provisions(class) || !c.batcher.volumesQuiet(g, c.now()) {
+		return false, false
+	}
+	return false, !c.store.mayFit(claim)
 }
 
 // needsMatch is whether the matcher should choose a volume for claim: not

@@ -61,7 +61,11 @@
 // burst whose gaps stay under its burst gap, and which lasts under
 // Config.MaxBurstHold (2 min), ends with exact fits and nothing
 // stranded. Claims of a WaitForFirstConsumer class only take
-// volumes pre-bound to them (the scheduler binds the others).
+// volumes pre-bound to them (the scheduler binds the others), so they
+// skip the batch, as does a claim of a class that provisions when no
+// volume of its group fits and none has arrived for its burst gap: it is
+// sent to provisioning at once, as upstream's sync would send it, and a
+// burst of such claims is provisioned while it still arrives.
 //
 // # Concurrency
 //

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -227,5 +228,74 @@ func TestPodRecycler(t *testing.T) {
 	err := NewPodRecycler(fake.NewClientset(), RecyclerPodConfig{}).Recycle(context.Background(), csi, func(string, string) {})
 	if !errors.Is(err, ErrNotRecyclable) {
 		t.Fatalf("recycling a CSI volume: %v, want ErrNotRecyclable", err)
+	}
+}
+
+// TestSkipsBatch: a claim for which a batch could decide nothing goes
+// straight to its no-volume path; every other unbound claim waits for a
+// batch.
+func TestSkipsBatch(t *testing.T) {
+	const ext = "example.com/ext"
+	tests := []struct {
+		name    string
+		classes []*storagev1.StorageClass
+		pvs     []*v1.PersistentVolume
+		claim   *v1.PersistentVolumeClaim
+		// volumeNow: a volume of the claim's group arrives just before it.
+		volumeNow  bool
+		noDynamic  bool
+		skip, wait bool
+	}{
+		{name: "provisioning class, no volume", classes: []*storagev1.StorageClass{newClass("fast", ext, immediate)},
+			claim: newPVC("c", "1Gi", pvcClass("fast")), skip: true, wait: true},
+		{name: "provisioning class, only a smaller volume", classes: []*storagev1.StorageClass{newClass("fast", ext, immediate)},
+			pvs: []*v1.PersistentVolume{newPV("small", "1Mi", pvClass("fast"))}, claim: newPVC("c", "1Gi", pvcClass("fast")), skip: true, wait: true},
+		{name: "WaitForFirstConsumer", classes: []*storagev1.StorageClass{newClass("local", "kubernetes.io/no-provisioner", wffc)},
+			pvs: []*v1.PersistentVolume{newPV("pv", "1Gi", pvClass("local"))}, claim: newPVC("c", "1Gi", pvcClass("local")), skip: true},
+		{name: "provisioning class, a volume fits", classes: []*storagev1.StorageClass{newClass("fast", ext, immediate)},
+			pvs: []*v1.PersistentVolume{newPV("big", "2Gi", pvClass("fast"))}, claim: newPVC("c", "1Gi", pvcClass("fast"))},
+		{name: "provisioning class, volumes arriving", classes: []*storagev1.StorageClass{newClass("fast", ext, immediate)},
+			claim: newPVC("c", "1Gi", pvcClass("fast")), volumeNow: true},
+		{name: "provisioning off", classes: []*storagev1.StorageClass{newClass("fast", ext, immediate)},
+			claim: newPVC("c", "1Gi", pvcClass("fast")), noDynamic: true},
+		{name: "class that cannot provision", classes: []*storagev1.StorageClass{newClass("static", "kubernetes.io/no-provisioner", immediate)},
+			claim: newPVC("c", "1Gi", pvcClass("static"))},
+		{name: "no class", claim: newPVC("c", "1Gi")},
+		{name: "missing class", claim: newPVC("c", "1Gi", pvcClass("gone"))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			api := newFakeAPI()
+			for _, pv := range tt.pvs {
+				api.add(pv)
+			}
+			api.add(tt.claim)
+			h := newHarness(t, api, setup{classes: tt.classes, cfg: Config{DisableDynamicProvisioning: tt.noDynamic}})
+			h.start()
+			// The volumes' own arrival is long past.
+			h.clock = h.clock.Add(time.Hour)
+			g := volumematch.ClaimGroup(tt.claim)
+			if tt.volumeNow {
+				h.ctrl.batcher.volumeArrived(g, h.clock)
+			}
+			key := claimKey(tt.claim)
+			if err := h.ctrl.syncUnboundClaim(h.ctx, key); err != nil {
+				t.Fatal(err)
+			}
+			volume, decided := h.ctrl.batcher.decision(key)
+			_, waiting := h.ctrl.batcher.waitingIn[key]
+			if decided != tt.skip || h.ctrl.batcher.hasWork() == tt.skip {
+				t.Fatalf("decided at once %v (volume %q), batch pending %v; want skip %v", decided, volume, h.ctrl.batcher.hasWork(), tt.skip)
+			}
+			if tt.skip && volume != "" {
+				t.Errorf("skipped the batch with volume %q", volume)
+			}
+			if waiting != tt.wait {
+				t.Errorf("waiting in its group %v, want %v", waiting, tt.wait)
+			}
+			if tt.skip && h.ctrl.bindQueue.Len() != 1 {
+				t.Errorf("bind queue holds %d, want the claim", h.ctrl.bindQueue.Len())
+			}
+		})
 	}
 }

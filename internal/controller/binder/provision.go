@@ -78,15 +78,13 @@ func (c *Controller) provisionClaim(ctx context.Context, claim *v1.PersistentVol
 		c.recorder.Event(claim, v1.EventTypeWarning, reasonProvisioningFailed, err.Error())
 		return nil
 	}
+	if !c.provisions(class) {
+		c.recorder.Event(claim, v1.EventTypeWarning, reasonProvisioningFailed,
+			fmt.Sprintf("no volume plugin matched name: %s", class.Provisioner))
+		return nil
+	}
 	p := c.provisioners[class.Provisioner]
 	if p == nil {
-		if strings.HasPrefix(class.Provisioner, "kubernetes.io/") {
-			// In-tree names without an in-process provisioner, among them
-			// kubernetes.io/no-provisioner, never provision.
-			c.recorder.Event(claim, v1.EventTypeWarning, reasonProvisioningFailed,
-				fmt.Sprintf("no volume plugin matched name: %s", class.Provisioner))
-			return nil
-		}
 		return c.provisionExternal(ctx, claim, class)
 	}
 	key, uid := claimKey(claim), claim.UID
@@ -95,6 +93,14 @@ func (c *Controller) provisionClaim(ctx context.Context, claim *v1.PersistentVol
 		return c.provisionOperation(ctx, key, uid, class, p)
 	}, func(delay time.Duration) { c.claimQueue.AddAfter(key, delay) })
 	return nil
+}
+
+// provisions is whether claims of class are provisioned: by an
+// in-process provisioner, or by an external one, which any name outside
+// kubernetes.io/ may be. In-tree names without an in-process provisioner,
+// kubernetes.io/no-provisioner among them, never provision.
+func (c *Controller) provisions(class *storagev1.StorageClass) bool {
+	return c.provisioners[class.Provisioner] != nil || !strings.HasPrefix(class.Provisioner, "kubernetes.io/")
 }
 
 // provisionExternal marks the claim for an external provisioner.

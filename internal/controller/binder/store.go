@@ -231,6 +231,15 @@ func (s *store) preboundLocked(claim *v1.PersistentVolumeClaim) *v1.PersistentVo
 	return byName
 }
 
+// mayFit is whether a bindable volume may fit claim: one does, or the
+// index cannot tell.
+func (s *store) mayFit(claim *v1.PersistentVolumeClaim) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pv, err := s.index.Best(claim)
+	return pv != nil || err != nil
+}
+
 // volumesNaming returns the volumes whose claimRef names the claim key.
 func (s *store) volumesNaming(key string) []*v1.PersistentVolume {
 	s.mu.Lock()

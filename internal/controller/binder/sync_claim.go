@@ -76,7 +76,9 @@ func (c *Controller) lockClaimWithVolume(key string, pick func(*v1.PersistentVol
 //	---------------------  ------------------------------  ------------------------------------
 //	""                     one pre-bound to the claim      bind it on a bind worker, at once
 //	                                                       (also finishes interrupted binds)
-//	""                     none                            to the matcher (batch.go)
+//	""                     none                            to the matcher (batch.go), or
+//	                                                       straight to provisioning or the
+//	                                                       wait for a pod (skipsBatch)
 //	X                      missing                         Pending, FailedBinding event
 //	X                      unbound, fits                   bind
 //	X                      unbound, does not fit           Pending, VolumeMismatch event
@@ -112,7 +114,15 @@ func (c *Controller) syncUnboundClaim(ctx context.Context, key string) error {
 			c.bindQueue.Add(key)
 			return nil
 		}
-		c.batcher.addClaim(key, volumematch.ClaimGroup(claim), c.now())
+		g := volumematch.ClaimGroup(claim)
+		if delay, skip := c.skipsBatch(claim, g); skip {
+			// Nothing a batch could decide (batch.go): straight to the
+			// no-volume path, on a bind worker.
+			c.batcher.decideAlone(key, g, !delay, c.now())
+			c.bindQueue.Add(key)
+			return nil
+		}
+		c.batcher.addClaim(key, g, c.now())
 		return nil
 	}
 
