@@ -97,6 +97,9 @@ type Controller struct {
 	classes  storagelisters.StorageClassLister
 	nodes    corelisters.NodeLister
 	csiNodes storagelisters.CSINodeLister
+	// attachments is set for a driver with PUBLISH_UNPUBLISH_VOLUME: a
+	// volume still attached is not deleted (see refuseAttached).
+	attachments storagelisters.VolumeAttachmentLister
 
 	claimQueue  workqueue.TypedRateLimitingInterface[string]
 	volumeQueue workqueue.TypedRateLimitingInterface[string]
@@ -151,6 +154,10 @@ func New(cfg Config) (*Controller, error) {
 	f.Storage().V1().StorageClasses().Informer()
 	f.Core().V1().Nodes().Informer()
 	f.Storage().V1().CSINodes().Informer()
+	if cfg.Capabilities.PublishUnpublish {
+		c.attachments = f.Storage().V1().VolumeAttachments().Lister()
+		f.Storage().V1().VolumeAttachments().Informer()
+	}
 	return c, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"volplane/internal/csi/kube"
 	"volplane/internal/logging"
@@ -20,6 +21,8 @@ import (
 //	volume                                     action
 //	-----------------------------------------  ----------------------------------------------
 //	not ours (provisioned-by, csi driver)      nothing
+//	Released, reclaim Delete, still attached   VolumeFailedDelete "... is still attached to node N",
+//	(driver with ControllerPublish)            retry with backoff
 //	Released, reclaim Delete                   DeleteVolume, then finalizer off, PV deleted;
 //	                                           failure: VolumeFailedDelete, retry with backoff
 //	being deleted, reclaim not Delete          finalizer off (nothing to delete)
@@ -65,6 +68,10 @@ func (c *Controller) syncVolume(ctx context.Context, name string) error {
 	if pv.Status.Phase != v1.VolumeReleased || pv.Spec.PersistentVolumeReclaimPolicy != v1.PersistentVolumeReclaimDelete || backendDeleted(pv) {
 		return nil
 	}
+	if err := c.refuseAttached(pv); err != nil {
+		c.cfg.Recorder.Event(pv, v1.EventTypeWarning, reasonVolumeFailedDelete, err.Error())
+		return fmt.Errorf("deleting backend of volume %s: %w", name, err)
+	}
 	if err := c.deleteBackend(ctx, pv); err != nil {
 		c.cfg.Recorder.Event(pv, v1.EventTypeWarning, reasonVolumeFailedDelete, err.Error())
 		return fmt.Errorf("deleting backend of volume %s: %w", name, err)
@@ -85,6 +92,25 @@ func (c *Controller) syncVolume(ctx context.Context, name string) error {
 // was: its deletion started and this provisioner's finalizer is off.
 func backendDeleted(pv *v1.PersistentVolume) bool {
 	return pv.DeletionTimestamp != nil && !slices.Contains(pv.Finalizers, Finalizer)
+}
+
+// refuseAttached returns an error while a VolumeAttachment names pv, for
+// a driver with ControllerPublish: its volume is detached before it is
+// deleted, as upstream's external-provisioner waits (its message).
+func (c *Controller) refuseAttached(pv *v1.PersistentVolume) error {
+	if c.attachments == nil {
+		return nil
+	}
+	vas, err := c.attachments.List(labels.Everything())
+	if err != nil {
+		return fmt.Errorf("listing volume attachments: %w", err)
+	}
+	for _, va := range vas {
+		if src := va.Spec.Source.PersistentVolumeName; src != nil && *src == pv.Name {
+			return fmt.Errorf("persistentvolume %s is still attached to node %s", pv.Name, va.Spec.NodeName)
+		}
+	}
+	return nil
 }
 
 // deleteBackend calls DeleteVolume with the deletion secret recorded on

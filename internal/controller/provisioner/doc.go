@@ -44,7 +44,10 @@
 // snapshot controller lands.
 //
 // Deletion (delete.go). A Released PV with reclaim Delete that this
-// driver provisioned: DeleteVolume with the recorded deletion secret,
+// driver provisioned: while a VolumeAttachment names it (drivers with
+// ControllerPublish), VolumeFailedDelete "persistentvolume X is still
+// attached to node N" and a retry, as upstream; then DeleteVolume with
+// the recorded deletion secret,
 // then the finalizer off and the PV deleted. A failure is a
 // VolumeFailedDelete event on the PV and a retry with backoff. A deleted
 // PV whose reclaim policy is not Delete only loses the finalizer.

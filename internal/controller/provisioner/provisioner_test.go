@@ -267,6 +267,47 @@ func TestDeleteReleased(t *testing.T) {
 	}
 }
 
+// TestDeleteWaitsForDetach: a released volume that a VolumeAttachment
+// still names is not handed to DeleteVolume, as upstream's
+// external-provisioner (canDeleteVolume) refuses it for drivers with
+// PUBLISH_UNPUBLISH_VOLUME: VolumeFailedDelete "persistentvolume X is still
+// attached to node N", and the delete once the attachment is gone. A driver
+// without ControllerPublish is never asked to wait.
+func TestDeleteWaitsForDetach(t *testing.T) {
+	for _, publish := range []bool{true, false} {
+		t.Run(map[bool]string{true: "publish", false: "no publish"}[publish], func(t *testing.T) {
+			ctx := context.Background()
+			h := newHarness(t, csitest.Options{NoPublish: !publish})
+			pv := releasedVolume(h, v1.PersistentVolumeReclaimDelete)
+			h.cs.CoreV1().Secrets("default").Create(ctx, &v1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "del"}}, metav1.CreateOptions{})
+			h.cs.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{})
+			va := &storagev1.VolumeAttachment{ObjectMeta: metav1.ObjectMeta{Name: "csi-va"},
+				Spec: storagev1.VolumeAttachmentSpec{Attacher: driver, NodeName: "node-a",
+					Source: storagev1.VolumeAttachmentSource{PersistentVolumeName: ptr.To("pvc-old")}}}
+			h.cs.StorageV1().VolumeAttachments().Create(ctx, va, metav1.CreateOptions{})
+			h.start(Config{})
+			err := h.c.syncVolume(ctx, "pvc-old")
+			if !publish {
+				if err != nil || h.drv.Calls("DeleteVolume") != 1 {
+					t.Fatalf("err %v, DeleteVolume called %d times, want once", err, h.drv.Calls("DeleteVolume"))
+				}
+				return
+			}
+			if err == nil || h.drv.Calls("DeleteVolume") != 0 {
+				t.Fatalf("err %v, DeleteVolume called %d times, want an error and no call", err, h.drv.Calls("DeleteVolume"))
+			}
+			if !h.hasEvent("Warning VolumeFailedDelete persistentvolume pvc-old is still attached to node node-a") {
+				t.Error("no VolumeFailedDelete event naming the node")
+			}
+			h.cs.StorageV1().VolumeAttachments().Delete(ctx, "csi-va", metav1.DeleteOptions{})
+			h.start(Config{})
+			if err := h.c.syncVolume(ctx, "pvc-old"); err != nil || len(h.drv.Volumes()) != 0 {
+				t.Fatalf("after detach: err %v, %d backend volumes left", err, len(h.drv.Volumes()))
+			}
+		})
+	}
+}
+
 // TestDeleteReleasedOnce: the API keeps a deleted PV while another
 // finalizer (kubernetes.io/pv-protection) holds it, so the sync that the
 // finalizer's removal queued found the PV still Released and called
