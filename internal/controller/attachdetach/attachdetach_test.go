@@ -285,3 +285,22 @@ func TestAttachErrorReported(t *testing.T) {
 		t.Errorf("events %q, want %q", ev, want)
 	}
 }
+
+// TestNoAttachEventWithoutAttach: upstream's reconciler reports
+// SuccessfulAttachVolume from its attach operation only; a pod that
+// arrives for a volume its node already has attached (a StatefulSet's pod
+// recreated, or every pod after a restart of the controller) hears
+// nothing. The node's status.volumesAttached is what the controller has
+// seen attached, as upstream's actual state of the world is rebuilt from it.
+func TestNoAttachEventWithoutAttach(t *testing.T) {
+	n := node("n1", true, volName)
+	n.Status.VolumesAttached = []v1.AttachedVolume{{Name: volName}}
+	h := newHarness(t, Config{}, objects(volume(v1.ReadWriteOnce), []runtime.Object{n, pod("p2", "n1"), attached("n1")})...)
+	h.reconcile()
+	if ev := h.events(); ev != "" {
+		t.Errorf("events %q for a volume attached before the pod came", ev)
+	}
+	if len(h.attachments()) != 1 {
+		t.Errorf("attachments %v, want the one there", h.attachments())
+	}
+}

@@ -38,7 +38,11 @@
 //     error for volume "pv" Volume is already used by pod(s) a, b" (pods
 //     of their namespace on the other nodes). An attach error in
 //     status.attachError becomes FailedAttachVolume "AttachVolume.Attach
-//     failed for volume ...", success SuccessfulAttachVolume, once each.
+//     failed for volume ...", success SuccessfulAttachVolume, once each;
+//     success only to the pods there when the controller sees the attach
+//     complete (the node's volumesAttached does not list it yet), as
+//     upstream emits it from its attach operation: a pod that comes to a
+//     volume already attached, or a restart, brings none.
 //   - node status updater: each managed node's status.volumesAttached is
 //     the volumes attached to it minus those being detached, written with
 //     a merge patch before any attachment is deleted, so the node never

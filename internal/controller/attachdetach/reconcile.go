@@ -115,7 +115,7 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	}
 	for _, node := range sortedKeys(desired) {
 		for _, name := range sortedKeys(desired[node]) {
-			if err := c.attach(ctx, node, desired[node][name], byPV, desired, seen); err != nil {
+			if err := c.attach(ctx, managed[node], node, desired[node][name], byPV, desired, seen); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -204,8 +204,13 @@ func (c *Controller) updateNodeStatus(ctx context.Context, managed map[string]*v
 }
 
 // attach makes sure v has a VolumeAttachment on node, and reports how it
-// goes on the pods that need it.
-func (c *Controller) attach(ctx context.Context, node string, v *volumeToAttach, byPV map[string][]attachment, desired desiredState, seen map[string]bool) error {
+// goes on the pods that need it. n is the Node as this pass read it:
+// SuccessfulAttachVolume goes to the pods only while its
+// status.volumesAttached does not list the volume yet, that is when this
+// controller sees the attach complete, as upstream reports it from its
+// attach operation alone (a pod that comes for a volume already attached,
+// or a restart, brings no event).
+func (c *Controller) attach(ctx context.Context, n *v1.Node, node string, v *volumeToAttach, byPV map[string][]attachment, desired desiredState, seen map[string]bool) error {
 	vaName := kube.AttachmentName(v.handle, v.driver, node)
 	for _, a := range byPV[v.pvName] {
 		if a.va.Name != vaName {
@@ -215,6 +220,9 @@ func (c *Controller) attach(ctx context.Context, node string, v *volumeToAttach,
 		case a.va.DeletionTimestamp != nil:
 			// Detaching: attached again once it is gone.
 		case a.va.Status.Attached:
+			if n == nil || slices.ContainsFunc(n.Status.VolumesAttached, func(av v1.AttachedVolume) bool { return av.Name == v.name }) {
+				break
+			}
 			for _, pod := range v.pods {
 				c.reportOnce(seen, "ok/"+string(a.va.UID)+"/"+string(pod.UID), pod, v1.EventTypeNormal, reasonSuccessfulAttach,
 					fmt.Sprintf("AttachVolume.Attach succeeded for volume %q ", v.pvName))
