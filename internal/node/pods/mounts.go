@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"volplane/internal/logging"
 	"volplane/internal/node/volumemanager"
 )
 
@@ -63,7 +64,11 @@ func makeMounts(ctx context.Context, in mountInput) ([]*runtimeapi.Mount, error)
 				SubPath:    subPath,
 			})
 			if err != nil {
-				return nil, fmt.Errorf("failed to prepare subPath for volumeMount %q of container %q: %w", m.Name, in.Container.Name, err)
+				// The detail stays in the log: it names host paths, which
+				// upstream's kubelet keeps from the pod's status and events.
+				logging.FromContext(ctx).Warn("cannot prepare a subPath", "pod", in.Pod.Namespace+"/"+in.Pod.Name,
+					"container", in.Container.Name, "volumeMount", m.Name, "err", err)
+				return nil, fmt.Errorf("failed to prepare subPath for volumeMount %q of container %q", m.Name, in.Container.Name)
 			}
 			hostPath = p
 		}

@@ -2,6 +2,7 @@ package pods
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -143,5 +144,27 @@ func TestExpand(t *testing.T) {
 		if got := expand(in, lookup); got != want {
 			t.Errorf("expand(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestSubPathErrorHidesHostPaths: upstream's kubelet logs why a subPath
+// could not be prepared and tells the user only which mount failed
+// ("Don't pass detailed error back to the user because it could give
+// information about host filesystem"); the error reaches the pod's status
+// and a Failed event.
+func TestSubPathErrorHidesHostPaths(t *testing.T) {
+	pod := testPod("p", ctr("app"))
+	c := &pod.Spec.Containers[0]
+	c.VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/x", SubPath: "link"}}
+	_, err := makeMounts(context.Background(), mountInput{
+		Pod: pod, Container: c,
+		Volumes: map[string]volumemanager.MountedVolume{"data": {HostPath: "/var/lib/kubelet/pods/u/volumes/data"}},
+		PrepareSubPath: func(context.Context, volumemanager.SubPathRequest) (string, error) {
+			return "", errors.New(`subpath "link" not within volume path "/var/lib/kubelet/pods/u/volumes/data"`)
+		},
+	})
+	want := `failed to prepare subPath for volumeMount "data" of container "app"`
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v, want %q", err, want)
 	}
 }
