@@ -214,7 +214,10 @@ func (p *Plugin) podClaims(pod *v1.Pod) (*podClaims, int, bool, error) {
 		}
 		hasClaims = true
 		claim, err := p.claims.PersistentVolumeClaims(pod.Namespace).Get(name)
-		if apierrors.IsNotFound(err) {
+		if apierrors.IsNotFound(err) && vol.Ephemeral != nil {
+			// Normal for a moment after the pod is created; upstream's words.
+			return nil, 0, true, claimErrorf("waiting for ephemeral volume controller to create the persistentvolumeclaim %q", name)
+		} else if apierrors.IsNotFound(err) {
 			return nil, 0, true, claimErrorf("persistentvolumeclaim %q not found", name)
 		} else if err != nil {
 			return nil, 0, true, err

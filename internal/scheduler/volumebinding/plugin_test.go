@@ -242,6 +242,8 @@ func TestPluginPreFilter(t *testing.T) {
 	immediate := class("imm", "csi.example.com")
 	immediate.VolumeBindingMode = ptr.To(storagev1.VolumeBindingImmediate)
 	f := newFixture(t, Args{}, node("n1"), immediate, claim("ci", "1Gi", "imm"))
+	ephemeralPod := podWith("eph")
+	ephemeralPod.Spec.Volumes = []v1.Volume{{Name: "scratch", VolumeSource: v1.VolumeSource{Ephemeral: &v1.EphemeralVolumeSource{}}}}
 	tests := []struct {
 		pod  *v1.Pod
 		code fwk.Code
@@ -250,6 +252,9 @@ func TestPluginPreFilter(t *testing.T) {
 		{podWith("none"), fwk.Skip, ""},
 		{podWith("imm", "ci"), fwk.UnschedulableAndUnresolvable, ReasonUnboundImmediate},
 		{podWith("gone", "nope"), fwk.UnschedulableAndUnresolvable, `persistentvolumeclaim "nope" not found`},
+		// A generic ephemeral volume's claim is normally missing for a
+		// moment after the pod is created: upstream says so.
+		{ephemeralPod, fwk.UnschedulableAndUnresolvable, `waiting for ephemeral volume controller to create the persistentvolumeclaim "eph-scratch"`},
 	}
 	for _, tt := range tests {
 		_, st := f.p.PreFilter(f.ctx, framework.NewCycleState(), tt.pod, nil)
