@@ -8,6 +8,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -155,8 +156,20 @@ func New(cfg Config) (*Controller, error) {
 	f.Core().V1().Nodes().Informer()
 	f.Storage().V1().CSINodes().Informer()
 	if cfg.Capabilities.PublishUnpublish {
+		// A detached volume waiting for deletion is synced at once.
 		c.attachments = f.Storage().V1().VolumeAttachments().Lister()
-		f.Storage().V1().VolumeAttachments().Informer()
+		if _, err := f.Storage().V1().VolumeAttachments().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+			DeleteFunc: func(obj any) {
+				if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+					obj = tomb.Obj
+				}
+				if va, ok := obj.(*storagev1.VolumeAttachment); ok && va.Spec.Source.PersistentVolumeName != nil {
+					c.volumeQueue.Add(*va.Spec.Source.PersistentVolumeName)
+				}
+			},
+		}); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	v1 "k8s.io/api/core/v1"
@@ -299,8 +300,23 @@ func TestDeleteWaitsForDetach(t *testing.T) {
 			if !h.hasEvent("Warning VolumeFailedDelete persistentvolume pvc-old is still attached to node node-a") {
 				t.Error("no VolumeFailedDelete event naming the node")
 			}
+			for h.c.volumeQueue.Len() > 0 { // what the informers queued at start
+				k, _ := h.c.volumeQueue.Get()
+				h.c.volumeQueue.Done(k)
+			}
 			h.cs.StorageV1().VolumeAttachments().Delete(ctx, "csi-va", metav1.DeleteOptions{})
-			h.start(Config{})
+			// The detach queues the volume again, not the backoff.
+			queued := make(chan string, 1)
+			go func() { k, _ := h.c.volumeQueue.Get(); queued <- k }()
+			select {
+			case k := <-queued:
+				if k != "pvc-old" {
+					t.Fatalf("queued %q after the detach, want pvc-old", k)
+				}
+			case <-time.After(30 * time.Second):
+				h.c.volumeQueue.ShutDown()
+				t.Fatal("the detach queued nothing")
+			}
 			if err := h.c.syncVolume(ctx, "pvc-old"); err != nil || len(h.drv.Volumes()) != 0 {
 				t.Fatalf("after detach: err %v, %d backend volumes left", err, len(h.drv.Volumes()))
 			}
