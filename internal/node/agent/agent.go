@@ -7,8 +7,10 @@ import (
 	"net/url"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/record"
 
 	"volplane/internal/logging"
 	"volplane/internal/node/csidrivers"
@@ -31,6 +33,9 @@ type Agent struct {
 	// agent's lifetime: the plugin watcher fills it, the CSI volume
 	// plugin reads it.
 	csiDrivers *csidrivers.Registry
+	// recorder posts the agent's events (source kubelet), set by
+	// startParts.
+	recorder record.EventRecorder
 }
 
 // Run runs the node agent until ctx is done: it obtains the node's
@@ -63,6 +68,9 @@ func Run(ctx context.Context, cfg Config, ready func()) error {
 	waitParts, err := a.startParts(ctx)
 	if err != nil {
 		return err
+	}
+	if n, err := a.client.CoreV1().Nodes().Get(ctx, cfg.NodeName, metav1.GetOptions{}); err == nil {
+		a.recordNodeEvent(n.UID, "Starting", "Starting kubelet.")
 	}
 	if err := a.updateStatus(ctx); err != nil {
 		log.Warn("updating the node status; retrying", "err", err)

@@ -26,7 +26,11 @@
 // conditions, volumesInUse) at start, every StatusUpdateFrequency and when
 // the volumes in use change, and renews its Lease in kube-node-lease
 // every LeaseRenewInterval, so upstream's node-lifecycle controller sees
-// it alive and taints it once it is gone.
+// it alive and taints it once it is gone. Its events about the Node are
+// upstream's kubelet's: Starting "Starting kubelet." at each start, and
+// "Node N status is now: R" as it sets the conditions (a pressure
+// condition that is new or changes, NodeHasSufficientMemory and the like;
+// Ready when an existing condition changes, NodeReady or NodeNotReady).
 //
 // CSI drivers. The agent owns one csidrivers.Registry for its lifetime;
 // the plugin watcher (package pluginwatcher) creates the node's CSINode at

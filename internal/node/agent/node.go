@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	baseversion "k8s.io/component-base/version"
 	"k8s.io/utils/ptr"
@@ -116,8 +117,54 @@ func (a *Agent) updateStatus(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = nodes.PatchStatus(ctx, a.cfg.NodeName, patch)
-	return err
+	if _, err = nodes.PatchStatus(ctx, a.cfg.NodeName, patch); err != nil {
+		return err
+	}
+	for _, reason := range conditionEvents(cur.Status.Conditions, st.Conditions) {
+		a.recordNodeEvent(cur.UID, reason, fmt.Sprintf("Node %s status is now: %s", a.cfg.NodeName, reason))
+	}
+	return nil
+}
+
+// conditionEvents are the events upstream's kubelet records when it sets
+// the Node's conditions from old to new: a pressure condition that is new
+// or changes status ("NodeHasSufficientMemory", ...), and Ready when an
+// existing condition changes ("NodeReady", "NodeNotReady"); in the order
+// of new.
+func conditionEvents(old, new []corev1.NodeCondition) []string {
+	reasons := map[corev1.NodeConditionType][2]string{ // status True, else
+		corev1.NodeMemoryPressure: {"NodeHasInsufficientMemory", "NodeHasSufficientMemory"},
+		corev1.NodeDiskPressure:   {"NodeHasDiskPressure", "NodeHasNoDiskPressure"},
+		corev1.NodePIDPressure:    {"NodeHasInsufficientPID", "NodeHasSufficientPID"},
+		corev1.NodeReady:          {"NodeReady", "NodeNotReady"},
+	}
+	var out []string
+	for _, c := range new {
+		r, ok := reasons[c.Type]
+		if !ok {
+			continue
+		}
+		i := slices.IndexFunc(old, func(o corev1.NodeCondition) bool { return o.Type == c.Type })
+		if (i >= 0 && old[i].Status == c.Status) || (i < 0 && c.Type == corev1.NodeReady) {
+			continue
+		}
+		if c.Status == corev1.ConditionTrue {
+			out = append(out, r[0])
+		} else {
+			out = append(out, r[1])
+		}
+	}
+	return out
+}
+
+// recordNodeEvent posts a Normal event about the Node with the given
+// UID, as upstream's kubelet does about its node.
+func (a *Agent) recordNodeEvent(uid types.UID, reason, message string) {
+	if a.recorder == nil {
+		return
+	}
+	ref := &corev1.ObjectReference{APIVersion: "v1", Kind: "Node", Name: a.cfg.NodeName, UID: uid}
+	a.recorder.Event(ref, corev1.EventTypeNormal, reason, message)
 }
 
 // fillStatus sets everything the agent reports in status, keeping the
