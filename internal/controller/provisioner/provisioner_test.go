@@ -300,22 +300,24 @@ func TestDeleteWaitsForDetach(t *testing.T) {
 			if !h.hasEvent("Warning VolumeFailedDelete persistentvolume pvc-old is still attached to node node-a") {
 				t.Error("no VolumeFailedDelete event naming the node")
 			}
-			for h.c.volumeQueue.Len() > 0 { // what the informers queued at start
-				k, _ := h.c.volumeQueue.Get()
-				h.c.volumeQueue.Done(k)
-			}
-			h.cs.StorageV1().VolumeAttachments().Delete(ctx, "csi-va", metav1.DeleteOptions{})
-			// The detach queues the volume again, not the backoff.
-			queued := make(chan string, 1)
-			go func() { k, _ := h.c.volumeQueue.Get(); queued <- k }()
-			select {
-			case k := <-queued:
-				if k != "pvc-old" {
-					t.Fatalf("queued %q after the detach, want pvc-old", k)
+			// The PV's add is the one thing queued at start; the detach
+			// queues the volume again, not the backoff.
+			next := func(what string) string {
+				queued := make(chan string, 1)
+				go func() { k, _ := h.c.volumeQueue.Get(); h.c.volumeQueue.Done(k); queued <- k }()
+				select {
+				case k := <-queued:
+					return k
+				case <-time.After(30 * time.Second):
+					h.c.volumeQueue.ShutDown()
+					t.Fatalf("nothing queued for %s", what)
+					return ""
 				}
-			case <-time.After(30 * time.Second):
-				h.c.volumeQueue.ShutDown()
-				t.Fatal("the detach queued nothing")
+			}
+			next("the volume's add")
+			h.cs.StorageV1().VolumeAttachments().Delete(ctx, "csi-va", metav1.DeleteOptions{})
+			if k := next("the detach"); k != "pvc-old" {
+				t.Fatalf("queued %q after the detach, want pvc-old", k)
 			}
 			if err := h.c.syncVolume(ctx, "pvc-old"); err != nil || len(h.drv.Volumes()) != 0 {
 				t.Fatalf("after detach: err %v, %d backend volumes left", err, len(h.drv.Volumes()))
