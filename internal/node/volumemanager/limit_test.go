@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -65,18 +64,18 @@ func TestWaitForAttachAndMountAttachLimit(t *testing.T) {
 			vol := corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{Driver: "d.example.com"}}}
 			pod := testPod("p", "uid-1", vol)
 			h := start(t, t.TempDir(), fakehost.New(), newFakePods(pod), []plugins.Plugin{tc.plugin(ap)})
-			ctx, cancel := contextWithTimeout(t, 1500)
+			// The error names the volume unattached only once the
+			// populator has put it in the desired state; wait for that
+			// first, so the short deadline below bounds a wait whose
+			// outcome is fixed (never attached) and not the populator's
+			// speed on a loaded machine.
+			waitFor(t, func() bool { return len(h.m.desired.PodVolumes(pod.UID)) > 0 })
+			ctx, cancel := contextWithTimeout(t, 300)
 			defer cancel()
 			if tc.cancel {
 				var c2 context.CancelFunc
 				ctx, c2 = context.WithCancel(t.Context())
-				defer c2()
-				go func() {
-					for len(h.m.desired.PodVolumes(pod.UID)) == 0 && ctx.Err() == nil {
-						time.Sleep(10 * time.Millisecond)
-					}
-					c2()
-				}()
+				c2()
 			}
 			err := h.m.WaitForAttachAndMount(ctx, pod)
 			if err == nil {
