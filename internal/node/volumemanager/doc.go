@@ -114,16 +114,16 @@
 // retries with backoff from 500 ms doubling to 2 m 2 s, one operation per
 // volume at a time. WaitForAttachAndMount returns upstream's
 // "unmounted volumes=[...], unattached volumes=[...], failed to process
-// volumes=[...]: context deadline exceeded" (capped, as upstream, at
-// 2 m 3 s), which the agent turns into "Unable to attach or mount
-// volumes: ...".
+// volumes=[...]: <cause>", which the agent turns into "Unable to attach
+// or mount volumes: ...": the cause is the pod's processing errors
+// ("error processing PVC default/data: PVC is not bound"), returned at
+// once and then every 10 s while they last, as upstream's kubelet reports
+// them at each retry of the pod; else "context deadline exceeded" (capped,
+// as upstream, at 2 m 3 s). Between two reports the wait goes on, so the
+// pod starts as soon as its claim is bound rather than at a retry.
 //
 // # Departures from upstream, on purpose
 //
-//   - The populator emits a FailedMount event with the processing error
-//     ("error processing PVC default/data: PVC is not bound"), once each
-//     time it changes: upstream relies on its scheduler never placing a
-//     pod whose claim is unbound, and volplane's scheduler may.
 //   - Claims, volumes and the Node are read with Get through a cache of
 //     APICacheTTL (1 s), because the Node authorizer allows nothing else.
 //   - A disk emptyDir's sizeLimit is a btrfs qgroup when the emptyDir
@@ -131,6 +131,9 @@
 //     limit is not enforced (no eviction yet).
 //   - The per-volume records replace upstream's reconstruction from
 //     plugin-specific guesses (and its vol_data.json for CSI only).
+//   - Between two reports of a pod's processing errors the wait goes on
+//     (upstream's kubelet ends it and retries the pod 10 s later), so a
+//     pod waiting for its claim starts as soon as the claim is bound.
 //
 // It may call: its subpackages, the plugins, package subpath,
 // hostops.Host and the API as the node.

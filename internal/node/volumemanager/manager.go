@@ -123,7 +123,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	var err error
 	m.populator, err = populator.New(populator.Config{Pods: cfg.Pods, PodsSynced: cfg.PodsSynced, Desired: m.desired,
-		Client: cfg.Client, Plugins: cfg.Plugins, Recorder: cfg.Recorder, CacheTTL: cfg.APICacheTTL})
+		Client: cfg.Client, Plugins: cfg.Plugins, CacheTTL: cfg.APICacheTTL})
 	if err != nil {
 		return nil, err
 	}

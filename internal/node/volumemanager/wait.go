@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
+	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -24,6 +28,14 @@ func expectedVolumes(pod *corev1.Pod) []string {
 	sort.Strings(out)
 	return out
 }
+
+// podErrorReport is how often WaitForAttachAndMount returns a pod's
+// processing errors ("error processing PVC ns/c: PVC is not bound"):
+// upstream's kubelet returns them at once and retries the pod about every
+// 10 s (its pod workers' backoff), reporting each time. volplane returns
+// them at once too, then keeps waiting between reports, so the pod
+// starts as soon as the error clears rather than at the next retry.
+const podErrorReport = 10 * time.Second
 
 // WaitForAttachAndMount implements Interface.
 func (m *Manager) WaitForAttachAndMount(ctx context.Context, pod *corev1.Pod) error {
@@ -50,13 +62,39 @@ func (m *Manager) WaitForAttachAndMount(ctx context.Context, pod *corev1.Pod) er
 		if len(unmounted) == 0 {
 			return nil
 		}
+		report := time.NewTimer(podAttachAndMountTimeout)
+		if errs := m.desired.PodErrors(pod.UID); len(errs) > 0 {
+			next := m.desired.ReportDue(pod.UID, time.Now(), podErrorReport)
+			if next <= 0 {
+				report.Stop()
+				return m.mountError(pod, unmounted, joinErrors(errs))
+			}
+			report.Reset(next)
+		}
 		select {
 		case <-actualChanged:
 		case <-desiredChanged:
+		case <-report.C:
 		case <-ctx.Done():
-			return m.mountError(pod, unmounted, ctx.Err())
+			report.Stop()
+			cause := ctx.Err()
+			if errs := m.desired.PodErrors(pod.UID); len(errs) > 0 {
+				cause = joinErrors(errs)
+			}
+			return m.mountError(pod, unmounted, cause)
 		}
+		report.Stop()
 	}
+}
+
+// joinErrors is the pod's processing errors as one, in volume order,
+// joined as upstream joins them.
+func joinErrors(errs map[string]string) error {
+	msgs := make([]string, 0, len(errs))
+	for _, name := range slices.Sorted(maps.Keys(errs)) {
+		msgs = append(msgs, errs[name])
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // mountError is upstream's error for volumes that did not come up: a

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -100,5 +101,35 @@ func TestActual(t *testing.T) {
 	a.MarkDeviceUnmounted("vol")
 	if !closed(ch) || len(a.VolumeNames()) != 0 {
 		t.Fatal("volume not forgotten after its device went")
+	}
+}
+
+// TestReportDue: a pod's errors are reported at once, then at most once
+// every interval, and at once again after the pod is forgotten.
+func TestReportDue(t *testing.T) {
+	d := NewDesired()
+	t0 := time.Unix(1000, 0)
+	every := 10 * time.Second
+	steps := []struct {
+		at     time.Duration
+		forget bool
+		want   time.Duration
+	}{
+		{at: 0, want: 0},
+		{at: 3 * time.Second, want: 7 * time.Second},
+		{at: 10 * time.Second, want: 0},
+		{at: 11 * time.Second, want: 9 * time.Second},
+		{at: 12 * time.Second, forget: true, want: 0},
+	}
+	for _, s := range steps {
+		if s.forget {
+			d.DeletePod("a")
+		}
+		if got := d.ReportDue("a", t0.Add(s.at), every); got != s.want {
+			t.Fatalf("at %v: due in %v, want %v", s.at, got, s.want)
+		}
+	}
+	if got := d.ReportDue("b", t0.Add(11*time.Second), every); got != 0 {
+		t.Fatalf("another pod waits %v for its first report", got)
 	}
 }

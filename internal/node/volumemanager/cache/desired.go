@@ -3,6 +3,7 @@ package cache
 import (
 	"sort"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -31,12 +32,15 @@ type Desired struct {
 	volumes map[string]map[types.UID]VolumeToMount
 	// errors are the pod's volume processing errors by outer name.
 	errors map[types.UID]map[string]string
-	n      notifier
+	// reported is when the pod's errors were last reported (ReportDue).
+	reported map[types.UID]time.Time
+	n        notifier
 }
 
 // NewDesired returns an empty desired state.
 func NewDesired() *Desired {
-	return &Desired{volumes: map[string]map[types.UID]VolumeToMount{}, errors: map[types.UID]map[string]string{}}
+	return &Desired{volumes: map[string]map[types.UID]VolumeToMount{}, errors: map[types.UID]map[string]string{},
+		reported: map[types.UID]time.Time{}}
 }
 
 // AddPodVolume records that v.Pod should have v mounted, replacing an
@@ -67,6 +71,7 @@ func (d *Desired) DeletePod(uid types.UID) {
 		}
 	}
 	delete(d.errors, uid)
+	delete(d.reported, uid)
 	d.n.notify()
 }
 
@@ -88,6 +93,18 @@ func (d *Desired) SetPodError(uid types.UID, outerName, err string) {
 	}
 	e[outerName] = err
 	d.n.notify()
+}
+
+// ReportDue says whether the pod's errors are to be reported at now (and
+// then notes it), or how long until they are: at most once every.
+func (d *Desired) ReportDue(uid types.UID, now time.Time, every time.Duration) time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if last, ok := d.reported[uid]; ok && now.Sub(last) < every {
+		return every - now.Sub(last)
+	}
+	d.reported[uid] = now
+	return 0
 }
 
 // PodErrors returns the pod's processing errors by outer volume name.

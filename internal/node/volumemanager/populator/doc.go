@@ -10,9 +10,9 @@
 // (the Node authorizer allows nothing else) through a cache of
 // Config.CacheTTL. Errors are upstream's ("error processing PVC ns/name:
 // PVC is not bound", "volume x has volumeMode Block, but is specified in
-// volumeMounts", ...); the pod's error is kept in the desired state for
-// WaitForAttachAndMount and emitted once as a FailedMount event each
-// time it changes. A pod with errors is processed again at every pass,
+// volumeMounts", ...); the pod's error is kept in the desired state, and
+// WaitForAttachAndMount returns it, as upstream's populator leaves it to
+// the kubelet's wait. A pod with errors is processed again at every pass,
 // so it starts by itself once its claim is bound; a pod processed
 // without error is not processed again until Reprocess.
 //
@@ -23,5 +23,5 @@
 // a synced list has been made.
 //
 // It may call: the API (PVC and PV Get only), the plugins' CanSupport
-// and VolumeName, the desired state and the event recorder.
+// and VolumeName, and the desired state.
 package populator

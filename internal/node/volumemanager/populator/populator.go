@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/record"
 
 	"volplane/internal/node/plugins"
 	"volplane/internal/node/volumemanager/cache"
@@ -32,7 +31,6 @@ type Config struct {
 	Desired    *cache.Desired
 	Client     kubernetes.Interface
 	Plugins    []plugins.Plugin
-	Recorder   record.EventRecorder
 	// CacheTTL is how long a claim or volume read from the API is used
 	// (default 1 s).
 	CacheTTL time.Duration
@@ -42,8 +40,8 @@ type Config struct {
 
 // Validate checks the config.
 func (c *Config) Validate() error {
-	if c.Pods == nil || c.Desired == nil || c.Client == nil || c.Recorder == nil {
-		return errors.New("populator: Pods, Desired, Client and Recorder are required")
+	if c.Pods == nil || c.Desired == nil || c.Client == nil {
+		return errors.New("populator: Pods, Desired and Client are required")
 	}
 	if c.CacheTTL < 0 {
 		return errors.New("populator: CacheTTL is negative")
@@ -60,7 +58,6 @@ type Populator struct {
 
 	mu        sync.Mutex
 	processed map[types.UID]bool
-	lastError map[types.UID]map[string]string
 }
 
 // New returns a populator.
@@ -75,8 +72,7 @@ func New(cfg Config) (*Populator, error) {
 		cfg.Now = time.Now
 	}
 	return &Populator{cfg: cfg, objects: newObjectCache(cfg.Client, cfg.CacheTTL, cfg.Now),
-		trigger: make(chan struct{}, 1), processed: map[types.UID]bool{},
-		lastError: map[types.UID]map[string]string{}}, nil
+		trigger: make(chan struct{}, 1), processed: map[types.UID]bool{}}, nil
 }
 
 // Ready reports whether a full pass over a synced pod list was made.
@@ -148,7 +144,6 @@ func (p *Populator) forget(uid types.UID) {
 	p.cfg.Desired.DeletePod(uid)
 	p.mu.Lock()
 	delete(p.processed, uid)
-	delete(p.lastError, uid)
 	p.mu.Unlock()
 }
 
@@ -164,31 +159,13 @@ func (p *Populator) processPod(ctx context.Context, pod *corev1.Pod) bool {
 		v, err := p.resolve(ctx, pod, vol, mounts[vol.Name], devices[vol.Name])
 		if err != nil {
 			ok = false
-			p.setError(pod, vol.Name, err.Error())
+			p.cfg.Desired.SetPodError(pod.UID, vol.Name, err.Error())
 			continue
 		}
-		p.setError(pod, vol.Name, "")
+		p.cfg.Desired.SetPodError(pod.UID, vol.Name, "")
 		p.cfg.Desired.AddPodVolume(v)
 	}
 	return ok
-}
-
-// setError records the pod volume's error and emits it as an event when
-// it differs from the last one.
-func (p *Populator) setError(pod *corev1.Pod, outer, msg string) {
-	p.cfg.Desired.SetPodError(pod.UID, outer, msg)
-	p.mu.Lock()
-	last := p.lastError[pod.UID]
-	if last == nil {
-		last = map[string]string{}
-		p.lastError[pod.UID] = last
-	}
-	changed := last[outer] != msg
-	last[outer] = msg
-	p.mu.Unlock()
-	if changed && msg != "" {
-		p.cfg.Recorder.Event(pod, corev1.EventTypeWarning, "FailedMount", msg)
-	}
 }
 
 // UsedVolumes returns the names of the pod's volumes that its containers

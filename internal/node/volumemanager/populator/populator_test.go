@@ -10,7 +10,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
-	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/ptr"
 
 	"volplane/internal/node/plugins"
@@ -107,9 +106,8 @@ func TestPopulate(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			desired := cache.NewDesired()
-			rec := record.NewFakeRecorder(10)
 			p, err := New(Config{Pods: &pods{list: []*corev1.Pod{tc.pod}, terminated: map[types.UID]bool{"uid": tc.terminated}},
-				Desired: desired, Client: fake.NewClientset(tc.objs...), Plugins: ps, Recorder: rec})
+				Desired: desired, Client: fake.NewClientset(tc.objs...), Plugins: ps})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -129,17 +127,6 @@ func TestPopulate(t *testing.T) {
 				}
 				if len(all) != 1 || !strings.HasPrefix(all[0], tc.wantErr) {
 					t.Fatalf("errors %v, want %q", all, tc.wantErr)
-				}
-				ev := <-rec.Events
-				if ev != "Warning FailedMount "+all[0] {
-					t.Fatalf("event %q", ev)
-				}
-				// The same error again makes no second event.
-				p.Populate(context.Background())
-				select {
-				case e := <-rec.Events:
-					t.Fatalf("repeated event %q", e)
-				default:
 				}
 				return
 			}
@@ -167,7 +154,7 @@ func TestPodsSynced(t *testing.T) {
 	desired.AddPodVolume(cache.VolumeToMount{VolumeName: "x", OuterName: "scratch", Pod: p0, Plugin: ed})
 	synced := false
 	p, err := New(Config{Pods: &pods{}, PodsSynced: func() bool { return synced }, Desired: desired,
-		Client: fake.NewClientset(), Plugins: []plugins.Plugin{ed}, Recorder: record.NewFakeRecorder(1)})
+		Client: fake.NewClientset(), Plugins: []plugins.Plugin{ed}})
 	if err != nil {
 		t.Fatal(err)
 	}
