@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
@@ -69,9 +68,7 @@ func Run(ctx context.Context, cfg Config, ready func()) error {
 	if err != nil {
 		return err
 	}
-	if n, err := a.client.CoreV1().Nodes().Get(ctx, cfg.NodeName, metav1.GetOptions{}); err == nil {
-		a.recordNodeEvent(n.UID, "Starting", "Starting kubelet.")
-	}
+	a.recordNodeEvent("Starting", "Starting kubelet.")
 	if err := a.updateStatus(ctx); err != nil {
 		log.Warn("updating the node status; retrying", "err", err)
 	}

@@ -121,7 +121,7 @@ func (a *Agent) updateStatus(ctx context.Context) error {
 		return err
 	}
 	for _, reason := range conditionEvents(cur.Status.Conditions, st.Conditions) {
-		a.recordNodeEvent(cur.UID, reason, fmt.Sprintf("Node %s status is now: %s", a.cfg.NodeName, reason))
+		a.recordNodeEvent(reason, fmt.Sprintf("Node %s status is now: %s", a.cfg.NodeName, reason))
 	}
 	return nil
 }
@@ -157,13 +157,14 @@ func conditionEvents(old, new []corev1.NodeCondition) []string {
 	return out
 }
 
-// recordNodeEvent posts a Normal event about the Node with the given
-// UID, as upstream's kubelet does about its node.
-func (a *Agent) recordNodeEvent(uid types.UID, reason, message string) {
+// recordNodeEvent posts a Normal event about the Node, as upstream's
+// kubelet does: its reference to the Node carries the node's name as UID
+// (kubectl describe node looks for both that and the object's UID).
+func (a *Agent) recordNodeEvent(reason, message string) {
 	if a.recorder == nil {
 		return
 	}
-	ref := &corev1.ObjectReference{APIVersion: "v1", Kind: "Node", Name: a.cfg.NodeName, UID: uid}
+	ref := &corev1.ObjectReference{Kind: "Node", Name: a.cfg.NodeName, UID: types.UID(a.cfg.NodeName)}
 	a.recorder.Event(ref, corev1.EventTypeNormal, reason, message)
 }
 
