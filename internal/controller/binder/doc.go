@@ -79,6 +79,16 @@
 // neither writes nor conflicts. Provisioning, deletion and recycling run
 // as operations (operations.go), one per object, with exponential backoff.
 //
+// # Departures from upstream, on purpose
+//
+//   - Bursts are matched in batches (batch.go) rather than claim by claim
+//     in arrival order.
+//   - A claim whose spec.volumeName names a volume that does not exist
+//     gets a Warning FailedBinding event saying so ("volume "X" requested
+//     by the claim does not exist"), at each sync while it waits; upstream
+//     only keeps such a claim Pending, silently. Bad input gets an event
+//     that names the problem.
+//
 // The package may call client-go, component-helpers and prometheus; it
 // never calls upstream's pkg/controller/volume or pkg/volume.
 package binder
