@@ -157,7 +157,7 @@ func (a *Agent) startParts(ctx context.Context) (wait func(), err error) {
 			return nil
 		},
 		Plugins: volumePlugins,
-		Log:     log.With("component", "volumemanager"),
+		Log:     log,
 	})
 	if err != nil {
 		return nil, err

@@ -152,7 +152,8 @@ func (m *Manager) Run(ctx context.Context) {
 	if log == nil {
 		log = logging.FromContext(ctx)
 	}
-	ctx = logging.NewContext(ctx, log.With("component", "volumemanager"))
+	log = log.With("component", "volumemanager")
+	ctx = logging.NewContext(ctx, log)
 	if _, err := reconstruction.Reconstruct(ctx, reconstruction.Config{Store: m.store, Ops: m.cfg.Ops,
 		Actual: m.actual, Plugins: m.cfg.Plugins, Log: log}); err != nil {
 		log.ErrorContext(ctx, "volume reconstruction failed; continuing with what was found", "err", err)
