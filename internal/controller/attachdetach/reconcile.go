@@ -256,10 +256,15 @@ func (c *Controller) attach(ctx context.Context, n *v1.Node, node string, v *vol
 		},
 	}
 	_, err := c.client.StorageV1().VolumeAttachments().Create(ctx, va, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
+	switch {
+	case apierrors.IsAlreadyExists(err):
+		// Created by an earlier pass whose write the informer has not
+		// delivered yet: nothing new to log.
+	case err != nil:
 		return fmt.Errorf("attaching %s to %s: %w", v.pvName, node, err)
+	default:
+		logging.FromContext(ctx).Info("attaching volume", "volume", v.pvName, "node", node, "attachment", vaName)
 	}
-	logging.FromContext(ctx).Info("attaching volume", "volume", v.pvName, "node", node, "attachment", vaName)
 	byPV[v.pvName] = append(byPV[v.pvName], attachment{va: va, pv: v.pvName, name: v.name})
 	return nil
 }
