@@ -159,6 +159,12 @@ func TestInlineRepublish(t *testing.T) {
 	if err := r.p.TearDown(context.Background(), inlineDir(r)); err != nil {
 		t.Fatal(err)
 	}
+	// Stop the periodic republish, waiting out a pass that listed the
+	// volume before TearDown and may still ask for its pod: only a pass
+	// started after TearDown must ask for nothing.
+	if err := r.p.Close(); err != nil {
+		t.Fatal(err)
+	}
 	for len(r.remounts) > 0 {
 		<-r.remounts
 	}
