@@ -62,28 +62,25 @@ func (m *Manager) WaitForAttachAndMount(ctx context.Context, pod *corev1.Pod) er
 		if len(unmounted) == 0 {
 			return nil
 		}
-		report := time.NewTimer(podAttachAndMountTimeout)
+		var report <-chan time.Time // nil: no errors to report
 		if errs := m.desired.PodErrors(pod.UID); len(errs) > 0 {
 			next := m.desired.ReportDue(pod.UID, time.Now(), podErrorReport)
 			if next <= 0 {
-				report.Stop()
 				return m.mountError(pod, unmounted, joinErrors(errs))
 			}
-			report.Reset(next)
+			report = time.After(next)
 		}
 		select {
 		case <-actualChanged:
 		case <-desiredChanged:
-		case <-report.C:
+		case <-report:
 		case <-ctx.Done():
-			report.Stop()
 			cause := ctx.Err()
 			if errs := m.desired.PodErrors(pod.UID); len(errs) > 0 {
 				cause = joinErrors(errs)
 			}
 			return m.mountError(pod, unmounted, cause)
 		}
-		report.Stop()
 	}
 }
 
