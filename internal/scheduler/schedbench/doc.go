@@ -25,8 +25,10 @@
 // The volume shape's time is split into its phases (phases.go), from
 // informers on volumes and claims: create -> the volume's claimRef seen
 // (scheduling cycle, nominatedNodeName patch, PreBind's volume write),
-// claimRef -> claim Bound (the PV controller's three writes), Bound ->
-// spec.nodeName (PreBind noticing, the binding). Each shape's API writes
+// claimRef -> claim bound (the PV controller's volume status and claim
+// writes: volumeName and the bind-completed annotation, what PreBind
+// waits for), bound -> spec.nodeName (PreBind noticing, the binding; the
+// claim's status write, phase Bound, races it). Each shape's API writes
 // per pod are counted from the API server's apiserver_request_total
 // (podbench.ReadAPIMetrics; the bench's node heartbeats left out) and
 // printed by kind: a volume pod costs about ten (claim and pod creates,

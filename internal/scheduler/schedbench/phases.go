@@ -7,14 +7,20 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	storagehelpers "k8s.io/component-helpers/storage/volume"
 
 	"volplane/internal/node/podbench"
 )
 
 // Steps of a volume pod's claim the bench notes (podbench.ClaimMarks):
 // its volume carries the claimRef (the scheduler's PreBind write), and
-// the claim is Bound (the PV controller's last write).
+// the claim is bound: its volumeName and bind-completed annotation
+// written (the PV controller's claim write). That write, not the claim's
+// phase Bound, is what PreBind waits for, as upstream's binder does: the
+// claim's status write that sets the phase follows it and races the
+// pod's binding, so timing the phase made the last step negative.
 const (
 	stepClaimRef = "claimRef"
 	stepBound    = "bound"
@@ -23,15 +29,21 @@ const (
 func startPhaseTracker(ctx context.Context, cs kubernetes.Interface) (*podbench.ClaimMarks, error) {
 	return podbench.StartClaimMarks(ctx, cs, namespace,
 		podbench.ClaimStep{Name: stepClaimRef, Volume: func(*v1.PersistentVolume) bool { return true }},
-		podbench.ClaimStep{Name: stepBound, Claim: func(pvc *v1.PersistentVolumeClaim) bool { return pvc.Status.Phase == v1.ClaimBound }})
+		podbench.ClaimStep{Name: stepBound, Claim: claimBound})
+}
+
+// claimBound: the PV controller has written the claim's side of the
+// binding, which is what the binding plugin's PreBind waits for.
+func claimBound(pvc *v1.PersistentVolumeClaim) bool {
+	return pvc.Spec.VolumeName != "" && metav1.HasAnnotation(pvc.ObjectMeta, storagehelpers.AnnBindCompleted)
 }
 
 // phases are the volume shape's per-pod phase durations.
 type phases struct {
 	// toClaimRef: pod create -> its volume's claimRef seen (scheduling
-	// cycle, PreBind's volume write); toBound: claimRef -> claim Bound
-	// (the PV controller); toNode: claim Bound -> spec.nodeName (PreBind
-	// noticing, the binding write).
+	// cycle, PreBind's volume write); toBound: claimRef -> claim bound
+	// (the PV controller's volume status and claim writes); toNode: claim
+	// bound -> spec.nodeName (PreBind noticing, the binding write).
 	toClaimRef, toBound, toNode []time.Duration
 	missing                     int
 }
@@ -65,8 +77,8 @@ func (p phases) print(out io.Writer) {
 		ds    []time.Duration
 	}{
 		{"create -> volume claimRef (scheduling, PreBind write)", p.toClaimRef},
-		{"claimRef -> claim Bound (PV controller)", p.toBound},
-		{"claim Bound -> spec.nodeName (PreBind wake, binding)", p.toNode},
+		{"claimRef -> claim bound (PV controller)", p.toBound},
+		{"claim bound -> spec.nodeName (PreBind wake, binding)", p.toNode},
 	} {
 		fmt.Fprintf(out, "%-52s %10s %10s\n", row.label, podbench.Millis(percentile(row.ds, 50)), podbench.Millis(percentile(row.ds, 99)))
 	}
