@@ -5,7 +5,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -177,17 +179,24 @@ func TestPodRecycler(t *testing.T) {
 		wantErr string
 	}{
 		{"succeeded", v1.PodSucceeded, ""},
-		{"failed", v1.PodFailed, "recycler pod failed: scrub failed"},
+		{"failed", v1.PodFailed, "failed to recycle volume: scrub failed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			client := fake.NewClientset()
 			r := NewPodRecycler(client, RecyclerPodConfig{Namespace: "recyclers", PollInterval: 5 * time.Millisecond})
 			pv := newPV("pv-1", "1Gi")
 			pv.UID = "uid-pv-1"
-			var events []string
+			var (
+				mu     sync.Mutex
+				events []string
+			)
 			errc := make(chan error, 1)
 			go func() {
-				errc <- r.Recycle(context.Background(), pv, func(_, m string) { events = append(events, m) })
+				errc <- r.Recycle(context.Background(), pv, func(_, m string) {
+					mu.Lock()
+					defer mu.Unlock()
+					events = append(events, m)
+				})
 			}()
 			pods := client.CoreV1().Pods("recyclers")
 			var pod *v1.Pod
@@ -205,6 +214,23 @@ func TestPodRecycler(t *testing.T) {
 			if c := pod.Spec.Containers[0]; c.VolumeMounts[0].MountPath != "/scrub" || !strings.Contains(strings.Join(c.Args, " "), "find /scrub -mindepth 1 -delete") {
 				t.Fatalf("recycler container %+v", c)
 			}
+			// The pod's events reach the volume, and nothing else does
+			// (upstream's recycler client forwards the pod's events alone).
+			if _, err := client.CoreV1().Events("recyclers").Create(context.Background(), &v1.Event{
+				ObjectMeta:     metav1.ObjectMeta{Name: "e1", UID: "uid-e1"},
+				InvolvedObject: v1.ObjectReference{Kind: "Pod", Namespace: "recyclers", Name: pod.Name, UID: pod.UID},
+				Type:           v1.EventTypeNormal, Reason: "Started", Message: "Container started",
+			}, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			err = wait.PollUntilContextTimeout(context.Background(), 5*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(events) > 0, nil
+			})
+			if err != nil {
+				t.Fatal("the pod's event was not forwarded")
+			}
 			pod.Status.Phase = tc.phase
 			pod.Status.Message = "scrub failed"
 			if _, err := pods.UpdateStatus(context.Background(), pod, metav1.UpdateOptions{}); err != nil {
@@ -217,8 +243,10 @@ func TestPodRecycler(t *testing.T) {
 			if _, err := pods.Get(context.Background(), "recycler-for-pv-1", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 				t.Fatalf("recycler pod left behind: %v", err)
 			}
-			if len(events) == 0 {
-				t.Fatal("no recycler event")
+			mu.Lock()
+			defer mu.Unlock()
+			if want := []string{"Container started"}; !slices.Equal(events, want) {
+				t.Fatalf("recycler events %q, want %q", events, want)
 			}
 		})
 	}

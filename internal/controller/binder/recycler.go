@@ -144,7 +144,6 @@ func (r *PodRecycler) Recycle(ctx context.Context, pv *v1.PersistentVolume, even
 		defer cancel()
 		_ = pods.Delete(dctx, created.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &created.UID}})
 	}()
-	event(v1.EventTypeNormal, fmt.Sprintf("Successfully assigned %s/%s to recycle volume %s", created.Namespace, created.Name, pv.Name))
 
 	deadline := time.Now().Add(r.cfg.Timeout + 30*time.Second)
 	seen := map[types.UID]bool{}
@@ -159,11 +158,12 @@ func (r *PodRecycler) Recycle(ctx context.Context, pv *v1.PersistentVolume, even
 		case p.Status.Phase == v1.PodSucceeded:
 			return nil
 		case p.Status.Phase == v1.PodFailed:
+			// Upstream's recycler client words it so.
 			msg := p.Status.Message
 			if msg == "" {
-				msg = p.Status.Reason
+				msg = "pod failed, pod.Status.Message unknown"
 			}
-			return fmt.Errorf("recycler pod failed: %s", msg)
+			return fmt.Errorf("failed to recycle volume: %s", msg)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("recycler pod did not finish within %v", r.cfg.Timeout)
