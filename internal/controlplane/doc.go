@@ -8,7 +8,9 @@
 //     unix sockets in <data-dir>/run; or external with --etcd-servers.
 //     etcd remembers the fingerprint of the CA that first used it
 //     (/volplane/pki/ca-sha256), and a data dir whose PKI does not match
-//     its etcd is refused before anything starts.
+//     its etcd is refused before anything starts. The embedded etcd logs
+//     at its own default level, info, whatever -v says: its debug records
+//     hold the requests it applies, Secret values among them.
 //   - PKI under <data-dir>/pki, made whole on first start: a CA, the
 //     serving certificate (reissued when --listen changes), the service
 //     account key pair, the API server's kubelet client certificate, and

@@ -153,14 +153,18 @@ func caMismatch(fingerprint, etcdFingerprint string) error {
 }
 
 // zapToSlog is a zap core that writes into slog, so etcd's logs join
-// everyone else's, filtered as every upstream component's are.
+// everyone else's, filtered as every upstream component's are. It takes
+// etcd's records from info up, etcd's own default level (--log-level), at
+// every -v: etcd's debug records carry the requests it applies, the value
+// of every Secret written among them ("Apply" raftReq=...), and -v is the
+// verbosity of the Kubernetes components, which never log those.
 type zapToSlog struct {
 	log    *slog.Logger
 	fields []zapcore.Field
 }
 
 func (c *zapToSlog) Enabled(l zapcore.Level) bool {
-	return c.log.Enabled(context.Background(), slogLevel(l))
+	return l >= zapcore.InfoLevel && c.log.Enabled(context.Background(), slogLevel(l))
 }
 
 func (c *zapToSlog) With(fields []zapcore.Field) zapcore.Core {
@@ -173,10 +177,8 @@ func slogLevel(l zapcore.Level) slog.Level {
 		return slog.LevelError
 	case l >= zapcore.WarnLevel:
 		return slog.LevelWarn
-	case l >= zapcore.InfoLevel:
-		return slog.LevelInfo
 	}
-	return slog.LevelDebug
+	return slog.LevelInfo
 }
 
 func (c *zapToSlog) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
