@@ -18,7 +18,9 @@ func TestEtcdLogLevels(t *testing.T) {
 		log  func(*zap.Logger)
 		want bool
 	}{
-		{"debug", func(l *zap.Logger) { l.Debug("Apply", zap.String("raftReq", "put /registry/secrets/default/s value:SEKRET")) }, false},
+		{"debug", func(l *zap.Logger) {
+			l.Debug("Apply", zap.String("raftReq", "put /registry/secrets/default/s value:SEKRET"))
+		}, false},
 		{"info", func(l *zap.Logger) { l.Info("ready to serve client requests") }, true},
 		{"warn", func(l *zap.Logger) { l.Warn("slow fdatasync") }, true},
 		{"error", func(l *zap.Logger) { l.Error("failed to publish") }, true},
