@@ -107,11 +107,14 @@
 //
 // # Events and errors
 //
-// The reconciler emits upstream's per-volume events on the pod
-// (FailedMount "MountVolume.SetUp failed for volume "x" : ...",
-// "MountVolume.MountDevice failed ...", "MountVolume.NodeAffinity check
-// failed ..."; FailedMapVolume "MapVolume.MapPodDevice failed ...") and
-// retries with backoff from 500 ms doubling to 2 m 2 s, one operation per
+// The reconciler emits upstream's per-volume events on the pod, naming
+// the volume as upstream's volume spec does (the PV for a claim's volume,
+// the pod's volume name otherwise): FailedMount "MountVolume.SetUp failed
+// for volume "x" : ...", "MountVolume.MountDevice failed ...",
+// "MountVolume.NodeAffinity check failed ..." ("MapVolume.NodeAffinity
+// ..." for a block volume, still FailedMount); FailedMapVolume
+// "MapVolume.SetUpDevice failed ...", "MapVolume.MapPodDevice failed ...".
+// It retries with backoff from 500 ms doubling to 2 m 2 s, one operation per
 // volume at a time. WaitForAttachAndMount returns upstream's
 // "unmounted volumes=[...], unattached volumes=[...], failed to process
 // volumes=[...]: <cause>", which the agent turns into "Unable to attach

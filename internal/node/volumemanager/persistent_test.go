@@ -116,7 +116,7 @@ func TestLocalNodeAffinityRechecked(t *testing.T) {
 	pod := testPod("p", "uid-a", claimVolume("vol", "far"))
 	h := start(t, root, hostops.New(), newFakePods(pod), allPlugins(t, t.TempDir()), claim, pv)
 	ev := h.waitEvent(t, "FailedMount")
-	if want := `Warning FailedMount MountVolume.NodeAffinity check failed for volume "vol" : no matching NodeSelectorTerms`; ev != want {
+	if want := `Warning FailedMount MountVolume.NodeAffinity check failed for volume "pv-far" : no matching NodeSelectorTerms`; ev != want {
 		t.Fatalf("event %q, want %q", ev, want)
 	}
 	if left := hostopstest.MountsUnder(t, root); len(left) != 0 {

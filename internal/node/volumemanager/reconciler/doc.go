@@ -25,10 +25,13 @@
 //
 // One operation is in flight per volume (by unique name). A failed
 // operation is retried with exponential backoff, 500 ms doubling to
-// 2 m 2 s as upstream, and emits upstream's event on the pod: FailedMount
+// 2 m 2 s as upstream, and emits upstream's event on the pod, the volume
+// named as upstream's spec names it (the PV of a claim): FailedMount
 // "MountVolume.SetUp failed for volume "x" : ..." (MountDevice,
-// NodeAffinity check likewise), FailedMapVolume "MapVolume.MapPodDevice
-// failed for volume "x" : ...".
+// NodeAffinity check likewise; a block volume's NodeAffinity check is
+// "MapVolume.NodeAffinity check failed", still FailedMount, as upstream),
+// FailedMapVolume "MapVolume.SetUpDevice failed for volume "x" : ..." (a
+// block volume's staging) and "MapVolume.MapPodDevice failed ...".
 //
 // Every record (reconstruction.Store) is written before the host is
 // touched and removed only after the host is clean, so a crash at any

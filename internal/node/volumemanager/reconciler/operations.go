@@ -41,7 +41,9 @@ func (r *Reconciler) setUp(ctx context.Context, v cache.VolumeToMount) error {
 		reason, prefix = "FailedMapVolume", "MapVolume"
 	}
 	if err := r.checkNodeAffinity(ctx, v); err != nil {
-		return r.event(v, reason, prefix+".NodeAffinity check failed", err)
+		// FailedMount for a block volume too, as upstream's kubelet
+		// reports it.
+		return r.event(v, "FailedMount", prefix+".NodeAffinity check failed", err)
 	}
 	m := cache.MountedVolume{
 		VolumeName: v.VolumeName, OuterName: v.OuterName, PodUID: v.Pod.UID, Plugin: v.Plugin,
@@ -218,17 +220,23 @@ func (r *Reconciler) tearDown(ctx context.Context, m cache.MountedVolume) error 
 }
 
 func (r *Reconciler) mountDevice(ctx context.Context, v cache.VolumeToMount, dm plugins.DeviceMounter) error {
+	// Upstream's words: a block volume's device is set up (SetUpDevice)
+	// and its failure is a FailedMapVolume.
+	reason, prefix, failed := "FailedMount", "MountVolume", "MountVolume.MountDevice failed"
+	if v.Spec.Block {
+		reason, prefix, failed = "FailedMapVolume", "MapVolume", "MapVolume.SetUpDevice failed"
+	}
 	if err := r.checkNodeAffinity(ctx, v); err != nil {
-		return r.event(v, "FailedMount", "MountVolume.NodeAffinity check failed", err)
+		return r.event(v, "FailedMount", prefix+".NodeAffinity check failed", err)
 	}
 	path, err := dm.DeviceMountPath(v.Spec)
 	if err != nil {
-		return r.event(v, "FailedMount", "MountVolume.MountDevice failed", err)
+		return r.event(v, reason, failed, err)
 	}
 	rec := &reconstruction.DeviceRecord{Plugin: v.Plugin.Name(), VolumeName: v.VolumeName, MountPath: path,
 		Volume: v.Spec.Volume, PV: v.Spec.PV, ReadOnly: v.Spec.ReadOnly, Block: v.Spec.Block}
 	if err := r.cfg.Store.WriteDevice(rec); err != nil {
-		return r.event(v, "FailedMount", "MountVolume.MountDevice failed", err)
+		return r.event(v, reason, failed, err)
 	}
 	err = os.MkdirAll(path, 0o750)
 	if err == nil {
@@ -238,7 +246,7 @@ func (r *Reconciler) mountDevice(ctx context.Context, v cache.VolumeToMount, dm 
 		// Whatever MountDevice did is undone if no pod wants the volume
 		// any more (the record is kept for that).
 		r.cfg.Actual.MarkDeviceUncertain(v.VolumeName, v.Plugin, v.Spec, path)
-		return r.event(v, "FailedMount", "MountVolume.MountDevice failed", err)
+		return r.event(v, reason, failed, err)
 	}
 	r.cfg.Actual.MarkDeviceMounted(v.VolumeName, v.Plugin, v.Spec, path)
 	return nil

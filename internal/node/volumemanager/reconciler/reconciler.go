@@ -208,9 +208,15 @@ func (r *Reconciler) start(ctx context.Context, volume, kind string, op func(con
 	}()
 }
 
-// event emits a warning on the pod with upstream's wording.
+// event emits a warning on the pod with upstream's wording. The volume
+// is named as upstream's volume spec names it: the PV for a claim's
+// volume, the pod's volume name otherwise.
 func (r *Reconciler) event(v cache.VolumeToMount, reason, prefix string, err error) error {
-	msg := fmt.Sprintf("%s for volume %q : %v", prefix, v.OuterName, err)
+	name := v.OuterName
+	if v.Spec != nil {
+		name = plugins.SpecName(v.Spec)
+	}
+	msg := fmt.Sprintf("%s for volume %q : %v", prefix, name, err)
 	r.cfg.Recorder.Event(v.Pod, corev1.EventTypeWarning, reason, msg)
 	return errors.New(msg)
 }
