@@ -12,8 +12,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/ptr"
 
@@ -302,5 +304,59 @@ func TestNoAttachEventWithoutAttach(t *testing.T) {
 	}
 	if len(h.attachments()) != 1 {
 		t.Errorf("attachments %v, want the one there", h.attachments())
+	}
+}
+
+// TestReattachWhileInformerLags: the controller deleted an attachment
+// and, before its informer delivered the deletion, a pod on the same node
+// needs the volume again (a StatefulSet's pod recreated, a preemptor
+// taking a ReadWriteOncePod claim). The attachment it deleted is
+// detaching even though the informer still shows it attached: the node's
+// status.volumesAttached does not list the volume again (the node would
+// mount a volume whose ControllerUnpublish is under way), and no pod
+// hears SuccessfulAttachVolume for it. Seen as a user: a preempting pod
+// got SuccessfulAttachVolume twice for one attach.
+func TestReattachWhileInformerLags(t *testing.T) {
+	n := node("n1", true)
+	n.Status.VolumesAttached = []v1.AttachedVolume{{Name: volName}}
+	h := newHarness(t, Config{}, objects(volume(v1.ReadWriteOnce), []runtime.Object{n, attached("n1")})...)
+	// The deletion is accepted but not seen yet: the API keeps the
+	// object (here: as it was), as a lagging informer would show it.
+	deletes := 0
+	h.cs.PrependReactor("delete", "volumeattachments", func(k8stesting.Action) (bool, runtime.Object, error) {
+		deletes++
+		return true, nil, nil
+	})
+	h.reconcile()
+	if deletes != 1 {
+		t.Fatalf("%d deletes of the unneeded attachment, want 1", deletes)
+	}
+	waitFor(t, "the node's status patch", func() bool {
+		got, _ := h.c.nodes.Get("n1")
+		return got != nil && len(got.Status.VolumesAttached) == 0
+	})
+	if _, err := h.cs.CoreV1().Pods("default").Create(context.Background(), pod("p2", "n1"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the new pod", func() bool {
+		_, err := h.c.pods.Pods("default").Get("p2")
+		return err == nil
+	})
+	h.reconcile()
+	if got := h.node("n1").Status.VolumesAttached; len(got) != 0 {
+		t.Errorf("volumesAttached %v while the attachment is being deleted", got)
+	}
+	if ev := h.events(); ev != "" {
+		t.Errorf("events %q for an attachment being deleted", ev)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		return cond(), nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
 	}
 }

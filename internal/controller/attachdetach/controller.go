@@ -5,6 +5,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -46,6 +47,10 @@ type Controller struct {
 	// The reconciler's memory; only the reconcile goroutine touches it.
 	undesiredSince map[string]time.Time // VolumeAttachment -> when no pod needed it
 	reported       map[string]bool      // events already emitted, by key
+	// VolumeAttachments this controller deleted, until its informer no
+	// longer lists them: detaching even while the informer, behind,
+	// shows them attached and not being deleted.
+	deleted map[types.UID]bool
 }
 
 // New builds the controller and registers its informers.
@@ -67,6 +72,7 @@ func New(cfg Config, client kubernetes.Interface, f informers.SharedInformerFact
 		now:            time.Now,
 		undesiredSince: map[string]time.Time{},
 		reported:       map[string]bool{},
+		deleted:        map[types.UID]bool{},
 	}
 	kick := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { c.kick() },

@@ -46,7 +46,11 @@
 //   - node status updater: each managed node's status.volumesAttached is
 //     the volumes attached to it minus those being detached, written with
 //     a merge patch before any attachment is deleted, so the node never
-//     sees a volume attached that is going away.
+//     sees a volume attached that is going away. Being detached: the
+//     attachment has a deletion timestamp, or this controller deleted it
+//     and its informer has not shown that yet (remembered by UID until
+//     the informer no longer lists it), even when a pod needs the volume
+//     again; a new attachment is made once the old one is gone.
 //
 // The package may call client-go and internal/csi/kube; it never calls a
 // driver (that is the attacher's job) nor upstream's storage code.

@@ -62,18 +62,22 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	var all []attachment
 	detaching := map[string]bool{}
 	var toDelete []attachment
+	listed := map[types.UID]bool{}
 	for _, va := range vas {
+		listed[va.UID] = true
 		a, ok := c.ours(va, managed)
 		if !ok {
 			continue
 		}
 		all = append(all, a)
-		node := va.Spec.NodeName
-		if desired[node][a.name] != nil {
+		if c.beingDeleted(va) {
+			// Whether or not a pod needs it again: it is re-attached
+			// once it is gone.
+			detaching[va.Name] = true
 			continue
 		}
-		if va.DeletionTimestamp != nil {
-			detaching[va.Name] = true
+		node := va.Spec.NodeName
+		if desired[node][a.name] != nil {
 			continue
 		}
 		seen["since/"+va.Name] = true
@@ -94,6 +98,11 @@ func (c *Controller) reconcile(ctx context.Context) error {
 			delete(c.undesiredSince, name)
 		}
 	}
+	for uid := range c.deleted {
+		if !listed[uid] {
+			delete(c.deleted, uid)
+		}
+	}
 
 	statusOK, errs := c.updateNodeStatus(ctx, managed, all, detaching)
 	for _, a := range toDelete {
@@ -106,6 +115,7 @@ func (c *Controller) reconcile(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("detaching %s: %w", a.va.Name, err))
 			continue
 		}
+		c.deleted[uid] = true
 		logging.FromContext(ctx).Info("detaching volume", "volume", a.pv, "node", a.va.Spec.NodeName, "attachment", a.va.Name)
 	}
 
@@ -126,6 +136,12 @@ func (c *Controller) reconcile(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// beingDeleted: va is being deleted, or this controller deleted it and
+// the informer has not shown that yet.
+func (c *Controller) beingDeleted(va *storagev1.VolumeAttachment) bool {
+	return va.DeletionTimestamp != nil || c.deleted[va.UID]
 }
 
 // ours returns the attachment of a VolumeAttachment this controller
@@ -217,7 +233,7 @@ func (c *Controller) attach(ctx context.Context, n *v1.Node, node string, v *vol
 			continue
 		}
 		switch {
-		case a.va.DeletionTimestamp != nil:
+		case c.beingDeleted(a.va):
 			// Detaching: attached again once it is gone.
 		case a.va.Status.Attached:
 			if n == nil || slices.ContainsFunc(n.Status.VolumesAttached, func(av v1.AttachedVolume) bool { return av.Name == v.name }) {
