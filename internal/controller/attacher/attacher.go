@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 
@@ -60,6 +59,7 @@ func (c *Config) Validate() error {
 type Controller struct {
 	cfg         Config
 	finalizer   string
+	legacy      string // the finalizer's older name, removed where found
 	attachments storagelisters.VolumeAttachmentLister
 	volumes     corelisters.PersistentVolumeLister
 	csiNodes    storagelisters.CSINodeLister
@@ -82,6 +82,7 @@ func New(cfg Config) (*Controller, error) {
 	c := &Controller{
 		cfg:         cfg,
 		finalizer:   kube.AttacherFinalizer(cfg.Driver),
+		legacy:      kube.LegacyAttacherFinalizer(cfg.Driver),
 		attachments: f.Storage().V1().VolumeAttachments().Lister(),
 		volumes:     f.Core().V1().PersistentVolumes().Lister(),
 		csiNodes:    f.Storage().V1().CSINodes().Lister(),
@@ -107,7 +108,7 @@ func New(cfg Config) (*Controller, error) {
 		return nil, err
 	}
 	onPV := func(obj any) {
-		if pv, ok := obj.(*v1.PersistentVolume); ok && slices.Contains(pv.Finalizers, c.finalizer) {
+		if pv, ok := obj.(*v1.PersistentVolume); ok && c.hasFinalizer(pv.Finalizers) {
 			c.queue.Add(keyVolume + pv.Name)
 		}
 	}

@@ -112,7 +112,7 @@ func TestAttachAndDetach(t *testing.T) {
 		t.Fatal(err)
 	}
 	va := h.va()
-	fin := "external-attacher/" + driver
+	fin := "external-attacher/fake-csi-volplane-io"
 	if !va.Status.Attached || va.Status.AttachmentMetadata["device"] != "/dev/fake-"+h.handle || va.Status.AttachError != nil {
 		t.Errorf("status %+v", va.Status)
 	}
@@ -152,6 +152,47 @@ func TestAttachAndDetach(t *testing.T) {
 	}
 	if slices.Contains(h.pv().Finalizers, fin) {
 		t.Error("PV finalizer left after the last VolumeAttachment went")
+	}
+}
+
+// TestLegacyFinalizerReleased: an attachment and a volume an older
+// volplane finalized under the finalizer's former name
+// (external-attacher/<driver with dots>) are detached and released.
+func TestLegacyFinalizerReleased(t *testing.T) {
+	h := newHarness(t, csitest.Options{})
+	ctx := context.Background()
+	if err := h.c.syncAttachment(ctx, "va1"); err != nil {
+		t.Fatal(err)
+	}
+	legacy := "external-attacher/" + driver
+	rename := func(fs []string) []string {
+		return slices.DeleteFunc(append(fs, legacy), func(f string) bool { return f == "external-attacher/fake-csi-volplane-io" })
+	}
+	pv := h.pv()
+	pv.Finalizers = rename(pv.Finalizers)
+	h.cs.CoreV1().PersistentVolumes().Update(ctx, pv, metav1.UpdateOptions{})
+	va := h.va()
+	va.Finalizers = rename(va.Finalizers)
+	now := metav1.Now()
+	va.DeletionTimestamp = &now
+	h.cs.StorageV1().VolumeAttachments().Update(ctx, va, metav1.UpdateOptions{})
+	h.start()
+	if err := h.c.syncAttachment(ctx, "va1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.drv.Published(h.handle); len(got) != 0 {
+		t.Errorf("still published to %v", got)
+	}
+	if va := h.va(); len(va.Finalizers) != 0 {
+		t.Errorf("attachment finalizers %v after detach", va.Finalizers)
+	}
+	h.cs.StorageV1().VolumeAttachments().Delete(ctx, "va1", metav1.DeleteOptions{})
+	h.start()
+	if err := h.c.syncVolume(ctx, "pv1"); err != nil {
+		t.Fatal(err)
+	}
+	if fs := h.pv().Finalizers; slices.Contains(fs, legacy) {
+		t.Errorf("PV finalizers %v", fs)
 	}
 }
 

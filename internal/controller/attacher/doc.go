@@ -4,7 +4,9 @@
 //
 // It owns the VolumeAttachments whose spec.attacher names its driver
 // (the attach/detach controller creates and deletes them). To attach it
-// puts its finalizer external-attacher/<driver, / as -> and the node ID
+// puts its finalizer external-attacher/<driver> (named as upstream's:
+// local-csi-volplane-io; the older external-attacher/local.csi.volplane.io
+// is removed wherever found) and the node ID
 // (annotation csi.alpha.kubernetes.io/node-id, from the node's CSINode)
 // on the VolumeAttachment, its finalizer on the PV, then calls
 // ControllerPublishVolume with the PV's handle, one capability from its

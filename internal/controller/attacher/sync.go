@@ -176,7 +176,7 @@ func (c *Controller) attachFailed(ctx context.Context, va *storagev1.VolumeAttac
 }
 
 func (c *Controller) detach(ctx context.Context, va *storagev1.VolumeAttachment) error {
-	if !slices.Contains(va.Finalizers, c.finalizer) {
+	if !c.hasFinalizer(va.Finalizers) {
 		return nil
 	}
 	nodeID := va.Annotations[kube.AnnNodeID]
@@ -203,7 +203,7 @@ func (c *Controller) detach(ctx context.Context, va *storagev1.VolumeAttachment)
 	if err != nil {
 		return fmt.Errorf("marking %s detached: %w", va.Name, err)
 	}
-	updated.Finalizers = slices.DeleteFunc(updated.Finalizers, func(f string) bool { return f == c.finalizer })
+	updated.Finalizers = slices.DeleteFunc(updated.Finalizers, c.isFinalizer)
 	if _, err := c.cfg.Client.StorageV1().VolumeAttachments().Update(ctx, updated, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("removing the finalizer of %s: %w", va.Name, err)
 	}
@@ -234,7 +234,7 @@ func (c *Controller) syncVolume(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if !slices.Contains(pv.Finalizers, c.finalizer) {
+	if !c.hasFinalizer(pv.Finalizers) {
 		return nil
 	}
 	vas, err := c.attachments.List(labels.Everything())
@@ -242,14 +242,24 @@ func (c *Controller) syncVolume(ctx context.Context, name string) error {
 		return err
 	}
 	for _, va := range vas {
-		gone := va.DeletionTimestamp != nil && !slices.Contains(va.Finalizers, c.finalizer)
+		gone := va.DeletionTimestamp != nil && !c.hasFinalizer(va.Finalizers)
 		if !gone && va.Spec.Attacher == c.cfg.Driver && va.Spec.Source.PersistentVolumeName != nil && *va.Spec.Source.PersistentVolumeName == name {
 			return nil
 		}
 	}
-	pv.Finalizers = slices.DeleteFunc(pv.Finalizers, func(f string) bool { return f == c.finalizer })
+	pv.Finalizers = slices.DeleteFunc(pv.Finalizers, c.isFinalizer)
 	if _, err := c.cfg.Client.CoreV1().PersistentVolumes().Update(ctx, pv, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("removing the finalizer of PersistentVolume %s: %w", name, err)
 	}
 	return nil
+}
+
+// isFinalizer: f is this attacher's finalizer, under its name or the
+// older one.
+func (c *Controller) isFinalizer(f string) bool {
+	return f == c.finalizer || f == c.legacy
+}
+
+func (c *Controller) hasFinalizer(finalizers []string) bool {
+	return slices.ContainsFunc(finalizers, c.isFinalizer)
 }

@@ -44,8 +44,28 @@ func AttachmentName(handle, driver, node string) string {
 }
 
 // AttacherFinalizer is the external attacher's finalizer for driver, on
-// VolumeAttachments and on the PVs they attach.
+// VolumeAttachments and on the PVs they attach, named as upstream's
+// external-attacher names it: every character of the driver's name but
+// ASCII letters, digits and '-' becomes '-', and a name ending in '-'
+// gets an 'X' (external-attacher/local-csi-volplane-io).
 func AttacherFinalizer(driver string) string {
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return '-'
+	}, driver)
+	if strings.HasSuffix(name, "-") {
+		name += "X"
+	}
+	return "external-attacher/" + name
+}
+
+// LegacyAttacherFinalizer is the name volplane's attacher gave its
+// finalizer before it took upstream's ('/' as '-', nothing else): the
+// attacher still removes it, so that attachments and volumes of an older
+// data directory are released.
+func LegacyAttacherFinalizer(driver string) string {
 	return "external-attacher/" + strings.ReplaceAll(driver, "/", "-")
 }
 

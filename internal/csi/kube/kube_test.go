@@ -20,8 +20,18 @@ func TestNames(t *testing.T) {
 	if got := AttachmentName("vol-1", "d.example.com", "node-a"); got != want {
 		t.Errorf("attachment name %s, want %s", got, want)
 	}
-	if got := AttacherFinalizer("example.com/driver"); got != "external-attacher/example.com-driver" {
-		t.Errorf("finalizer %s", got)
+	for driver, want := range map[string]string{
+		"example.com/driver":    "external-attacher/example-com-driver",
+		"local.csi.volplane.io": "external-attacher/local-csi-volplane-io",
+		"Drv_1-x":               "external-attacher/Drv-1-x",
+		"d.":                    "external-attacher/d-X",
+	} {
+		if got := AttacherFinalizer(driver); got != want {
+			t.Errorf("finalizer of %q: %s, want upstream's %s", driver, got, want)
+		}
+	}
+	if got := LegacyAttacherFinalizer("example.com/driver"); got != "external-attacher/example.com-driver" {
+		t.Errorf("legacy finalizer %s", got)
 	}
 }
 
