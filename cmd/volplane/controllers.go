@@ -41,7 +41,7 @@ const (
 func (f *controllerFlags) add(fs *pflag.FlagSet) {
 	f.options = all.DefaultOptions()
 	f.options.AddFlags(fs)
-	fs.StringVar(&f.metricsListen, "controller-metrics-listen", "", "loopback HOST:PORT where volplane's controllers serve /metrics (off when empty)")
+	fs.StringVar(&f.metricsListen, "controller-metrics-listen", "", "loopback HOST:PORT where volplane's controllers serve /metrics over HTTPS to callers allowed to get /metrics, as kube-controller-manager (off when empty)")
 	fs.Var(&f.csi, "csi-controller", "run the controller side (provisioner, attacher, storage capacity) of the CSI driver NAME on that socket in process; repeatable")
 	fs.StringSliceVar(&f.disabled, "disable-controllers", nil, "volplane controllers not to run, by name")
 	fs.IntVar(&f.workers, "controller-workers", 4, "workers per controller queue")
@@ -85,6 +85,7 @@ func (f *controllerFlags) config(restCfg *rest.Config, identitySeed string) cont
 		Identity:      host + "_" + hex.EncodeToString(sum[:6]),
 		Workers:       f.workers,
 		MetricsListen: f.metricsListen,
+		MetricsAuth:   true,
 	}
 }
 

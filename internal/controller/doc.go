@@ -18,6 +18,17 @@
 // the client-go objects in Context, so the same code runs in one process
 // or across machines.
 //
+// With MetricsListen it serves the registry at /metrics on a loopback
+// address: under MetricsAuth (up's and server's --controller-metrics-listen)
+// as kube-controller-manager's secure port serves it, over HTTPS with a
+// certificate made in memory, to callers the API authenticates by
+// TokenReview and authorizes for get /metrics by SubjectAccessReview
+// (401 for a token it rejects, 403 for everyone else, the anonymous
+// included); otherwise (csi-controller, the binder bench) as plain HTTP
+// to anyone who reaches the address, as CSI sidecars serve theirs. Only
+// bearer tokens authenticate: upstream's client certificates
+// (--client-ca-file) are not taken.
+//
 // Every write carries the user agent "volplane-controller-manager", which
 // the API server records as the field manager in managedFields: that is
 // how a test tells volplane's writes from upstream's.

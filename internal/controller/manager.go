@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -141,6 +142,13 @@ type Config struct {
 	Workers int
 	// MetricsListen is a loopback HOST:PORT for /metrics; empty is off.
 	MetricsListen string
+	// MetricsAuth serves /metrics as kube-controller-manager's secure
+	// port: HTTPS with a certificate made in memory, to callers the API
+	// authenticates (TokenReview; no token is system:anonymous) and
+	// authorizes for get /metrics (SubjectAccessReview). Without it the
+	// metrics are plain HTTP to anyone who reaches the address, as a CSI
+	// sidecar's --http-endpoint serves them.
+	MetricsAuth bool
 	// ResyncPeriod of the shared informers.
 	ResyncPeriod time.Duration
 	// QPS and Burst limit the controllers' API client. They replace the
@@ -420,19 +428,36 @@ func (m *Manager) runControllers(ctx context.Context, client kubernetes.Interfac
 }
 
 func (m *Manager) serveMetrics(log *slog.Logger) (stop func(), err error) {
+	var handler http.Handler = promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+	scheme := "http"
+	var tlsCfg *tls.Config
+	if m.cfg.MetricsAuth {
+		client, err := kubernetes.NewForConfig(m.cfg.REST)
+		if err != nil {
+			return nil, fmt.Errorf("controller manager: metrics: %w", err)
+		}
+		if tlsCfg, err = selfSignedTLS(m.cfg.MetricsListen); err != nil {
+			return nil, fmt.Errorf("controller manager: metrics: %w", err)
+		}
+		handler = &metricsAuth{client: client, next: handler, log: log}
+		scheme = "https"
+	}
 	ln, err := net.Listen("tcp", m.cfg.MetricsListen)
 	if err != nil {
 		return nil, fmt.Errorf("controller manager: metrics: %w", err)
 	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", handler)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics server stopped", "err", err)
 		}
 	}()
-	log.Info("serving controller metrics", "address", "http://"+ln.Addr().String()+"/metrics")
+	log.Info("serving controller metrics", "address", scheme+"://"+ln.Addr().String()+"/metrics")
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
