@@ -10,16 +10,21 @@ import (
 )
 
 // TestNoSecretsInLog: at -v 4, a pod that gets a Secret as a volume and
-// as an environment variable, and a projected service account token,
-// leaves none of those values in up's log, its log directory or the
-// events; neither does a bootstrap token's secret. The container checks
-// that both copies of the Secret arrived without printing them.
+// as an environment variable, a projected service account token and a
+// claim of a class that names provisioner, controller-publish and node
+// secrets (csi.storage.k8s.io/*: the provisioner resolves them, the
+// built-in driver ignores them) leaves none of those values in up's log,
+// its log directory or the events; neither does a bootstrap token's
+// secret. The container checks that both copies of the Secret arrived
+// without printing them.
 func TestNoSecretsInLog(t *testing.T) {
 	p := startUp(t, "-v", "4")
 	p.WaitPodsAccepted(t)
 	const (
 		value     = "SEKRETv4Qz81Lm"
 		bootstrap = "q7w8e9r0t1y2u3i4"
+		csiProv   = "SEKRETprovC9953x"
+		csiNode   = "SEKRETnodeD1064y"
 	)
 	p.Apply(t, `apiVersion: v1
 kind: Secret
@@ -31,6 +36,39 @@ apiVersion: v1
 kind: Secret
 metadata: {name: s}
 stringData: {pw: `+value+`}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: prov}
+stringData: {key: `+csiProv+`}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: node}
+stringData: {key: `+csiNode+`}
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: with-secrets}
+provisioner: local.csi.volplane.io
+volumeBindingMode: WaitForFirstConsumer
+parameters:
+  csi.storage.k8s.io/provisioner-secret-name: prov
+  csi.storage.k8s.io/provisioner-secret-namespace: default
+  csi.storage.k8s.io/controller-publish-secret-name: prov
+  csi.storage.k8s.io/controller-publish-secret-namespace: default
+  csi.storage.k8s.io/node-stage-secret-name: node
+  csi.storage.k8s.io/node-stage-secret-namespace: default
+  csi.storage.k8s.io/node-publish-secret-name: node
+  csi.storage.k8s.io/node-publish-secret-namespace: default
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: c}
+spec:
+  storageClassName: with-secrets
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 64Mi}}
 ---
 apiVersion: v1
 kind: Pod
@@ -46,6 +84,7 @@ spec:
     volumeMounts:
     - {name: s, mountPath: /s}
     - {name: tok, mountPath: /tok}
+    - {name: d, mountPath: /d}
   volumes:
   - name: s
     secret: {secretName: s}
@@ -53,8 +92,14 @@ spec:
     projected:
       sources:
       - serviceAccountToken: {path: token, audience: e2e}
+  - name: d
+    persistentVolumeClaim: {claimName: c}
 `)
 	waitPodRunning(t, p, "sec")
+	pv := p.MustKubectl(t, "get", "pvc", "c", "-o", "jsonpath={.spec.volumeName}")
+	if refs := p.MustKubectl(t, "get", "pv", pv, "-o", "jsonpath={.spec.csi.nodeStageSecretRef.name} {.spec.csi.nodePublishSecretRef.name} {.spec.csi.controllerPublishSecretRef.name}"); refs != "node node prov" {
+		t.Fatalf("the provisioner did not resolve the class's secrets: PV %s names %q", pv, refs)
+	}
 	eventually(t, time.Minute, func() error {
 		out, err := p.Kubectl("logs", "sec")
 		if err == nil && !strings.Contains(out, "delivered") {
@@ -69,7 +114,8 @@ spec:
 	// The JWT's signature: its header and claims are no secret.
 	signature := token[strings.LastIndex(token, ".")+1:]
 
-	secrets := map[string]string{"the Secret's value": value, "the bootstrap token's secret": bootstrap, "the pod's token": signature}
+	secrets := map[string]string{"the Secret's value": value, "the bootstrap token's secret": bootstrap, "the pod's token": signature,
+		"the provisioner secret": csiProv, "the node secret": csiNode}
 	where := map[string]string{
 		"up's log": p.Output(),
 		"events":   p.MustKubectl(t, "get", "events", "-A", "-o", "yaml"),
