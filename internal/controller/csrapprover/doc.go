@@ -8,7 +8,7 @@
 // csrapproving approves only node client certificates, and leaves serving
 // certificates to the cluster's installer, because a node could otherwise
 // ask for names that are not its own. volplane approves one only when the
-// names are provably the node's (see decide):
+// names are the node's own name and addresses (see decide):
 //
 //   - the requester is system:node:<name> in system:nodes (the node's own
 //     credential, never a bootstrap token);
@@ -19,6 +19,16 @@
 //     addresses of the Node <name> (Hostname, InternalDNS, ExternalDNS
 //     as DNS names; InternalIP, ExternalIP and an IP-valued Hostname as
 //     IPs).
+//
+// Those addresses are what the node reports for itself: NodeRestriction
+// lets a node write its own status.addresses freely, so a node that
+// first adds an address (an ExternalIP 10.9.9.9, an InternalDNS naming
+// another node) gets a CA-signed serving certificate for it (seen by hand
+// with a node's own credential: Approved,Issued). That is upstream's
+// reason for approving none; a node that can also intercept traffic to
+// that address can then pose as that kubelet to kube-apiserver. Refusing
+// names another Node reports would not close it for IPs: several agents
+// on one machine share its address.
 //
 // Anything else is left pending, neither approved nor denied, and looked
 // at again whenever the CSR or that Node changes (a node may ask before
