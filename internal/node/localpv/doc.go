@@ -47,7 +47,11 @@
 // admin makes it, and until then the PVs' reclaim policy is Delete.
 //
 // Departures from upstream: block devices are not discovered; no
-// cleanup jobs; one class per node.
+// cleanup jobs; one class per node; the events VolumeCleanup,
+// VolumeDeleted, VolumeInUse and VolumeMissing are volplane's
+// (sig-storage-local-static-provisioner's deleter cleans and deletes a
+// filesystem volume without an event, and warns only on failure,
+// VolumeFailedDelete "Error cleaning PV ...").
 //
 // It may call: the API through Config.Client; hostops.Host.Mounts;
 // statfs and the descriptor-based removal in Scrub.
