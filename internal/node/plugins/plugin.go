@@ -91,6 +91,15 @@ type Attachable interface {
 	Attachable(spec *Spec) bool
 }
 
+// AttachError is what a plugin returns when its volume's attachment to
+// this node is not complete (not attached yet, failed, being deleted):
+// the volume manager reports it as upstream's kubelet reports its
+// WaitForAttach step, whichever step found it.
+type AttachError struct{ Err error }
+
+func (e *AttachError) Error() string { return e.Err.Error() }
+func (e *AttachError) Unwrap() error { return e.Err }
+
 // Remounter is a plugin whose content follows objects in the API
 // (configMap, secret, downwardAPI, projected): SetUp is called again when
 // they change, and must update the content atomically.

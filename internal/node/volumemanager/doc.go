@@ -113,7 +113,10 @@
 // for volume "x" : ...", "MountVolume.MountDevice failed ...",
 // "MountVolume.NodeAffinity check failed ..." ("MapVolume.NodeAffinity
 // ..." for a block volume, still FailedMount); FailedMapVolume
-// "MapVolume.SetUpDevice failed ...", "MapVolume.MapPodDevice failed ...".
+// "MapVolume.SetUpDevice failed ...", "MapVolume.MapPodDevice failed ...";
+// an attachment a plugin finds incomplete (plugins.AttachError) is
+// upstream's "MountVolume.WaitForAttach failed ..." ("MapVolume..." for a
+// block volume), whichever step found it.
 // It retries with backoff from 500 ms doubling to 2 m 2 s, one operation per
 // volume at a time. WaitForAttachAndMount returns upstream's
 // "unmounted volumes=[...], unattached volumes=[...], failed to process

@@ -15,9 +15,13 @@
 //     Config.DriverInfoTTL) says attachRequired: false; no object means
 //     attach. Before staging and publishing an attachable volume the
 //     plugin gets its VolumeAttachment (csi-<sha256(handle+driver+node)>;
-//     a node may only get them), requires status.attached, turns an
-//     attachError into the error, and uses status.attachmentMetadata as
-//     the publish context.
+//     a node may only get them), requires status.attached and no
+//     deletion timestamp, turns an attachError into the error, and uses
+//     status.attachmentMetadata as the publish context; an attachment
+//     not complete is a plugins.AttachError worded as upstream's csi
+//     attacher's WaitForAttach ("volume H is not attached for volume
+//     attachment csi-...", "volume attachment is being deleted", the
+//     attach error's message).
 //   - MountDevice (the volume manager's global mount) writes
 //     <root>/plugins/kubernetes.io/csi/<driver>/<sha256(handle)>/vol_data.json,
 //     then calls NodeStageVolume at .../globalmount when the driver has

@@ -304,24 +304,28 @@ func (p *Plugin) Close() error {
 // publishContext is the VolumeAttachment's status.attachmentMetadata for
 // an attachable volume (nil for others). The node may only get
 // VolumeAttachments, so it reads the one the attach/detach controller
-// names; one not attached yet, or with an attach error, is an error the
-// volume manager retries.
+// names; one not attached yet, being deleted, or with an attach error is
+// a plugins.AttachError the volume manager retries, worded as upstream's
+// csi attacher's WaitForAttach.
 func (p *Plugin) publishContext(ctx context.Context, spec *plugins.Spec, src *corev1.CSIPersistentVolumeSource) (map[string]string, string, error) {
 	if !p.Attachable(spec) {
 		return nil, "", nil
 	}
 	name := kube.AttachmentName(src.VolumeHandle, src.Driver, p.host.NodeName)
 	va, err := p.host.Client.StorageV1().VolumeAttachments().Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return nil, name, fmt.Errorf("kubernetes.io/csi: failed to get VolumeAttachment %s: %w", name, err)
+	switch {
+	case err != nil:
+		err = fmt.Errorf("volume %s has GET error for volume attachment %s: %w", src.VolumeHandle, name, err)
+	case va.DeletionTimestamp != nil:
+		err = errors.New("volume attachment is being deleted")
+	case va.Status.Attached:
+		return va.Status.AttachmentMetadata, name, nil
+	case va.Status.AttachError != nil:
+		err = errors.New(va.Status.AttachError.Message)
+	default:
+		err = fmt.Errorf("volume %s is not attached for volume attachment %s", src.VolumeHandle, name)
 	}
-	if e := va.Status.AttachError; e != nil {
-		return nil, name, fmt.Errorf("kubernetes.io/csi: attachment %s failed: %s", name, e.Message)
-	}
-	if !va.Status.Attached {
-		return nil, name, fmt.Errorf("kubernetes.io/csi: volume %s is not attached to node %s yet (VolumeAttachment %s)", src.VolumeHandle, p.host.NodeName, name)
-	}
-	return va.Status.AttachmentMetadata, name, nil
+	return nil, name, &plugins.AttachError{Err: err}
 }
 
 // secrets reads a secret the PV refers to, as the node.

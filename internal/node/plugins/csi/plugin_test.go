@@ -290,9 +290,10 @@ func TestAttachmentWait(t *testing.T) {
 		objs    []runtime.Object
 		wantErr string
 	}{
-		{"no VolumeAttachment", nil, "failed to get VolumeAttachment"},
-		{"not attached", []runtime.Object{attachment(false, "")}, "is not attached to node node1 yet"},
-		{"attach error", []runtime.Object{attachment(false, "rpc error: code = NotFound desc = no volume")}, "no volume"},
+		{"no VolumeAttachment", nil, "has GET error for volume attachment"},
+		{"not attached", []runtime.Object{attachment(false, "")}, "is not attached for volume attachment csi-"},
+		{"attach error", []runtime.Object{attachment(false, "rpc error: code = NotFound desc = no volume")}, "rpc error: code = NotFound desc = no volume"},
+		{"being deleted", []runtime.Object{deleting(attachment(true, ""))}, "volume attachment is being deleted"},
 		{"no attach needed", []runtime.Object{csiDriver(func(s *storagev1.CSIDriverSpec) { s.AttachRequired = ptr.To(false) })}, ""},
 		{"attached", []runtime.Object{attachment(true, "")}, ""},
 	} {
@@ -305,14 +306,22 @@ func TestAttachmentWait(t *testing.T) {
 				}
 				return
 			}
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("error %v, want %q", err, tc.wantErr)
+			var ae *plugins.AttachError
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.As(err, &ae) {
+				t.Fatalf("error %v, want an AttachError %q", err, tc.wantErr)
 			}
 			if r.node.Calls("NodeStageVolume") != 0 {
 				t.Error("staged before the attachment")
 			}
 		})
 	}
+}
+
+func deleting(va *storagev1.VolumeAttachment) *storagev1.VolumeAttachment {
+	now := metav1.Now()
+	va.DeletionTimestamp = &now
+	va.Finalizers = []string{"external-attacher/x"}
+	return va
 }
 
 func TestErrors(t *testing.T) {

@@ -29,7 +29,9 @@ var _ plugins.PodBlockMapper = blockDevPlugin{}
 // TestEventWording: a failed operation's event on the pod names the
 // volume as upstream's volume spec does (the PV for a claim's volume) and
 // carries upstream's reason and prefix, the block ones for a block volume
-// (pkg/volume/util/operationexecutor's GenerateMapVolumeFunc).
+// (pkg/volume/util/operationexecutor's GenerateMountVolumeFunc and
+// GenerateMapVolumeFunc); an attachment found incomplete fails upstream's
+// WaitForAttach step.
 func TestEventWording(t *testing.T) {
 	pv := &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "pvc-1"}}
 	pinned := pv.DeepCopy()
@@ -52,6 +54,10 @@ func TestEventWording(t *testing.T) {
 			`Warning FailedMount MountVolume.MountDevice failed for volume "pvc-1" : boom`},
 		{"block volume device", &plugins.Spec{Name: "v", PV: pv, Block: true}, errors.New("boom"), nil, true,
 			`Warning FailedMapVolume MapVolume.SetUpDevice failed for volume "pvc-1" : boom`},
+		{"attachment incomplete", &plugins.Spec{Name: "v", PV: pv}, &plugins.AttachError{Err: errors.New("not attached")}, nil, true,
+			`Warning FailedMount MountVolume.WaitForAttach failed for volume "pvc-1" : not attached`},
+		{"block attachment incomplete", &plugins.Spec{Name: "v", PV: pv, Block: true}, &plugins.AttachError{Err: errors.New("not attached")}, nil, true,
+			`Warning FailedMapVolume MapVolume.WaitForAttach failed for volume "pvc-1" : not attached`},
 		{"block volume node affinity", &plugins.Spec{Name: "v", PV: pinned, Block: true}, nil, nil, true,
 			`Warning FailedMount MapVolume.NodeAffinity check failed for volume "pvc-1" : no matching NodeSelectorTerms`},
 	} {

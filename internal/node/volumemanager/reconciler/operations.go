@@ -71,12 +71,12 @@ func (r *Reconciler) setUp(ctx context.Context, v cache.VolumeToMount) error {
 	if v.Spec.Block {
 		err = r.mapDevice(ctx, v, m)
 		if err != nil {
-			err = r.event(v, reason, prefix+".MapPodDevice failed", err)
+			err = r.event(v, reason, attachStep(prefix, prefix+".MapPodDevice failed", err), err)
 		}
 	} else {
 		err = r.setUpDir(ctx, v, m)
 		if err != nil {
-			err = r.event(v, reason, prefix+".SetUp failed", err)
+			err = r.event(v, reason, attachStep(prefix, prefix+".SetUp failed", err), err)
 		}
 	}
 	if err != nil {
@@ -246,10 +246,21 @@ func (r *Reconciler) mountDevice(ctx context.Context, v cache.VolumeToMount, dm 
 		// Whatever MountDevice did is undone if no pod wants the volume
 		// any more (the record is kept for that).
 		r.cfg.Actual.MarkDeviceUncertain(v.VolumeName, v.Plugin, v.Spec, path)
-		return r.event(v, reason, failed, err)
+		return r.event(v, reason, attachStep(prefix, failed, err), err)
 	}
 	r.cfg.Actual.MarkDeviceMounted(v.VolumeName, v.Plugin, v.Spec, path)
 	return nil
+}
+
+// attachStep names the failed step as upstream's kubelet does: an
+// attachment found incomplete (plugins.AttachError) fails its
+// WaitForAttach step, whichever step of ours found it; other errors keep
+// failed.
+func attachStep(prefix, failed string, err error) string {
+	if _, ok := errors.AsType[*plugins.AttachError](err); ok {
+		return prefix + ".WaitForAttach failed"
+	}
+	return failed
 }
 
 func (r *Reconciler) unmountDevice(ctx context.Context, d cache.Device) error {
