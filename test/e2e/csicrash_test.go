@@ -197,10 +197,13 @@ spec: {attachRequired: true}
 
 	// 4. The node agent dies again between NodeStage and NodePublish,
 	// and while it is down the pod is force-deleted and its claim
-	// deleted: the volume is still staged (and maybe published), so the
-	// driver refuses its deletion, visibly, and the provisioner retries;
-	// the restarted agent must unstage a volume no pod of its own ever
-	// used.
+	// deleted: the volume is still staged (and maybe published), so its
+	// deletion is refused, visibly, naming the node, and retried: by the
+	// provisioner while the VolumeAttachment stays (the node listed the
+	// volume in use before it died, so the attach/detach controller waits
+	// for it), or by the driver (FailedPrecondition: staged) when the
+	// attachment went first. The restarted agent must unstage a volume no
+	// pod of its own ever used.
 	r.server.MustKubectl(t, "delete", "pod", "crash-reader", "--timeout=2m")
 	eventually(t, 2*time.Minute, func() error {
 		if n := hostopstest.MountCount(t, stage); n != 0 {
@@ -221,8 +224,8 @@ spec: {attachRequired: true}
 			return err
 		}
 		for _, line := range strings.Split(out, "\n") {
-			if strings.HasPrefix(line, "VolumeFailedDelete: ") && strings.Contains(line, "FailedPrecondition") &&
-				strings.Contains(line, crashNode) {
+			refused := strings.Contains(line, "FailedPrecondition") || strings.Contains(line, "is still attached to node")
+			if strings.HasPrefix(line, "VolumeFailedDelete: ") && refused && strings.Contains(line, crashNode) {
 				return nil
 			}
 		}
