@@ -472,11 +472,11 @@ func (d *Driver) knownVolume(id string) (state.Volume, error) {
 // countVolumes counts the volumes for which match holds.
 func (d *Driver) countVolumes(match func(*state.Volume) bool) int {
 	n := 0
-	for _, v := range d.store.ListVolumes() {
-		if match(&v) {
+	d.store.VisitVolumes(func(v *state.Volume) {
+		if match(v) {
 			n++
 		}
-	}
+	})
 	return n
 }
 
@@ -484,10 +484,10 @@ func (d *Driver) countVolumes(match func(*state.Volume) bool) int {
 // caller holds spaceMu, which also covers recording the volume.
 func (d *Driver) nextProjectID() uint32 {
 	next := uint32(100000)
-	for _, v := range d.store.ListVolumes() {
+	d.store.VisitVolumes(func(v *state.Volume) {
 		if v.ProjectID >= next {
 			next = v.ProjectID + 1
 		}
-	}
+	})
 	return next
 }

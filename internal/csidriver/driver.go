@@ -154,9 +154,7 @@ func (d *Driver) available() (total, avail int64, err error) {
 		return 0, 0, err
 	}
 	promised := d.reserving.Load()
-	for _, v := range d.store.ListVolumes() {
-		promised += v.CapacityBytes
-	}
+	d.store.VisitVolumes(func(v *state.Volume) { promised += v.CapacityBytes })
 	avail = total - promised
 	if free < avail {
 		avail = free

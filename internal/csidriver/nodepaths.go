@@ -27,24 +27,24 @@ func (d *Driver) checkNodePath(path, volumeID string) error {
 	if within(path, d.pool.Dir()) || within(d.pool.Dir(), path) {
 		return errorf(codes.InvalidArgument, "path %q overlaps the pool %s", path, d.pool.Dir())
 	}
-	for _, o := range d.store.ListVolumes() {
-		if o.ID == volumeID {
-			continue
+	var err error
+	d.store.VisitVolumes(func(o *state.Volume) {
+		if err != nil || o.ID == volumeID {
+			return
 		}
-		var paths []string
-		if o.Staged != nil {
-			paths = append(paths, o.Staged.Path)
-		}
-		for t := range o.Targets {
-			paths = append(paths, t)
-		}
-		for _, p := range paths {
-			if within(path, p) || within(p, path) {
-				return errorf(codes.InvalidArgument, "path %q overlaps %s of volume %s", path, p, o.ID)
+		overlaps := func(p string) {
+			if err == nil && (within(path, p) || within(p, path)) {
+				err = errorf(codes.InvalidArgument, "path %q overlaps %s of volume %s", path, p, o.ID)
 			}
 		}
-	}
-	return nil
+		if o.Staged != nil {
+			overlaps(o.Staged.Path)
+		}
+		for t := range o.Targets {
+			overlaps(t)
+		}
+	})
+	return err
 }
 
 // within reports whether path is dir or below it.

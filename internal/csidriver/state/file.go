@@ -53,6 +53,7 @@ func OpenFileStore(root string) (*FileStore, error) {
 func (s *FileStore) GetVolume(id string) (Volume, error)      { return s.volumes.get(id) }
 func (s *FileStore) VolumeByName(name string) (Volume, error) { return s.volumes.byName(name) }
 func (s *FileStore) ListVolumes() []Volume                    { return s.volumes.list() }
+func (s *FileStore) VisitVolumes(fn func(*Volume))            { s.volumes.visit(fn) }
 func (s *FileStore) PutVolume(v Volume) error                 { return s.volumes.put(&v) }
 func (s *FileStore) DeleteVolume(id string) error             { return s.volumes.delete(id) }
 
@@ -106,7 +107,7 @@ type table[T any] struct {
 	recordMu [64]sync.Mutex // by hash of the ID
 
 	mu      sync.RWMutex
-	byID    map[string]T
+	byID    map[string]*T
 	names   map[string]string // name -> id
 	writing map[string]string // name -> id of a write in flight
 	sorted  []string          // IDs, sorted; nil when stale
@@ -125,7 +126,7 @@ func openTable[T any](dir string, keys func(*T) (string, string), clone func(T) 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create state directory: %w", err)
 	}
-	t := &table[T]{dir: dir, keys: keys, clone: clone, byID: map[string]T{}, names: map[string]string{}, writing: map[string]string{}}
+	t := &table[T]{dir: dir, keys: keys, clone: clone, byID: map[string]*T{}, names: map[string]string{}, writing: map[string]string{}}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("read state directory: %w", err)
@@ -156,7 +157,7 @@ func openTable[T any](dir string, keys func(*T) (string, string), clone func(T) 
 		if id+".json" != name {
 			return nil, fmt.Errorf("record %s holds ID %q", path, id)
 		}
-		t.byID[id] = rec
+		t.byID[id] = &rec
 		if rname != "" {
 			t.names[rname] = id
 		}
@@ -172,7 +173,7 @@ func (t *table[T]) get(id string) (T, error) {
 		var zero T
 		return zero, fmt.Errorf("%s %q: %w", filepath.Base(t.dir), id, ErrNotFound)
 	}
-	return t.clone(rec), nil
+	return t.clone(*rec), nil
 }
 
 func (t *table[T]) byName(name string) (T, error) {
@@ -183,7 +184,7 @@ func (t *table[T]) byName(name string) (T, error) {
 		var zero T
 		return zero, fmt.Errorf("%s named %q: %w", filepath.Base(t.dir), name, ErrNotFound)
 	}
-	return t.clone(t.byID[id]), nil
+	return t.clone(*t.byID[id]), nil
 }
 
 func (t *table[T]) list() []T {
@@ -198,9 +199,18 @@ func (t *table[T]) list() []T {
 	}
 	out := make([]T, len(t.sorted))
 	for i, id := range t.sorted {
-		out[i] = t.clone(t.byID[id])
+		out[i] = t.clone(*t.byID[id])
 	}
 	return out
+}
+
+// visit calls fn on every record in place, under the read lock.
+func (t *table[T]) visit(fn func(*T)) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for _, rec := range t.byID {
+		fn(rec)
+	}
 }
 
 func (t *table[T]) put(rec *T) error {
@@ -236,13 +246,14 @@ func (t *table[T]) put(rec *T) error {
 		return err
 	}
 	if old, ok := t.byID[id]; ok {
-		if _, oldName := t.keys(&old); oldName != name {
+		if _, oldName := t.keys(old); oldName != name {
 			delete(t.names, oldName)
 		}
 	} else {
 		t.sorted = nil
 	}
-	t.byID[id] = t.clone(*rec)
+	stored := t.clone(*rec)
+	t.byID[id] = &stored
 	if name != "" {
 		t.names[name] = id
 	}
@@ -269,7 +280,7 @@ func (t *table[T]) delete(id string) error {
 	if !ok {
 		return nil
 	}
-	if _, name := t.keys(&rec); name != "" && t.names[name] == id {
+	if _, name := t.keys(rec); name != "" && t.names[name] == id {
 		delete(t.names, name)
 	}
 	delete(t.byID, id)

@@ -125,6 +125,31 @@ func TestFileStoreListSorted(t *testing.T) {
 	}
 }
 
+// VisitVolumes sees every record as it is now: a replaced record's new
+// size, no deleted record.
+func TestFileStoreVisitVolumes(t *testing.T) {
+	s, err := OpenFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range []string{"v-a", "v-b", "v-c"} {
+		if err := s.PutVolume(Volume{ID: id, Name: "n-" + id, CapacityBytes: int64(i + 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.PutVolume(Volume{ID: "v-a", Name: "n-v-a", CapacityBytes: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteVolume("v-b"); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int64{}
+	s.VisitVolumes(func(v *Volume) { seen[v.ID] = v.CapacityBytes })
+	if want := map[string]int64{"v-a": 10, "v-c": 3}; !reflect.DeepEqual(seen, want) {
+		t.Fatalf("visited %v, want %v", seen, want)
+	}
+}
+
 // A crash between writing the temporary file and renaming it leaves the
 // old record; opening the store removes the leftover.
 func TestFileStoreInterruptedWrite(t *testing.T) {

@@ -31,7 +31,12 @@ var ErrAlreadyExists = errors.New("name already used by another record")
 //   - Delete* is idempotent: deleting an ID that has no record returns nil.
 //   - List* return records sorted by ID.
 //   - Every record returned is a deep copy: changing it changes nothing until
-//     it is passed to Put.
+//     it is passed to Put. VisitVolumes is the exception, for reads that
+//     look at every volume on a hot path (a CreateVolume's free space, a
+//     publish's volume count): cloning every record there made each call
+//     O(volumes) in allocations. Its fn sees the records in place, in no
+//     order, under the store's read lock: it must not keep or change a
+//     record, nor call the store.
 //
 // All methods are safe for concurrent use. The store does not serialise
 // read-modify-write sequences of its callers; the driver holds a per-object
@@ -40,6 +45,7 @@ type Store interface {
 	GetVolume(id string) (Volume, error)
 	VolumeByName(name string) (Volume, error)
 	ListVolumes() []Volume
+	VisitVolumes(fn func(*Volume))
 	PutVolume(v Volume) error
 	DeleteVolume(id string) error
 
