@@ -3,8 +3,9 @@
 // driver (local.csi.volplane.io) and binds them:
 //
 //   - claims: Claims claims of an Immediate StorageClass of the built-in
-//     driver (1Mi each), created by parallel create calls: claims bound
-//     per second (Claims / the time from the first create call until the
+//     driver (1Mi each), created by parallel create calls, 100 in flight
+//     at a time (createsInFlight, one HTTP/2 connection's streams): claims
+//     bound per second (Claims / the time from the first create call until the
 //     last claim is Bound) and claim created -> Bound p50/p99, each claim
 //     timed from its own create call until a watch sees phase Bound; and
 //     what they cost the child (cost.go): API writes per claim by
