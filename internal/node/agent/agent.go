@@ -69,12 +69,13 @@ func Run(ctx context.Context, cfg Config, ready func()) error {
 		return err
 	}
 	a.recordNodeEvent("Starting", "Starting kubelet.")
-	if err := a.updateStatus(ctx); err != nil {
+	inUse, err := a.updateStatus(ctx)
+	if err != nil {
 		log.Warn("updating the node status; retrying", "err", err)
 	}
 	done := make(chan struct{}, 2)
 	go func() { a.runLease(ctx); done <- struct{}{} }()
-	go func() { a.runStatus(ctx); done <- struct{}{} }()
+	go func() { a.runStatus(ctx, inUse); done <- struct{}{} }()
 	log.Info("node registered", "ip", a.nodeIP, "kubelet-port", cfg.KubeletPort)
 	ready()
 

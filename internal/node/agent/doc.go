@@ -23,8 +23,14 @@
 // volumes.kubernetes.io/controller-managed-attach-detach annotation (the
 // attach/detach controller attaches, not the node). It writes the status
 // (capacity, addresses, the kubelet endpoint, node info, the four
-// conditions, volumesInUse) at start, every StatusUpdateFrequency and when
-// the volumes in use change, and renews its Lease in kube-node-lease
+// conditions, volumesInUse) at start, every StatusUpdateFrequency and as
+// soon as the volumes in use change (the volume manager's
+// VolumesInUseChanged; at most one such write every 100 ms), and after
+// each successful write tells the volume manager which volumes the
+// returned Node lists in volumesInUse (MarkVolumesAsReportedInUse, as the
+// kubelet's node status updater does): the volume manager stages a new
+// attachable volume only after that, so the attach/detach controller
+// cannot detach it meanwhile. It renews its Lease in kube-node-lease
 // every LeaseRenewInterval, so upstream's node-lifecycle controller sees
 // it alive and taints it once it is gone. Its events about the Node are
 // upstream's kubelet's: Starting "Starting kubelet." at each start, and

@@ -31,6 +31,10 @@ const (
 	// statusCheckPeriod is how often the agent looks for a change the
 	// Node's status must show.
 	statusCheckPeriod = time.Second
+	// statusMinInterval is the least time between two writes of the
+	// status for a change of the volumes in use, so that a burst of new
+	// pods costs a few writes, not one each.
+	statusMinInterval = 100 * time.Millisecond
 	// maxPods is the pods capacity the Node reports, upstream's default.
 	maxPods = 110
 )
@@ -96,12 +100,16 @@ func (a *Agent) registerNode(ctx context.Context) error {
 // would carry the spec it read, and NodeRestriction refuses a node that
 // seems to change its own taints when the node-lifecycle controller has
 // changed them meanwhile. status.volumesAttached stays the attach/detach
-// controller's.
-func (a *Agent) updateStatus(ctx context.Context) error {
+// controller's. Once the write succeeded it tells the volume manager
+// which volumes the Node returned lists in volumesInUse (upstream's
+// markVolumesFromNode): an attachable volume is staged only after that,
+// so the attach/detach controller never detaches a volume being staged.
+// It returns that list.
+func (a *Agent) updateStatus(ctx context.Context) ([]corev1.UniqueVolumeName, error) {
 	nodes := a.heartbeat.CoreV1().Nodes()
 	cur, err := nodes.Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	st := cur.Status.DeepCopy()
 	a.fillStatus(st, time.Now())
@@ -115,15 +123,19 @@ func (a *Agent) updateStatus(ctx context.Context) error {
 		"volumesInUse":    st.VolumesInUse,
 	}})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if _, err = nodes.PatchStatus(ctx, a.cfg.NodeName, patch); err != nil {
-		return err
+	updated, err := nodes.PatchStatus(ctx, a.cfg.NodeName, patch)
+	if err != nil {
+		return nil, err
+	}
+	if a.volumes != nil {
+		a.volumes.MarkVolumesAsReportedInUse(updated.Status.VolumesInUse)
 	}
 	for _, reason := range conditionEvents(cur.Status.Conditions, st.Conditions) {
 		a.recordNodeEvent(reason, fmt.Sprintf("Node %s status is now: %s", a.cfg.NodeName, reason))
 	}
-	return nil
+	return updated.Status.VolumesInUse, nil
 }
 
 // conditionEvents are the events upstream's kubelet records when it sets
@@ -282,30 +294,50 @@ func (a *Agent) renewLease(ctx context.Context) error {
 }
 
 // runStatus writes the Node's status every StatusUpdateFrequency, and
-// within statusCheckPeriod of a change of the volumes in use: the
-// attach/detach controller reads those before it detaches.
-func (a *Agent) runStatus(ctx context.Context) {
+// as soon as the volumes in use differ from those the last successful
+// write listed (at most every statusMinInterval): the attach/detach
+// controller reads them before it detaches, and the volume manager stages
+// a new attachable volume only once a write has listed it, so that write
+// is on the path of every pod start. last is what the write before it
+// listed (nil when it failed).
+func (a *Agent) runStatus(ctx context.Context, last []corev1.UniqueVolumeName) {
 	log := logging.FromContext(ctx)
 	tick := time.NewTicker(statusCheckPeriod)
 	defer tick.Stop()
-	last, written := a.volumesInUse(), time.Now()
+	var changed <-chan struct{}
+	arm := func() {
+		if a.volumes != nil {
+			changed = a.volumes.VolumesInUseChanged()
+		}
+	}
+	arm()
+	written, attempted := time.Now(), time.Time{}
 	for {
+		if !slices.Equal(a.volumesInUse(), last) || time.Since(written) >= a.cfg.StatusUpdateFrequency {
+			if wait := statusMinInterval - time.Since(attempted); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
+			attempted = time.Now()
+			if inUse, err := a.updateStatus(ctx); err != nil {
+				if ctx.Err() == nil {
+					log.Warn("updating the node status", "err", err)
+				}
+			} else {
+				last, written = inUse, time.Now()
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-changed:
 		}
-		inUse := a.volumesInUse()
-		if slices.Equal(inUse, last) && time.Since(written) < a.cfg.StatusUpdateFrequency {
-			continue
-		}
-		if err := a.updateStatus(ctx); err != nil {
-			if ctx.Err() == nil {
-				log.Warn("updating the node status", "err", err)
-			}
-			continue
-		}
-		last, written = inUse, time.Now()
+		// Armed again before the next look, so no change is missed.
+		arm()
 	}
 }
 

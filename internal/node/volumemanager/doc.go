@@ -53,10 +53,22 @@
 //     other pod uses it). Only then does the agent remove the pod
 //     directory and delete the pod object.
 //
-// The agent also reads VolumesInUse for the Node's status.volumesInUse and
-// tells the manager, through Config.AttachedVolumes, what the Node's
-// status.volumesAttached lists: a volume whose plugin is attachable is
-// mounted only once it appears there.
+// The agent also reads VolumesInUse for the Node's status.volumesInUse
+// (the attachable volumes wanted, mounted, or still staged with no pod
+// left) and writes it as soon as VolumesInUseChanged fires and the list
+// differs from its last write; after each successful write it calls
+// MarkVolumesAsReportedInUse with the volumesInUse of the Node the API
+// returned (upstream's MarkVolumesAsReportedInUse). It tells the manager,
+// through Config.AttachedVolumes, what the Node's status.volumesAttached
+// lists. A volume whose plugin is attachable is staged and mounted only
+// once it appears there and, unless the actual state already has it
+// (another pod's mount, or a volume reconstructed after a restart), once
+// a status write has listed it in volumesInUse: the attach/detach
+// controller never detaches a volume the Node lists there, so staging
+// cannot race a detach (upstream's VerifyControllerAttachedVolume, which
+// waits silently, no event). The wait is one status write: a few
+// milliseconds after the pod's volume enters the desired state, at most
+// the agent's 100 ms between two such writes.
 //
 // Pods the agent removes while the manager is not running (the agent was
 // down) are found at start: reconstruction rebuilds the actual state from
@@ -137,6 +149,10 @@
 //     limit is not enforced (no eviction yet).
 //   - The per-volume records replace upstream's reconstruction from
 //     plugin-specific guesses (and its vol_data.json for CSI only).
+//   - The agent writes the Node's volumesInUse as soon as it changes, so
+//     the wait for a volume to be reported in use is one status write;
+//     upstream's kubelet writes at its next status sync, up to 10 s later
+//     (kubernetes#28141).
 //   - Between two reports of a pod's processing errors the wait goes on
 //     (upstream's kubelet ends it and retries the pod 10 s later), so a
 //     pod waiting for its claim starts as soon as the claim is bound.

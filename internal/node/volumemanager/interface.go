@@ -32,9 +32,19 @@ type Interface interface {
 	// ctx is done. Call it only once the pod's containers are stopped.
 	WaitForUnmount(ctx context.Context, pod *corev1.Pod) error
 	// VolumesInUse lists the unique names of the attachable volumes
-	// mounted or wanted on this node, for the Node's
+	// wanted, mounted or staged on this node, for the Node's
 	// status.volumesInUse.
 	VolumesInUse() []corev1.UniqueVolumeName
+	// VolumesInUseChanged returns a channel closed at the next change
+	// of the wanted volumes, which may add to VolumesInUse (it may also
+	// close when the list stays the same).
+	VolumesInUseChanged() <-chan struct{}
+	// MarkVolumesAsReportedInUse tells the manager which volumes the
+	// last successful write of the Node's status listed in
+	// status.volumesInUse (as the API returned it). An attachable volume
+	// not yet mounted is staged and set up only once such a write has
+	// listed it; a write that does not list a volume clears its mark.
+	MarkVolumesAsReportedInUse(names []corev1.UniqueVolumeName)
 }
 
 // MountedVolume is a volume of a pod as the runtime sees it.

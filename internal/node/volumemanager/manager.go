@@ -275,10 +275,25 @@ func (m *Manager) VolumesInUse() []corev1.UniqueVolumeName {
 			set[v.VolumeName] = true
 		}
 	}
+	// A device still staged with no pod left is in use until
+	// UnmountDevice is done, as upstream's attached volumes are.
+	for _, d := range m.actual.UnusedDevices() {
+		if a, ok := d.Plugin.(plugins.Attachable); ok && a.Attachable(d.Spec) {
+			set[d.VolumeName] = true
+		}
+	}
 	out := make([]corev1.UniqueVolumeName, 0, len(set))
 	for n := range set {
 		out = append(out, corev1.UniqueVolumeName(n))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
+}
+
+// VolumesInUseChanged implements Interface.
+func (m *Manager) VolumesInUseChanged() <-chan struct{} { return m.desired.Changed() }
+
+// MarkVolumesAsReportedInUse implements Interface.
+func (m *Manager) MarkVolumesAsReportedInUse(names []corev1.UniqueVolumeName) {
+	m.desired.MarkVolumesReportedInUse(names)
 }

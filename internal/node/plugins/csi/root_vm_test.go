@@ -144,13 +144,30 @@ func managerRunner(t *testing.T, b *builtIn, pods *podList, objs ...runtime.Obje
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { defer close(done); m.Run(ctx) }()
+		done := make(chan struct{}, 2)
+		go func() { defer func() { done <- struct{}{} }(); m.Run(ctx) }()
+		go func() { defer func() { done <- struct{}{} }(); reportInUse(ctx, m) }()
 		var once sync.Once
-		stop := func() { once.Do(func() { cancel(); <-done; p.Close() }) }
+		stop := func() { once.Do(func() { cancel(); <-done; <-done; p.Close() }) }
 		t.Cleanup(stop)
 		return m, stop
 	}, events
+}
+
+// reportInUse does what the agent's status loop does: each time the
+// volumes in use change, it "writes" them to the Node's status and tells
+// the manager they were reported in use, so attachable volumes are
+// staged.
+func reportInUse(ctx context.Context, m *volumemanager.Manager) {
+	for {
+		changed := m.VolumesInUseChanged()
+		m.MarkVolumesAsReportedInUse(m.VolumesInUse())
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+	}
 }
 
 // claimPod returns a pod of the built-in rig's node using the rig's

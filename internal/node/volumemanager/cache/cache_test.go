@@ -133,3 +133,60 @@ func TestReportDue(t *testing.T) {
 		t.Fatalf("another pod waits %v for its first report", got)
 	}
 }
+
+// TestReportedInUse follows upstream's MarkVolumesReportedInUse: a mark
+// is set for the wanted volumes a status write listed and cleared for
+// those it did not, a name nobody wants is ignored (a volume added later
+// waits for a write that lists it), another pod of a marked volume keeps
+// the mark, and the mark goes with the last pod.
+func TestReportedInUse(t *testing.T) {
+	d := NewDesired()
+	add := func(name string, uid types.UID) {
+		d.AddPodVolume(VolumeToMount{VolumeName: name, OuterName: name, Pod: pod(uid), Spec: &plugins.Spec{}})
+	}
+	marked := func(name string, uid types.UID) bool {
+		v, ok := d.PodVolumes(uid)[name]
+		if !ok {
+			t.Fatalf("pod %s has no volume %s", uid, name)
+		}
+		for _, w := range d.VolumesToMount() {
+			if w.VolumeName == name && w.Pod.UID == uid && w.ReportedInUse != v.ReportedInUse {
+				t.Fatalf("VolumesToMount and PodVolumes disagree on %s", name)
+			}
+		}
+		return v.ReportedInUse
+	}
+	d.MarkVolumesReportedInUse([]corev1.UniqueVolumeName{"later"})
+	add("x", "a")
+	add("later", "a")
+	if marked("x", "a") || marked("later", "a") {
+		t.Fatal("a new volume is marked before a write lists it")
+	}
+	ch := d.Changed()
+	d.MarkVolumesReportedInUse([]corev1.UniqueVolumeName{"x"})
+	if !marked("x", "a") || marked("later", "a") {
+		t.Fatal("marks after a write of [x] wrong")
+	}
+	if !closed(ch) {
+		t.Fatal("a new mark does not wake the reconciler")
+	}
+	ch = d.Changed()
+	d.MarkVolumesReportedInUse([]corev1.UniqueVolumeName{"x"})
+	if closed(ch) {
+		t.Fatal("the same marks again count as a change")
+	}
+	add("x", "b")
+	if !marked("x", "b") {
+		t.Fatal("a second pod of a marked volume lost the mark")
+	}
+	d.MarkVolumesReportedInUse([]corev1.UniqueVolumeName{"later"})
+	if marked("x", "a") || !marked("later", "a") {
+		t.Fatal("a write without x left x marked")
+	}
+	d.DeletePod("a")
+	d.DeletePod("b")
+	add("later", "c")
+	if marked("later", "c") {
+		t.Fatal("a volume wanted again after its last pod went kept its old mark")
+	}
+}

@@ -23,6 +23,11 @@ type VolumeToMount struct {
 	// Attachable is true when the volume is mounted only once the Node's
 	// status.volumesAttached lists it.
 	Attachable bool
+	// ReportedInUse is true when the last successful write of the Node's
+	// status listed the volume in status.volumesInUse
+	// (MarkVolumesReportedInUse): the attach/detach controller will not
+	// detach it from then on. Set when read, not when added.
+	ReportedInUse bool
 }
 
 // Desired is the desired state of the world. The zero value is not
@@ -34,13 +39,17 @@ type Desired struct {
 	errors map[types.UID]map[string]string
 	// reported is when the pod's errors were last reported (ReportDue).
 	reported map[types.UID]time.Time
-	n        notifier
+	// inUse are the volumes the Node's status last reported in use, as
+	// upstream's reportedInUse: only volumes wanted here, forgotten with
+	// the last pod that wants them.
+	inUse map[string]bool
+	n     notifier
 }
 
 // NewDesired returns an empty desired state.
 func NewDesired() *Desired {
 	return &Desired{volumes: map[string]map[types.UID]VolumeToMount{}, errors: map[types.UID]map[string]string{},
-		reported: map[types.UID]time.Time{}}
+		reported: map[types.UID]time.Time{}, inUse: map[string]bool{}}
 }
 
 // AddPodVolume records that v.Pod should have v mounted, replacing an
@@ -68,11 +77,40 @@ func (d *Desired) DeletePod(uid types.UID) {
 		delete(pods, uid)
 		if len(pods) == 0 {
 			delete(d.volumes, name)
+			delete(d.inUse, name)
 		}
 	}
 	delete(d.errors, uid)
 	delete(d.reported, uid)
 	d.n.notify()
+}
+
+// MarkVolumesReportedInUse records which volumes the last successful
+// write of the Node's status listed in status.volumesInUse: those wanted
+// here are marked reported in use, every other wanted volume is not
+// (upstream's MarkVolumesReportedInUse). Names no pod wants are ignored:
+// a volume added later waits for a write that lists it.
+func (d *Desired) MarkVolumesReportedInUse(names []corev1.UniqueVolumeName) {
+	reported := make(map[string]bool, len(names))
+	for _, n := range names {
+		reported[string(n)] = true
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	changed := false
+	for name := range d.volumes {
+		if reported[name] != d.inUse[name] {
+			changed = true
+			if reported[name] {
+				d.inUse[name] = true
+			} else {
+				delete(d.inUse, name)
+			}
+		}
+	}
+	if changed {
+		d.n.notify()
+	}
 }
 
 // SetPodError records why the pod's volume outerName could not be
@@ -125,6 +163,7 @@ func (d *Desired) PodVolumes(uid types.UID) map[string]VolumeToMount {
 	out := map[string]VolumeToMount{}
 	for _, pods := range d.volumes {
 		if v, ok := pods[uid]; ok {
+			v.ReportedInUse = d.inUse[v.VolumeName]
 			out[v.OuterName] = v
 		}
 	}
@@ -164,8 +203,9 @@ func (d *Desired) VolumesToMount() []VolumeToMount {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	var out []VolumeToMount
-	for _, pods := range d.volumes {
+	for name, pods := range d.volumes {
 		for _, v := range pods {
+			v.ReportedInUse = d.inUse[name]
 			out = append(out, v)
 		}
 	}

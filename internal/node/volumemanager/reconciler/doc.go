@@ -12,8 +12,11 @@
 //     (reconstructed without a mount at its path, or whose MountDevice
 //     failed) is unmounted too; if a pod wants it, MountDevice runs
 //     again first.
-//  3. Mount what pods want: wait for status.volumesAttached when the
-//     plugin says the volume is attachable; check a PersistentVolume's
+//  3. Mount what pods want: when the plugin says the volume is
+//     attachable, wait for status.volumesAttached and, for a volume the
+//     actual state does not have yet, for a status write that listed it
+//     in status.volumesInUse (cache.VolumeToMount.ReportedInUse), as
+//     upstream's VerifyControllerAttachedVolume, silently; check a PersistentVolume's
 //     nodeAffinity against this node's labels again; MountDevice to the
 //     global path for DeviceMounters; then SetUp into
 //     <root>/pods/<uid>/volumes/kubernetes.io~<plugin>/<name> (the PV's

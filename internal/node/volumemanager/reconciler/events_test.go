@@ -83,6 +83,7 @@ func TestEventWording(t *testing.T) {
 			}
 			desired.AddPodVolume(cache.VolumeToMount{VolumeName: "fake/v", OuterName: "v", Plugin: pl, Spec: tc.spec,
 				Pod: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{UID: "a"}}, Attachable: tc.attached})
+			desired.MarkVolumesReportedInUse([]corev1.UniqueVolumeName{"fake/v"})
 			r.Reconcile(context.Background())
 			r.Wait()
 			select {

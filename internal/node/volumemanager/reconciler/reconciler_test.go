@@ -116,6 +116,7 @@ func TestReconcileOrder(t *testing.T) {
 	attachedMu.Lock()
 	attached = []corev1.AttachedVolume{{Name: "fake/data"}}
 	attachedMu.Unlock()
+	desired.MarkVolumesReportedInUse([]corev1.UniqueVolumeName{"fake/data"})
 	for range 3 {
 		step()
 	}

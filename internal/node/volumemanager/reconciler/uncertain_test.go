@@ -62,6 +62,7 @@ func TestUncertainDevice(t *testing.T) {
 			} else {
 				fp.mountDevErr = errors.New("stage timed out")
 				desired.AddPodVolume(want)
+				desired.MarkVolumesReportedInUse([]corev1.UniqueVolumeName{"fake/data"})
 				step()
 				if d, _ := actual.Device("fake/data"); !d.Uncertain {
 					t.Fatalf("device after a failed MountDevice: %+v, want uncertain", d)
