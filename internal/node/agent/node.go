@@ -202,7 +202,9 @@ func (a *Agent) fillStatus(s *corev1.NodeStatus, now time.Time) {
 	}
 	s.DaemonEndpoints.KubeletEndpoint.Port = int32(a.cfg.KubeletPort)
 	s.NodeInfo = a.nodeInfo()
-	s.VolumesInUse = a.volumesInUse()
+	if inUse, ok := a.volumesInUse(); ok {
+		s.VolumesInUse = inUse
+	}
 
 	conds := []corev1.NodeCondition{
 		{Type: corev1.NodeMemoryPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasSufficientMemory", Message: "kubelet has sufficient memory available"},
@@ -221,13 +223,21 @@ func (a *Agent) fillStatus(s *corev1.NodeStatus, now time.Time) {
 	s.Conditions = conds
 }
 
-func (a *Agent) volumesInUse() []corev1.UniqueVolumeName {
+// volumesInUse is the Node's status.volumesInUse, sorted; false until
+// the volume manager has reconstructed what was mounted before a restart,
+// when the Node's list is to be kept as it is, as upstream's kubelet
+// keeps it: a shorter list would let the attach/detach controller detach
+// a volume still mounted here.
+func (a *Agent) volumesInUse() ([]corev1.UniqueVolumeName, bool) {
 	if a.volumes == nil {
-		return nil
+		return nil, true
+	}
+	if !a.volumes.StatesSynced() {
+		return nil, false
 	}
 	v := a.volumes.VolumesInUse()
 	slices.Sort(v)
-	return v
+	return v, true
 }
 
 func (a *Agent) nodeInfo() corev1.NodeSystemInfo {
@@ -313,7 +323,8 @@ func (a *Agent) runStatus(ctx context.Context, last []corev1.UniqueVolumeName) {
 	arm()
 	written, attempted := time.Now(), time.Time{}
 	for {
-		if !slices.Equal(a.volumesInUse(), last) || time.Since(written) >= a.cfg.StatusUpdateFrequency {
+		inUse, synced := a.volumesInUse()
+		if (synced && !slices.Equal(inUse, last)) || time.Since(written) >= a.cfg.StatusUpdateFrequency {
 			if wait := statusMinInterval - time.Since(attempted); wait > 0 {
 				select {
 				case <-ctx.Done():
@@ -322,12 +333,12 @@ func (a *Agent) runStatus(ctx context.Context, last []corev1.UniqueVolumeName) {
 				}
 			}
 			attempted = time.Now()
-			if inUse, err := a.updateStatus(ctx); err != nil {
+			if listed, err := a.updateStatus(ctx); err != nil {
 				if ctx.Err() == nil {
 					log.Warn("updating the node status", "err", err)
 				}
 			} else {
-				last, written = inUse, time.Now()
+				last, written = listed, time.Now()
 			}
 		}
 		select {

@@ -23,11 +23,18 @@ type fakeInUse struct {
 	volumemanager.Interface
 	mu      sync.Mutex
 	inUse   []corev1.UniqueVolumeName
+	synced  bool
 	changed chan struct{}
 	marks   [][]corev1.UniqueVolumeName
 }
 
-func newFakeInUse() *fakeInUse { return &fakeInUse{changed: make(chan struct{})} }
+func newFakeInUse() *fakeInUse { return &fakeInUse{synced: true, changed: make(chan struct{})} }
+
+func (f *fakeInUse) StatesSynced() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.synced
+}
 
 func (f *fakeInUse) VolumesInUse() []corev1.UniqueVolumeName {
 	f.mu.Lock()
@@ -64,8 +71,8 @@ func (f *fakeInUse) lastMark() ([]corev1.UniqueVolumeName, int) {
 	return f.marks[len(f.marks)-1], len(f.marks)
 }
 
-func statusAgent(t *testing.T, vols *fakeInUse) (*Agent, *fake.Clientset) {
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}
+func statusAgent(t *testing.T, vols *fakeInUse, onNode ...corev1.UniqueVolumeName) (*Agent, *fake.Clientset) {
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}, Status: corev1.NodeStatus{VolumesInUse: onNode}}
 	cs := fake.NewClientset(node)
 	a := &Agent{cfg: Config{NodeName: "n1", RootDir: t.TempDir(), StatusUpdateFrequency: time.Hour},
 		heartbeat: cs, volumes: vols, nodeIP: "127.0.0.1"}
@@ -75,20 +82,27 @@ func statusAgent(t *testing.T, vols *fakeInUse) (*Agent, *fake.Clientset) {
 // TestUpdateStatusMarksReportedInUse: after a successful write the
 // volume manager is told the volumesInUse of the Node the API returned
 // (upstream's markVolumesFromNode); a failed write tells it nothing.
+// Until the volume manager has reconstructed what was mounted before a
+// restart, the Node's list is kept as it was (upstream's
+// ReconcilerStatesHasBeenSynced), so the controller detaches nothing
+// still mounted.
 func TestUpdateStatusMarksReportedInUse(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
+		unsynced bool
 		patchErr error
 		want     []corev1.UniqueVolumeName
 		marks    int
 	}{
-		{"written", nil, []corev1.UniqueVolumeName{"csi/a", "csi/b"}, 1},
-		{"write refused", errors.New("etcd is down"), nil, 0},
+		{"written", false, nil, []corev1.UniqueVolumeName{"csi/a", "csi/b"}, 1},
+		{"write refused", false, errors.New("etcd is down"), nil, 0},
+		{"not reconstructed yet: the Node's list is kept", true, nil, []corev1.UniqueVolumeName{"csi/old"}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			vols := newFakeInUse()
 			vols.inUse = []corev1.UniqueVolumeName{"csi/b", "csi/a"}
-			a, cs := statusAgent(t, vols)
+			vols.synced = !tc.unsynced
+			a, cs := statusAgent(t, vols, "csi/old")
 			if tc.patchErr != nil {
 				cs.PrependReactor("patch", "nodes", func(k8stesting.Action) (bool, runtime.Object, error) {
 					return true, nil, tc.patchErr

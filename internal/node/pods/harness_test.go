@@ -115,6 +115,7 @@ func (f *fakeVolumes) WaitForUnmount(ctx context.Context, pod *corev1.Pod) error
 
 func (f *fakeVolumes) VolumesInUse() []corev1.UniqueVolumeName              { return nil }
 func (f *fakeVolumes) VolumesInUseChanged() <-chan struct{}                 { return nil }
+func (f *fakeVolumes) StatesSynced() bool                                   { return true }
 func (f *fakeVolumes) MarkVolumesAsReportedInUse([]corev1.UniqueVolumeName) {}
 
 // harness is a Workers on fakes, with a fake clock for the backoff.

@@ -66,7 +66,10 @@
 // a status write has listed it in volumesInUse: the attach/detach
 // controller never detaches a volume the Node lists there, so staging
 // cannot race a detach (upstream's VerifyControllerAttachedVolume, which
-// waits silently, no event). The wait is one status write: a few
+// waits silently, no event; until then WaitForAttachAndMount counts the
+// volume unattached, as upstream). Until StatesSynced (reconstruction
+// done) VolumesInUse misses what was mounted before a restart, and the
+// agent leaves the Node's volumesInUse as it is, as upstream's kubelet. The wait is one status write: a few
 // milliseconds after the pod's volume enters the desired state, at most
 // the agent's 100 ms between two such writes.
 //

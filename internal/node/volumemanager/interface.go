@@ -35,6 +35,11 @@ type Interface interface {
 	// wanted, mounted or staged on this node, for the Node's
 	// status.volumesInUse.
 	VolumesInUse() []corev1.UniqueVolumeName
+	// StatesSynced reports whether reconstruction has put what it found
+	// on disk in the actual state. Until then VolumesInUse misses the
+	// volumes mounted before a restart, and the agent leaves the Node's
+	// volumesInUse as it is (upstream's ReconcilerStatesHasBeenSynced).
+	StatesSynced() bool
 	// VolumesInUseChanged returns a channel closed at the next change
 	// of the wanted volumes, which may add to VolumesInUse (it may also
 	// close when the list stays the same).

@@ -45,12 +45,16 @@ func TestAttachableWaitsForReportedInUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if m.StatesSynced() {
+		t.Fatal("StatesSynced before reconstruction")
+	}
+	changed := m.VolumesInUseChanged()
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { defer close(done); m.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, m.StatesSynced)
 
-	changed := m.VolumesInUseChanged()
 	waitFor(t, func() bool { return slices.Contains(m.VolumesInUse(), unique) })
 	select {
 	case <-changed:
@@ -59,7 +63,8 @@ func TestAttachableWaitsForReportedInUse(t *testing.T) {
 	}
 	short, cancelShort := contextWithTimeout(t, 300)
 	defer cancelShort()
-	const want = "unmounted volumes=[data], unattached volumes=[], failed to process volumes=[]: context deadline exceeded"
+	// Upstream's kubelet counts it unattached until it is verified.
+	const want = "unmounted volumes=[data], unattached volumes=[data], failed to process volumes=[]: context deadline exceeded"
 	if err := m.WaitForAttachAndMount(short, pod); err == nil || err.Error() != want {
 		t.Fatalf("before the mark: WaitForAttachAndMount = %v, want %q", err, want)
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -90,6 +91,9 @@ type Manager struct {
 	populator  *populator.Populator
 	reconciler *reconciler.Reconciler
 
+	// synced is set once reconstruction is done (StatesSynced).
+	synced atomic.Bool
+
 	nodeMu sync.Mutex
 	node   *corev1.Node
 	nodeAt time.Time
@@ -158,6 +162,7 @@ func (m *Manager) Run(ctx context.Context) {
 		Actual: m.actual, Plugins: m.cfg.Plugins, Log: log}); err != nil {
 		log.ErrorContext(ctx, "volume reconstruction failed; continuing with what was found", "err", err)
 	}
+	m.synced.Store(true)
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() { defer wg.Done(); m.populator.Run(ctx) }()
@@ -297,3 +302,6 @@ func (m *Manager) VolumesInUseChanged() <-chan struct{} { return m.desired.Chang
 func (m *Manager) MarkVolumesAsReportedInUse(names []corev1.UniqueVolumeName) {
 	m.desired.MarkVolumesReportedInUse(names)
 }
+
+// StatesSynced implements Interface.
+func (m *Manager) StatesSynced() bool { return m.synced.Load() }

@@ -14,6 +14,7 @@ import (
 
 	"volplane/internal/node/volumemanager/cache"
 	"volplane/internal/node/volumemanager/populator"
+	"volplane/internal/node/volumemanager/reconciler"
 )
 
 // expectedVolumes are the pod's volumes its containers use, sorted.
@@ -113,7 +114,7 @@ func (m *Manager) mountError(pod *corev1.Pod, unmounted []string, err error) err
 			notInDSW = append(notInDSW, name)
 			continue
 		}
-		if v.Attachable && !attached[corev1.UniqueVolumeName(v.VolumeName)] {
+		if v.Attachable && !reconciler.AttachVerified(v, attached, m.actual) {
 			unattached = append(unattached, name)
 			unattachedSpecs = append(unattachedSpecs, v)
 		}

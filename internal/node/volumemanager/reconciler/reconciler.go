@@ -132,7 +132,7 @@ func (r *Reconciler) Reconcile(ctx context.Context) {
 	}
 	attached := r.attachedSet()
 	for _, v := range r.cfg.Desired.VolumesToMount() {
-		if v.Attachable && !r.attachVerified(v, attached) {
+		if v.Attachable && !AttachVerified(v, attached, r.cfg.Actual) {
 			continue
 		}
 		m, mounted := r.cfg.Actual.Mounted(v.VolumeName, v.Pod.UID)
@@ -171,21 +171,22 @@ func requiresRemount(v cache.VolumeToMount) bool {
 	return ok && rm.RequiresRemount(v.Spec)
 }
 
-// attachVerified is upstream's VerifyControllerAttachedVolume for an
-// attachable volume: the Node's status.volumesAttached lists it, and,
-// unless the actual state already has it (mounted for another pod, or
-// found by reconstruction after a restart), a successful write of the
-// Node's status has listed it in volumesInUse (v.ReportedInUse), so the
-// attach/detach controller cannot detach it while it is staged. Until
-// then the volume waits without an event, as upstream's.
-func (r *Reconciler) attachVerified(v cache.VolumeToMount, attached map[corev1.UniqueVolumeName]bool) bool {
+// AttachVerified is upstream's VerifyControllerAttachedVolume for an
+// attachable volume: the Node's status.volumesAttached (attached) lists
+// it, and, unless the actual state already has it (mounted for another
+// pod, or found by reconstruction after a restart), a successful write of
+// the Node's status has listed it in volumesInUse (v.ReportedInUse), so
+// the attach/detach controller cannot detach it while it is staged. Until
+// then the volume waits without an event, as upstream's, and counts as
+// unattached.
+func AttachVerified(v cache.VolumeToMount, attached map[corev1.UniqueVolumeName]bool, actual *cache.Actual) bool {
 	if !attached[corev1.UniqueVolumeName(v.VolumeName)] {
 		return false
 	}
 	if v.ReportedInUse {
 		return true
 	}
-	_, known := r.cfg.Actual.Device(v.VolumeName)
+	_, known := actual.Device(v.VolumeName)
 	return known
 }
 
