@@ -123,11 +123,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 
 func measure(ctx context.Context, cs kubernetes.Interface, cfg Config, dataDir string) (Result, error) {
 	res := Result{Cores: goruntime.NumCPU()}
-	tr, err := startTracker(ctx, cs)
+	tr, err := StartMarker(ctx, PodsLW(cs, namespace), benchLabel, PodRunningReady)
 	if err != nil {
-		return res, err
+		return res, fmt.Errorf("pods: %w", err)
 	}
-	defer tr.stop()
+	defer tr.Stop()
 	for i := range cfg.Lone {
 		name := "lone-" + strconv.Itoa(i)
 		d, err := createAndWait(ctx, cs, tr, benchPod(name), cfg.Timeout)
@@ -159,7 +159,7 @@ func measure(ctx context.Context, cs kubernetes.Interface, cfg Config, dataDir s
 		return res, err
 	}
 	for _, name := range names {
-		res.AllUp = max(res.AllUp, tr.running(name).Sub(start))
+		res.AllUp = max(res.AllUp, tr.Reached(name).Sub(start))
 	}
 	if res.BurstCost, err = meter.Stop(ctx, cs); err != nil {
 		return res, err
@@ -188,20 +188,20 @@ func measure(ctx context.Context, cs kubernetes.Interface, cfg Config, dataDir s
 // createAndWait creates a bench pod and returns the time from the start
 // of the create call until the watch sees it Running with every container
 // ready.
-func createAndWait(ctx context.Context, cs kubernetes.Interface, tr *tracker, pod *v1.Pod, timeout time.Duration) (time.Duration, error) {
+func createAndWait(ctx context.Context, cs kubernetes.Interface, tr *Marker, pod *v1.Pod, timeout time.Duration) (time.Duration, error) {
 	name := pod.Name
-	ready := tr.expect(name)
+	ready := tr.Expect(name)
 	start := time.Now()
 	if _, err := cs.CoreV1().Pods(namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		return 0, fmt.Errorf("create pod %s: %w", name, err)
 	}
 	select {
 	case <-ready:
-		return tr.running(name).Sub(start), nil
+		return tr.Reached(name).Sub(start), nil
 	case <-ctx.Done():
 		return 0, ctx.Err()
-	case <-tr.done:
-		return 0, tr.err
+	case <-tr.Done():
+		return 0, fmt.Errorf("pod %s: the watch stopped", name)
 	case <-time.After(timeout):
 		return 0, fmt.Errorf("pod %s not Running after %v", name, timeout)
 	}
@@ -211,10 +211,10 @@ func createAndWait(ctx context.Context, cs kubernetes.Interface, tr *tracker, po
 // `kubectl delete --now`: the bench's `sleep` ignores SIGTERM as PID 1,
 // so the default 30 s would measure the grace period) and returns the time
 // until the watch has seen every one of them deleted from the API.
-func deleteAndWait(ctx context.Context, cs kubernetes.Interface, tr *tracker, names []string, timeout time.Duration) (time.Duration, error) {
+func deleteAndWait(ctx context.Context, cs kubernetes.Interface, tr *Marker, names []string, timeout time.Duration) (time.Duration, error) {
 	gone := make([]<-chan struct{}, len(names))
 	for i, n := range names {
-		gone[i] = tr.expectGone(n)
+		gone[i] = tr.ExpectGone(n)
 	}
 	grace := int64(1)
 	errs := make([]error, len(names))
@@ -235,15 +235,15 @@ func deleteAndWait(ctx context.Context, cs kubernetes.Interface, tr *tracker, na
 		case <-ch:
 		case <-ctx.Done():
 			return 0, ctx.Err()
-		case <-tr.done:
-			return 0, tr.err
+		case <-tr.Done():
+			return 0, errors.New("the pod watch stopped")
 		case <-deadline:
 			return 0, fmt.Errorf("pod %s still in the API after %v", names[i], timeout)
 		}
 	}
 	var last time.Time
 	for _, n := range names {
-		if t := tr.deleted(n); t.After(last) {
+		if t := tr.Deleted(n); t.After(last) {
 			last = t
 		}
 	}

@@ -145,7 +145,7 @@ func (s *volumeSet) release(ctx context.Context, names []string) error {
 
 // measureVolumes times volume pods as measure times bare ones: Lone one
 // after another, then Pods at once and their teardown.
-func measureVolumes(ctx context.Context, cs kubernetes.Interface, tr *tracker, cfg Config, dataDir string, res *Result) error {
+func measureVolumes(ctx context.Context, cs kubernetes.Interface, tr *Marker, cfg Config, dataDir string, res *Result) error {
 	s := &volumeSet{cs: cs, dataDir: dataDir}
 	if err := s.setUp(ctx); err != nil {
 		return err
@@ -196,7 +196,7 @@ func measureVolumes(ctx context.Context, cs kubernetes.Interface, tr *tracker, c
 		return err
 	}
 	for _, name := range names {
-		res.VolAllUp = max(res.VolAllUp, tr.running(name).Sub(start))
+		res.VolAllUp = max(res.VolAllUp, tr.Reached(name).Sub(start))
 	}
 	if res.VolBurstCost, err = meter.Stop(ctx, cs); err != nil {
 		return err
@@ -211,7 +211,7 @@ func measureVolumes(ctx context.Context, cs kubernetes.Interface, tr *tracker, c
 // waiting until the file of a running pod's configMap volume shows the
 // new value (read on the host, in the pod's volume directory), and
 // returns each delay.
-func measureConfigUpdates(ctx context.Context, cs kubernetes.Interface, tr *tracker, cfg Config, dataDir string) ([]time.Duration, error) {
+func measureConfigUpdates(ctx context.Context, cs kubernetes.Interface, tr *Marker, cfg Config, dataDir string) ([]time.Duration, error) {
 	cms := cs.CoreV1().ConfigMaps(namespace)
 	if _, err := cms.Create(ctx, &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: updatedConfig}, Data: map[string]string{"n": "0"}}, metav1.CreateOptions{}); err != nil {
 		return nil, fmt.Errorf("create configMap: %w", err)

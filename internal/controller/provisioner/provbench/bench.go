@@ -99,16 +99,16 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 }
 
 func measure(ctx context.Context, cs kubernetes.Interface, cfg Config, dataDir string, res *Result) error {
-	claims, err := startMarker(ctx, claimsLW(cs), claimBound)
+	claims, err := podbench.StartMarker(ctx, podbench.ClaimsLW(cs, namespace), benchLabel, claimBound)
 	if err != nil {
 		return fmt.Errorf("claims: %w", err)
 	}
-	defer claims.stop()
-	pods, err := startMarker(ctx, podsLW(cs), podRunning)
+	defer claims.Stop()
+	pods, err := podbench.StartMarker(ctx, podbench.PodsLW(cs, namespace), benchLabel, podbench.PodRunningReady)
 	if err != nil {
 		return fmt.Errorf("pods: %w", err)
 	}
-	defer pods.stop()
+	defer pods.Stop()
 	if _, err := cs.StorageV1().StorageClasses().Create(ctx, benchClass(), metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create class %s: %w", immediateClass, err)
 	}

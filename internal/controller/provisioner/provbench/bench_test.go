@@ -14,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"volplane/internal/node/podbench"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -69,11 +71,11 @@ func TestReached(t *testing.T) {
 		{"claim Bound", claimBound, claim(v1.ClaimBound), true},
 		{"claim Pending", claimBound, claim(v1.ClaimPending), false},
 		{"a pod is no claim", claimBound, pod(v1.PodRunning, ready), false},
-		{"pod Running and ready", podRunning, pod(v1.PodRunning, ready), true},
-		{"pod Running, not ready", podRunning, pod(v1.PodRunning, v1.ContainerStatus{}), false},
-		{"pod Running, no status yet", podRunning, pod(v1.PodRunning), false},
-		{"pod Pending", podRunning, pod(v1.PodPending, ready), false},
-		{"a claim is no pod", podRunning, claim(v1.ClaimBound), false},
+		{"pod Running and ready", podbench.PodRunningReady, pod(v1.PodRunning, ready), true},
+		{"pod Running, not ready", podbench.PodRunningReady, pod(v1.PodRunning, v1.ContainerStatus{}), false},
+		{"pod Running, no status yet", podbench.PodRunningReady, pod(v1.PodRunning), false},
+		{"pod Pending", podbench.PodRunningReady, pod(v1.PodPending, ready), false},
+		{"a claim is no pod", podbench.PodRunningReady, claim(v1.ClaimBound), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

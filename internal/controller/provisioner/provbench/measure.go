@@ -30,7 +30,7 @@ const createsInFlight = 100
 // measureClaims creates cfg.Claims claims of the Immediate class by
 // parallel create calls, createsInFlight at a time, and waits until every
 // one is Bound.
-func measureClaims(ctx context.Context, cs kubernetes.Interface, claims *marker, cfg Config, res *Result) error {
+func measureClaims(ctx context.Context, cs kubernetes.Interface, claims *podbench.Marker, cfg Config, res *Result) error {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	res.ClaimBound = make([]time.Duration, cfg.Claims)
@@ -64,7 +64,7 @@ func measureClaims(ctx context.Context, cs kubernetes.Interface, claims *marker,
 			}
 			returned[i] = time.Now()
 			<-inFlight
-			bound[i], errs[i] = claims.wait(ctx, name, false)
+			bound[i], errs[i] = claims.Wait(ctx, name, false)
 			res.ClaimBound[i] = bound[i].Sub(start)
 		})
 	}
@@ -87,7 +87,7 @@ func measureClaims(ctx context.Context, cs kubernetes.Interface, claims *marker,
 
 // measurePods creates cfg.Pods pods at once, each with a new claim of the
 // default class, and waits until every one is Running.
-func measurePods(ctx context.Context, cs kubernetes.Interface, pods *marker, cfg Config, res *Result) error {
+func measurePods(ctx context.Context, cs kubernetes.Interface, pods *podbench.Marker, cfg Config, res *Result) error {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	res.PodRunning = make([]time.Duration, cfg.Pods)
@@ -113,7 +113,7 @@ func measurePods(ctx context.Context, cs kubernetes.Interface, pods *marker, cfg
 				errs[i] = fmt.Errorf("create pod %s: %w", name, err)
 				return
 			}
-			running[i], errs[i] = pods.wait(ctx, name, false)
+			running[i], errs[i] = pods.Wait(ctx, name, false)
 			res.PodRunning[i] = running[i].Sub(start)
 		})
 	}
@@ -128,7 +128,7 @@ func measurePods(ctx context.Context, cs kubernetes.Interface, pods *marker, cfg
 // teardown deletes the pods (grace period 1 s, as `kubectl delete --now`)
 // and the claims at once and returns the time until none of them, no PV
 // and no volume in the pool is left.
-func teardown(ctx context.Context, cs kubernetes.Interface, pods, claims *marker, podNames, claimNames []string, pool string, timeout time.Duration) (time.Duration, error) {
+func teardown(ctx context.Context, cs kubernetes.Interface, pods, claims *podbench.Marker, podNames, claimNames []string, pool string, timeout time.Duration) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	grace := int64(1)
@@ -154,12 +154,12 @@ func teardown(ctx context.Context, cs kubernetes.Interface, pods, claims *marker
 		return 0, err
 	}
 	for _, n := range podNames {
-		if _, err := pods.wait(ctx, n, true); err != nil {
+		if _, err := pods.Wait(ctx, n, true); err != nil {
 			return 0, fmt.Errorf("pod: %w", err)
 		}
 	}
 	for _, n := range claimNames {
-		if _, err := claims.wait(ctx, n, true); err != nil {
+		if _, err := claims.Wait(ctx, n, true); err != nil {
 			return 0, fmt.Errorf("claim: %w", err)
 		}
 	}
