@@ -10,10 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
 
-	"volplane/internal/hostops/fakehost"
 	"volplane/internal/node/plugins"
 	"volplane/internal/node/volumemanager/cache"
-	"volplane/internal/node/volumemanager/reconstruction"
 )
 
 // TestWaitsForReportedInUse: an attachable volume the actual state does
@@ -53,11 +51,10 @@ func TestWaitsForReportedInUse(t *testing.T) {
 				attached = []corev1.AttachedVolume{{Name: "fake/data"}}
 			}
 			rec := record.NewFakeRecorder(10)
-			r, err := New(Config{RootDir: root, Ops: fakehost.New(), Desired: desired, Actual: actual,
-				Store: reconstruction.Store{Root: root}, Recorder: rec,
-				Attached:   func() []corev1.AttachedVolume { return attached },
-				Ready:      func() bool { return true },
-				NodeLabels: func(context.Context) (map[string]string, error) { return nil, nil }})
+			cfg := testConfig(root, desired, actual)
+			cfg.Recorder = rec
+			cfg.Attached = func() []corev1.AttachedVolume { return attached }
+			r, err := New(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}

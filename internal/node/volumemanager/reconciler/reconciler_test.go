@@ -78,6 +78,16 @@ func (d devPathPlugin) DeviceMountPath(*plugins.Spec) (string, error) {
 var _ plugins.DeviceMounter = devPathPlugin{}
 var _ plugins.Attachable = devPathPlugin{}
 
+// testConfig is a reconciler's Config on fakes under root: nothing
+// attached, ready, no node labels, a recorder of 10 events; a test
+// changes what it needs before New.
+func testConfig(root string, desired *cache.Desired, actual *cache.Actual) Config {
+	return Config{RootDir: root, Ops: fakehost.New(), Desired: desired, Actual: actual,
+		Store: reconstruction.Store{Root: root}, Recorder: record.NewFakeRecorder(10),
+		Attached: func() []corev1.AttachedVolume { return nil }, Ready: func() bool { return true },
+		NodeLabels: func(context.Context) (map[string]string, error) { return nil, nil }}
+}
+
 func TestReconcileOrder(t *testing.T) {
 	root := t.TempDir()
 	fp := &fakePlugin{}
@@ -157,11 +167,9 @@ func TestBackoffAndEvent(t *testing.T) {
 	desired, actual := cache.NewDesired(), cache.NewActual()
 	rec := record.NewFakeRecorder(10)
 	now := time.Unix(1000, 0)
-	r, err := New(Config{RootDir: root, Ops: fakehost.New(), Desired: desired, Actual: actual,
-		Store: reconstruction.Store{Root: root}, Recorder: rec,
-		Attached: func() []corev1.AttachedVolume { return nil }, Ready: func() bool { return true },
-		NodeLabels: func(context.Context) (map[string]string, error) { return nil, nil },
-		Now:        func() time.Time { return now }})
+	cfg := testConfig(root, desired, actual)
+	cfg.Recorder, cfg.Now = rec, func() time.Time { return now }
+	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,10 +209,7 @@ func (contentDirPlugin) ContentDir(dir string) string { return dir + "/mount" }
 func TestContentDirIsHostPath(t *testing.T) {
 	root := t.TempDir()
 	desired, actual := cache.NewDesired(), cache.NewActual()
-	r, err := New(Config{RootDir: root, Ops: fakehost.New(), Desired: desired, Actual: actual,
-		Store: reconstruction.Store{Root: root}, Recorder: record.NewFakeRecorder(10),
-		Attached: func() []corev1.AttachedVolume { return nil }, Ready: func() bool { return true },
-		NodeLabels: func(context.Context) (map[string]string, error) { return nil, nil }})
+	r, err := New(testConfig(root, desired, actual))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,10 +250,7 @@ func TestPodBlockMapper(t *testing.T) {
 	fp := &fakePlugin{}
 	pl := podBlockPlugin{devPathPlugin{fp, root}, dev}
 	desired, actual := cache.NewDesired(), cache.NewActual()
-	r, err := New(Config{RootDir: root, Ops: fakehost.New(), Desired: desired, Actual: actual,
-		Store: reconstruction.Store{Root: root}, Recorder: record.NewFakeRecorder(10),
-		Attached: func() []corev1.AttachedVolume { return nil }, Ready: func() bool { return true },
-		NodeLabels: func(context.Context) (map[string]string, error) { return nil, nil }})
+	r, err := New(testConfig(root, desired, actual))
 	if err != nil {
 		t.Fatal(err)
 	}

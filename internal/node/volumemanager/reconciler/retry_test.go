@@ -12,10 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
 
-	"volplane/internal/hostops/fakehost"
 	"volplane/internal/node/plugins"
 	"volplane/internal/node/volumemanager/cache"
-	"volplane/internal/node/volumemanager/reconstruction"
 )
 
 // TestRetryNow: RetryNow ends the backoff of the volumes it selects, and
@@ -25,11 +23,9 @@ func TestRetryNow(t *testing.T) {
 	fp := &fakePlugin{setUpErr: errors.New("driver name x not found in the list of registered CSI drivers")}
 	desired, actual := cache.NewDesired(), cache.NewActual()
 	now := time.Unix(1000, 0)
-	r, err := New(Config{RootDir: root, Ops: fakehost.New(), Desired: desired, Actual: actual,
-		Store: reconstruction.Store{Root: root}, Recorder: record.NewFakeRecorder(100),
-		Attached: func() []corev1.AttachedVolume { return nil }, Ready: func() bool { return true },
-		NodeLabels: func(context.Context) (map[string]string, error) { return nil, nil },
-		Now:        func() time.Time { return now }})
+	cfg := testConfig(root, desired, actual)
+	cfg.Recorder, cfg.Now = record.NewFakeRecorder(100), func() time.Time { return now }
+	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,9 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/record"
 
-	"volplane/internal/hostops/fakehost"
 	"volplane/internal/node/plugins"
 	"volplane/internal/node/volumemanager/cache"
 	"volplane/internal/node/volumemanager/reconstruction"
@@ -41,11 +39,9 @@ func TestUncertainDevice(t *testing.T) {
 			global, _ := pl.DeviceMountPath(spec)
 			desired, actual := cache.NewDesired(), cache.NewActual()
 			store := reconstruction.Store{Root: root}
-			r, err := New(Config{RootDir: root, Ops: fakehost.New(), Desired: desired, Actual: actual,
-				Store: store, Recorder: record.NewFakeRecorder(10),
-				Attached:   func() []corev1.AttachedVolume { return []corev1.AttachedVolume{{Name: "fake/data"}} },
-				Ready:      func() bool { return true },
-				NodeLabels: func(context.Context) (map[string]string, error) { return nil, nil }})
+			cfg := testConfig(root, desired, actual)
+			cfg.Attached = func() []corev1.AttachedVolume { return []corev1.AttachedVolume{{Name: "fake/data"}} }
+			r, err := New(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
