@@ -6,14 +6,19 @@
 // errors are sentinel values wrapped with %w, Put is durable before it
 // returns, Delete is idempotent, records handed out are copies.
 //
-// FileStore keeps one JSON file per record under <pool>/meta. A write goes
-// to a temporary file in the same directory, is fsynced, renamed over the
-// record and the directory is fsynced, so a crash leaves the old or the
-// new record. Temporary files found at start are the traces of writes that
-// never completed and are removed. Memory holds the decoded records, each
-// changed only after its file is; reads hand out deep copies (Clone).
-// Writes of different records run in parallel (no lock is held across a
-// write's fsyncs), those of one record in order.
+// FileStore keeps one JSON file per record under <pool>/meta and a
+// journal of the changes since they were last written (journal.go). A
+// put or delete is durable once its entry is in the journal, which
+// concurrent writes share: one write and one fdatasync for all of them.
+// The record files are brought up to date from memory by folds, in the
+// background once the journal is large and at open after replaying what
+// a stop or a crash left; each file is written to a temporary file,
+// fsynced and renamed, so a crash leaves the old or the new record.
+// Temporary files found at start are the traces of folds that never
+// completed and are removed. Memory holds the decoded records, each
+// changed only after its journal entry is durable; reads hand out deep
+// copies (Clone). Writes of different records run in parallel, those of
+// one record in order.
 //
 // Records carry a Phase so that operations spanning several steps
 // (create the record, make the subvolume, set its limit) can be resumed or

@@ -2,21 +2,25 @@ package state
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"volplane/internal/atomicfile"
 )
 
 // FileStore is the Store kept as one JSON file per record under a root
-// directory: volumes/<id>.json, snapshots/<id>.json, groups/<id>.json.
+// directory, volumes/<id>.json, snapshots/<id>.json, groups/<id>.json,
+// and a journal of the changes not yet folded into them (journal.go).
 // One file per record keeps every change O(1) in bytes written, however
 // many volumes the pool holds.
 type FileStore struct {
@@ -24,30 +28,162 @@ type FileStore struct {
 	volumes   *table[Volume]
 	snapshots *table[Snapshot]
 	groups    *table[Group]
+	tables    map[string]folder
+
+	journal *journal
+	// foldAt is the journal size that starts a fold (foldBytes).
+	foldAt int64
+	// foldMu makes folds one at a time; unfolded are the journals
+	// rotated away and not yet folded, oldest first, with the records
+	// each changed.
+	foldMu   sync.Mutex
+	folding  atomic.Bool
+	unfolded []rotated
+}
+
+// rotated is a journal that no longer takes entries.
+type rotated struct {
+	n       uint64
+	changed map[entryKey]struct{}
+}
+
+// folder is what the store's journal and folds need of a table.
+type folder interface {
+	apply(e entry) error
+	foldRecord(id string) error
+	syncDir() error
 }
 
 var _ Store = (*FileStore)(nil)
 
 // OpenFileStore loads every record under root, creating the directories on
-// first use. Temporary files left by a crash during a write are removed; a
-// record that does not parse is an error (it cannot come from a crash, so
-// it is damage that needs a human).
+// first use, replays the journals left over and folds them into the
+// record files. Temporary files left by a crash during a fold are
+// removed; a record that does not parse is an error (it cannot come from
+// a crash, so it is damage that needs a human).
 func OpenFileStore(root string) (*FileStore, error) {
-	s := &FileStore{root: root}
+	s := &FileStore{root: root, foldAt: foldBytes}
 	var err error
-	if s.volumes, err = openTable(filepath.Join(root, "volumes"),
+	if s.volumes, err = openTable(s, filepath.Join(root, "volumes"),
 		func(v *Volume) (string, string) { return v.ID, v.Name }, Volume.Clone); err != nil {
 		return nil, err
 	}
-	if s.snapshots, err = openTable(filepath.Join(root, "snapshots"),
+	if s.snapshots, err = openTable(s, filepath.Join(root, "snapshots"),
 		func(v *Snapshot) (string, string) { return v.ID, v.Name }, Snapshot.Clone); err != nil {
 		return nil, err
 	}
-	if s.groups, err = openTable(filepath.Join(root, "groups"),
+	if s.groups, err = openTable(s, filepath.Join(root, "groups"),
 		func(v *Group) (string, string) { return v.ID, v.Name }, Group.Clone); err != nil {
 		return nil, err
 	}
+	s.tables = map[string]folder{s.volumes.name: s.volumes, s.snapshots.name: s.snapshots, s.groups.name: s.groups}
+	if err := s.replay(); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// replay applies every journal under root, oldest first, folds them into
+// the record files, removes them and opens a new one.
+func (s *FileStore) replay() error {
+	ns, err := journalFiles(s.root)
+	if err != nil {
+		return err
+	}
+	var next uint64
+	for _, n := range ns {
+		entries, err := readJournal(s.root, n)
+		if err != nil {
+			return err
+		}
+		changed := map[entryKey]struct{}{}
+		for _, e := range entries {
+			t, ok := s.tables[e.Table]
+			if !ok {
+				return fmt.Errorf("journal %s names table %q, which does not exist", journalPath(s.root, n), e.Table)
+			}
+			if err := t.apply(e); err != nil {
+				return fmt.Errorf("journal %s: %w", journalPath(s.root, n), err)
+			}
+			changed[entryKey{e.Table, e.ID}] = struct{}{}
+		}
+		s.unfolded = append(s.unfolded, rotated{n: n, changed: changed})
+		next = n + 1
+	}
+	if err := s.foldRotated(); err != nil {
+		return err
+	}
+	s.journal, err = newJournal(s.root, next)
+	return err
+}
+
+// log makes e durable in the journal, and starts a fold in the
+// background once the journal is large.
+func (s *FileStore) log(e entry) error {
+	if err := s.journal.append(e); err != nil {
+		return err
+	}
+	if s.journal.bytes() >= s.foldAt && s.folding.CompareAndSwap(false, true) {
+		go func() {
+			defer s.folding.Store(false)
+			// A fold that fails is tried again by the next one; the
+			// journal keeps every change meanwhile.
+			if err := s.fold(); err != nil {
+				slog.Default().Error("folding the driver's journal into its record files; tried again at the next fold", "dir", s.root, "err", err)
+			}
+		}()
+	}
+	return nil
+}
+
+// fold rotates the journal and folds every rotated journal into the
+// record files.
+func (s *FileStore) fold() error {
+	s.foldMu.Lock()
+	defer s.foldMu.Unlock()
+	n, changed, err := s.journal.rotate()
+	if err != nil {
+		return err
+	}
+	s.unfolded = append(s.unfolded, rotated{n: n, changed: changed})
+	return s.foldRotatedLocked()
+}
+
+func (s *FileStore) foldRotated() error {
+	s.foldMu.Lock()
+	defer s.foldMu.Unlock()
+	return s.foldRotatedLocked()
+}
+
+// foldRotatedLocked writes the records each rotated journal changed from
+// memory (each once, whatever its number of entries), syncs the tables'
+// directories and removes the journals, oldest first: a journal goes only
+// once every older one is gone, so a replay never applies an older
+// change over a newer record file.
+func (s *FileStore) foldRotatedLocked() error {
+	for len(s.unfolded) > 0 {
+		r := s.unfolded[0]
+		dirs := map[string]bool{}
+		for k := range r.changed {
+			if err := s.tables[k.table].foldRecord(k.id); err != nil {
+				return err
+			}
+			dirs[k.table] = true
+		}
+		for name := range dirs {
+			if err := s.tables[name].syncDir(); err != nil {
+				return err
+			}
+		}
+		if err := os.Remove(journalPath(s.root, r.n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove folded journal: %w", err)
+		}
+		if err := syncDir(s.root); err != nil {
+			return err
+		}
+		s.unfolded = s.unfolded[1:]
+	}
+	return nil
 }
 
 func (s *FileStore) GetVolume(id string) (Volume, error)      { return s.volumes.get(id) }
@@ -100,7 +236,9 @@ var validID = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$`)
 // stripe of recordMu, and a name is reserved (writing) while the record
 // that takes it is written, so two IDs cannot both be given one name.
 type table[T any] struct {
+	store *FileStore
 	dir   string
+	name  string // the directory's base name, the journal's name for it
 	keys  func(*T) (id, name string)
 	clone func(T) T
 
@@ -122,11 +260,12 @@ func (t *table[T]) lockRecord(id string) func() {
 	return m.Unlock
 }
 
-func openTable[T any](dir string, keys func(*T) (string, string), clone func(T) T) (*table[T], error) {
+func openTable[T any](s *FileStore, dir string, keys func(*T) (string, string), clone func(T) T) (*table[T], error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create state directory: %w", err)
 	}
-	t := &table[T]{dir: dir, keys: keys, clone: clone, byID: map[string]*T{}, names: map[string]string{}, writing: map[string]string{}}
+	t := &table[T]{store: s, dir: dir, name: filepath.Base(dir), keys: keys, clone: clone,
+		byID: map[string]*T{}, names: map[string]string{}, writing: map[string]string{}}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("read state directory: %w", err)
@@ -135,8 +274,9 @@ func openTable[T any](dir string, keys func(*T) (string, string), clone func(T) 
 		name := e.Name()
 		path := filepath.Join(dir, name)
 		if strings.HasSuffix(name, ".tmp") {
-			// A write that crashed before its rename: the old record,
-			// if any, is still in place.
+			// A fold that crashed before its rename: the old record, if
+			// any, is still in place, and the journal still holds the
+			// new one.
 			if err := os.Remove(path); err != nil {
 				return nil, fmt.Errorf("remove interrupted write: %w", err)
 			}
@@ -218,7 +358,7 @@ func (t *table[T]) put(rec *T) error {
 	if !validID.MatchString(id) {
 		return fmt.Errorf("invalid record ID %q", id)
 	}
-	data, err := json.MarshalIndent(rec, "", "  ")
+	data, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("encode record %s: %w", id, err)
 	}
@@ -236,7 +376,7 @@ func (t *table[T]) put(rec *T) error {
 		t.writing[name] = id
 	}
 	t.mu.Unlock()
-	err = writeAtomic(t.dir, id+".json", data)
+	err = t.store.log(entry{Table: t.name, ID: id, Record: data})
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if name != "" {
@@ -245,19 +385,37 @@ func (t *table[T]) put(rec *T) error {
 	if err != nil {
 		return err
 	}
+	stored := t.clone(*rec)
+	t.set(id, &stored)
+	return nil
+}
+
+// set stores rec as id's record, with t.mu held.
+func (t *table[T]) set(id string, rec *T) {
 	if old, ok := t.byID[id]; ok {
-		if _, oldName := t.keys(old); oldName != name {
+		if _, oldName := t.keys(old); oldName != "" && t.names[oldName] == id {
 			delete(t.names, oldName)
 		}
 	} else {
 		t.sorted = nil
 	}
-	stored := t.clone(*rec)
-	t.byID[id] = &stored
-	if name != "" {
+	t.byID[id] = rec
+	if _, name := t.keys(rec); name != "" {
 		t.names[name] = id
 	}
-	return nil
+}
+
+// remove forgets id's record, with t.mu held.
+func (t *table[T]) remove(id string) {
+	rec, ok := t.byID[id]
+	if !ok {
+		return
+	}
+	if _, name := t.keys(rec); name != "" && t.names[name] == id {
+		delete(t.names, name)
+	}
+	delete(t.byID, id)
+	t.sorted = nil
 }
 
 func (t *table[T]) delete(id string) error {
@@ -268,34 +426,62 @@ func (t *table[T]) delete(id string) error {
 	if !ok {
 		return nil
 	}
-	if err := os.Remove(filepath.Join(t.dir, id+".json")); err != nil && !os.IsNotExist(err) {
+	if err := t.store.log(entry{Table: t.name, ID: id}); err != nil {
 		return fmt.Errorf("delete record %s: %w", id, err)
-	}
-	if err := syncDir(t.dir); err != nil {
-		return err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	rec, ok := t.byID[id]
-	if !ok {
-		return nil
-	}
-	if _, name := t.keys(rec); name != "" && t.names[name] == id {
-		delete(t.names, name)
-	}
-	delete(t.byID, id)
-	t.sorted = nil
+	t.remove(id)
 	return nil
 }
 
-// writeAtomic replaces dir/name with data: temporary file, fsync, rename,
-// fsync of the directory.
-func writeAtomic(dir, name string, data []byte) error {
-	if err := atomicfile.Write(filepath.Join(dir, name), data); err != nil {
-		return fmt.Errorf("write record %s: %w", name, err)
+// apply replays a journal entry at open.
+func (t *table[T]) apply(e entry) error {
+	if e.Record == nil {
+		t.remove(e.ID)
+		return nil
+	}
+	var rec T
+	if err := json.Unmarshal(e.Record, &rec); err != nil {
+		return fmt.Errorf("%s record %s: %w", t.name, e.ID, err)
+	}
+	if id, _ := t.keys(&rec); id != e.ID {
+		return fmt.Errorf("%s entry of %s holds ID %q", t.name, e.ID, id)
+	}
+	t.set(e.ID, &rec)
+	return nil
+}
+
+// foldRecord brings id's file up to date with its record in memory:
+// written (temporary file, fsync, rename) or removed. The caller syncs
+// the directory.
+func (t *table[T]) foldRecord(id string) error {
+	defer t.lockRecord(id)()
+	t.mu.RLock()
+	rec, ok := t.byID[id]
+	var data []byte
+	var err error
+	if ok {
+		data, err = json.MarshalIndent(rec, "", "  ")
+	}
+	t.mu.RUnlock()
+	path := filepath.Join(t.dir, id+".json")
+	switch {
+	case err != nil:
+		return fmt.Errorf("encode record %s: %w", id, err)
+	case !ok:
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("delete record %s: %w", id, err)
+		}
+		return nil
+	}
+	if err := atomicfile.WriteNoDirSync(path, data); err != nil {
+		return fmt.Errorf("write record %s: %w", id, err)
 	}
 	return nil
 }
+
+func (t *table[T]) syncDir() error { return syncDir(t.dir) }
 
 func syncDir(dir string) error {
 	if err := atomicfile.SyncDir(dir); err != nil {

@@ -92,8 +92,11 @@ func TestFileStoreContracts(t *testing.T) {
 	if err := s2.DeleteVolume("v-1"); err != nil {
 		t.Fatal(err)
 	}
+	if err := s2.fold(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := os.Stat(filepath.Join(dir, "volumes", "v-1.json")); !os.IsNotExist(err) {
-		t.Fatalf("record file survives delete: %v", err)
+		t.Fatalf("record file survives delete and fold: %v", err)
 	}
 	if _, err := s2.VolumeByName("pvc-renamed"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("deleted volume's name still resolves: %v", err)

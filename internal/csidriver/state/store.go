@@ -21,9 +21,9 @@ var ErrAlreadyExists = errors.New("name already used by another record")
 //   - Get* and *ByName return an error wrapping ErrNotFound when no record
 //     matches, never a zero record with a nil error.
 //   - Put* creates or replaces the record with that ID. It returns only once
-//     the record is durable: written to a temporary file, fsynced, renamed
-//     over the old record and the directory fsynced. A crash at any point
-//     leaves either the old or the new record, never a torn one.
+//     the record is durable (FileStore: its entry in the journal is
+//     written and synced). A crash at any point leaves either the old or
+//     the new record, never a torn one.
 //   - Put* returns an error wrapping ErrAlreadyExists when a record with
 //     another ID already holds the same name; names are unique per kind and
 //     IDs must be non-empty file-name-safe strings ([A-Za-z0-9._-], not
