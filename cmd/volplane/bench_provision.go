@@ -14,6 +14,7 @@ func newBenchProvisionCommand() *cobra.Command {
 		cfg       provbench.Config
 		verbosity int
 		upProfile string
+		profile   string
 	)
 	cmd := &cobra.Command{
 		Use:   "provision",
@@ -34,6 +35,11 @@ conmon monitors, mounts and loop devices left under its data dir.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runChildBench(cmd, verbosity, func(ctx context.Context, exe string) error {
 				cfg.Executable = exe
+				stopProfile, err := startCPUProfile(profile)
+				if err != nil {
+					return err
+				}
+				defer stopProfile()
 				if upProfile != "" {
 					cfg.UpArgs = append(cfg.UpArgs, "--cpuprofile", upProfile)
 				}
@@ -51,6 +57,7 @@ conmon monitors, mounts and loop devices left under its data dir.`,
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "give up a wait after this (a hang, not a target)")
 	fs.StringArrayVar(&cfg.UpArgs, "up-arg", nil, "an extra flag of the child 'volplane up' (repeatable), e.g. --up-arg=--controller-workers=8")
 	fs.StringVar(&upProfile, "up-cpuprofile", "", "write the child volplane up's CPU profile to this file (until it stops)")
+	fs.StringVar(&profile, "cpuprofile", "", "write this process's (the bench's client and informers) CPU profile to this file")
 	fs.IntVarP(&verbosity, "v", "v", 0, "log verbosity")
 	return cmd
 }
