@@ -180,16 +180,29 @@ func TestFileStoreInterruptedWrite(t *testing.T) {
 	}
 }
 
-func TestFileStoreDamagedRecord(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := OpenFileStore(dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "volumes", "v-1.json"), []byte("{"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := OpenFileStore(dir); err == nil {
-		t.Fatal("a damaged record must stop the store from opening")
+// A record file that does not parse, or an intact journal frame whose
+// entry does not, cannot come from a crash: damage stops the store from
+// opening.
+func TestFileStoreDamage(t *testing.T) {
+	for name, c := range map[string]struct {
+		file string
+		data []byte
+	}{
+		"record file":           {"volumes/v-1.json", []byte("{")},
+		"journal entry":         {"journal-0.log", appendFrame(nil, []byte(`{"table":`))},
+		"journal of no table":   {"journal-0.log", appendFrame(nil, []byte(`{"table":"nope","id":"x"}`))},
+		"journal entry with ID": {"journal-0.log", appendFrame(nil, []byte(`{"table":"volumes","id":"v-1","record":{"id":"v-2"}}`))},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			mustOpen(t, dir)
+			if err := os.WriteFile(filepath.Join(dir, c.file), c.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := OpenFileStore(dir); err == nil {
+				t.Fatalf("damage in %s: the store opened", c.file)
+			}
+		})
 	}
 }
 

