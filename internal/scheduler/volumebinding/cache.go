@@ -36,6 +36,8 @@ type volumeCache struct {
 	// prebound: claim "namespace/name" -> names of volumes whose claimRef
 	// names it (in the view).
 	prebound map[string]map[string]bool
+	// gen counts the informer's changes taken (update, remove).
+	gen uint64
 }
 
 func newVolumeCache() *volumeCache {
@@ -156,6 +158,7 @@ func newer(a, b string) bool {
 func (c *volumeCache) update(pv *v1.PersistentVolume) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
 	before := c.viewLocked(pv.Name)
 	c.api[pv.Name] = pv
 	if a, ok := c.assumed[pv.Name]; ok && newer(pv.ResourceVersion, a.ResourceVersion) {
@@ -164,10 +167,18 @@ func (c *volumeCache) update(pv *v1.PersistentVolume) {
 	c.reindexLocked(pv.Name, before)
 }
 
+// generation is the number of the informer's changes taken so far.
+func (c *volumeCache) generation() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.gen
+}
+
 // remove forgets a deleted volume and any assumption about it.
 func (c *volumeCache) remove(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
 	before := c.viewLocked(name)
 	delete(c.api, name)
 	delete(c.assumed, name)

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/component-helpers/storage/ephemeral"
 	storagehelpers "k8s.io/component-helpers/storage/volume"
+	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 )
 
@@ -42,11 +43,17 @@ type Plugin struct {
 	// informer's own store).
 	volumesSynced cache.InformerSynced
 	sig           *signal
+	// activator moves pods back to the scheduling queue (the scheduler's
+	// queue; nil in tests that do not need it).
+	activator fwk.PodActivator
 
 	mu sync.Mutex
 	// selected: claim "namespace/name" -> the node Reserve chose for its
 	// provisioning, until PreBind has written it or the pod is unreserved.
 	selected map[string]string
+	// rejected: pods Filter turned away since the volume cache last
+	// changed ("namespace/name"), for that change to activate.
+	rejected map[string]*v1.Pod
 }
 
 var (
@@ -75,7 +82,12 @@ func New(args Args, fh fwk.Handle) (*Plugin, error) {
 	if err := args.Validate(); err != nil {
 		return nil, err
 	}
-	return newPlugin(args, fh.ClientSet(), fh.SharedInformerFactory())
+	p, err := newPlugin(args, fh.ClientSet(), fh.SharedInformerFactory())
+	if err != nil {
+		return nil, err
+	}
+	p.activator = fh
+	return p, nil
 }
 
 // newPlugin builds the plugin on a client and informer factory (the
@@ -93,6 +105,7 @@ func newPlugin(args Args, client kubernetes.Interface, f informers.SharedInforme
 		volumes:    newVolumeCache(),
 		sig:        newSignal(),
 		selected:   map[string]string{},
+		rejected:   map[string]*v1.Pod{},
 	}
 	reg, err := f.Core().V1().PersistentVolumes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { p.volumeChanged(obj) },
@@ -135,6 +148,7 @@ func (p *Plugin) volumeChanged(obj any) {
 	if pv, ok := obj.(*v1.PersistentVolume); ok {
 		p.volumes.update(pv)
 		p.notifyVolume(pv)
+		p.activateRejected()
 	}
 }
 
@@ -145,6 +159,52 @@ func (p *Plugin) volumeDeleted(obj any) {
 	if pv, ok := obj.(*v1.PersistentVolume); ok {
 		p.volumes.remove(pv.Name)
 		p.notifyVolume(pv)
+		p.activateRejected()
+	}
+}
+
+// The scheduler's queue and this plugin's volume cache are two handlers
+// of one volume informer, run apart: a new volume can requeue a pod this
+// plugin turned away before the cache has taken the volume in, so the
+// pod is turned away again and waits for the next event, which may not
+// come (e2e one-volume-two-pods waited two minutes). So a change of the
+// cache activates the pods Filter turned away since the last one, and a
+// pod turned away on a cache older than the cache is now is activated at
+// once: every pod rejected for its volumes is looked at again after the
+// cache has every change its queue event announced.
+
+// noteRejected remembers pod, turned away by Filter in a cycle that
+// began at cache generation gen.
+func (p *Plugin) noteRejected(pod *v1.Pod, gen uint64) {
+	if p.activator == nil {
+		return
+	}
+	key := pod.Namespace + "/" + pod.Name
+	p.mu.Lock()
+	stale := p.volumes.generation() != gen
+	if !stale {
+		p.rejected[key] = pod
+	}
+	p.mu.Unlock()
+	if stale {
+		p.activator.Activate(klog.Background(), map[string]*v1.Pod{key: pod})
+	}
+}
+
+// activateRejected moves the pods turned away since the cache last
+// changed back to the queue.
+func (p *Plugin) activateRejected() {
+	if p.activator == nil {
+		return
+	}
+	p.mu.Lock()
+	pods := p.rejected
+	if len(pods) > 0 {
+		p.rejected = map[string]*v1.Pod{}
+	}
+	p.mu.Unlock()
+	if len(pods) > 0 {
+		p.activator.Activate(klog.Background(), pods)
 	}
 }
 
@@ -160,8 +220,10 @@ func (p *Plugin) SignPod(_ context.Context, pod *v1.Pod) ([]fwk.SignFragment, *f
 // stateData is the plugin's per-pod cycle state, made in PreFilter. It
 // is shared, not copied, between Filter's parallel calls, hence the lock.
 type stateData struct {
-	mu        sync.Mutex
-	claims    *podClaims
+	mu     sync.Mutex
+	claims *podClaims
+	// gen is the volume cache's generation when the cycle began.
+	gen       uint64
 	byNode    map[string]*nodeVolumes
 	hasStatic bool
 	// After Reserve: whether nothing is left to bind, and what was
@@ -275,7 +337,7 @@ func (p *Plugin) PreFilter(ctx context.Context, cs fwk.CycleState, pod *v1.Pod, 
 	case immediate > 0:
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, ReasonUnboundImmediate)
 	}
-	cs.Write(stateKey, &stateData{claims: claims, byNode: map[string]*nodeVolumes{}})
+	cs.Write(stateKey, &stateData{claims: claims, byNode: map[string]*nodeVolumes{}, gen: p.volumes.generation()})
 	return nil, nil
 }
 
@@ -294,6 +356,7 @@ func (p *Plugin) Filter(_ context.Context, cs fwk.CycleState, pod *v1.Pod, nodeI
 		return fwk.AsStatus(err)
 	}
 	if len(reasons) > 0 {
+		p.noteRejected(pod, s.gen)
 		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, reasons...)
 	}
 	s.mu.Lock()

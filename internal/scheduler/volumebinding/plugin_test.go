@@ -3,8 +3,10 @@ package volumebinding
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
 	"k8s.io/utils/ptr"
@@ -261,5 +264,77 @@ func TestPluginPreFilter(t *testing.T) {
 		if st.Code() != tt.code || !strings.Contains(st.Message(), tt.msg) {
 			t.Errorf("%s: %v, want %v %q", tt.pod.Name, st, tt.code, tt.msg)
 		}
+	}
+}
+
+// activations records the pods a plugin moved back to the queue.
+type activations struct {
+	mu   sync.Mutex
+	pods []string
+}
+
+func (a *activations) Activate(_ klog.Logger, pods map[string]*v1.Pod) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k := range pods {
+		a.pods = append(a.pods, k)
+	}
+	slices.Sort(a.pods)
+}
+
+func (a *activations) take() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := a.pods
+	a.pods = nil
+	return out
+}
+
+// TestPluginActivatesRejectedPods: the scheduler's queue and the volume
+// cache take a new volume in apart, so a pod requeued by the volume's
+// event can be turned away by a cache that has not seen it yet. A pod
+// Filter turned away is activated by the cache's next change, and at
+// once when the cache changed during its cycle.
+func TestPluginActivatesRejectedPods(t *testing.T) {
+	n1 := node("n1")
+	f := newFixture(t, Args{}, n1, class("local", notSupportedProvisioner),
+		claim("c1", "1Gi", "local"), claim("c2", "1Gi", "local"))
+	act := &activations{}
+	f.p.activator = act
+
+	// Turned away, then the volume reaches the cache: activated.
+	if _, st := f.schedule(podWith("p1", "c1"), n1); !strings.Contains(st.Message(), ReasonBindConflict) {
+		t.Fatalf("p1 with no volume: %v, want %q", st, ReasonBindConflict)
+	}
+	if got := act.take(); len(got) != 0 {
+		t.Fatalf("activated before the cache changed: %v", got)
+	}
+	f.p.volumeChanged(localPV("pv1", "1Gi", "n1"))
+	if got := act.take(); !slices.Equal(got, []string{"default/p1"}) {
+		t.Fatalf("activated after the volume arrived: %v, want [default/p1]", got)
+	}
+	f.p.volumeChanged(localPV("pv1", "1Gi", "n1"))
+	if got := act.take(); len(got) != 0 {
+		t.Fatalf("a pod is activated once per rejection, got %v again", got)
+	}
+
+	// The cache changes between PreFilter and Filter (pv1 goes to c1):
+	// the rejection was made in a cycle older than the cache, so the pod
+	// is activated at once.
+	cs := framework.NewCycleState()
+	if _, st := f.p.PreFilter(f.ctx, cs, podWith("p2", "c2"), nil); !st.IsSuccess() {
+		t.Fatalf("PreFilter: %v", st)
+	}
+	f.p.volumeChanged(localPV("pv1", "1Gi", "n1", claimRef("default", "c1", "uid-c1"), phase(v1.VolumeBound)))
+	if got := act.take(); len(got) != 0 {
+		t.Fatalf("nothing was turned away, yet %v activated", got)
+	}
+	ni := framework.NewNodeInfo()
+	ni.SetNode(n1)
+	if st := f.p.Filter(f.ctx, cs, podWith("p2", "c2"), ni); !strings.Contains(st.Message(), ReasonBindConflict) {
+		t.Fatalf("p2 with pv1 taken: %v, want %q", st, ReasonBindConflict)
+	}
+	if got := act.take(); !slices.Equal(got, []string{"default/p2"}) {
+		t.Fatalf("turned away on a stale cycle: activated %v, want [default/p2]", got)
 	}
 }
