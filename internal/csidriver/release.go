@@ -15,8 +15,13 @@ import (
 // start to find as it was; Release logs which volumes keep it. So does
 // any other mount of the pool's filesystem (the node's size-limited
 // emptyDirs are subvolumes of the pool, bind-mounted into their pods).
-// Pools on the host's own filesystem have nothing to release.
+// Pools on the host's own filesystem have nothing to release. First the
+// records' changes are folded into their files (state.Store.Fold), so
+// that after a clean stop the files alone say what the driver has.
 func (d *Driver) Release(ctx context.Context) error {
+	if err := d.store.Fold(); err != nil {
+		logging.FromContext(ctx).Warn("the driver's records stay in its journal until the next start", "err", err)
+	}
 	if d.pool.Mode() != pool.ModeBtrfsImage {
 		return nil
 	}

@@ -40,6 +40,21 @@ func TestReleaseKeepsAPoolInUse(t *testing.T) {
 	if mounted() {
 		t.Fatal("Release left the pool mounted with no volume staged")
 	}
+	// The records are in their files: the volume's, with nothing left
+	// in a journal.
+	meta := r.d.Pool().MetaDir()
+	if _, err := os.Stat(filepath.Join(meta, "volumes", id+".json")); err != nil {
+		t.Fatalf("the volume's record file after Release: %v", err)
+	}
+	journals, err := filepath.Glob(filepath.Join(meta, "journal-*.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range journals {
+		if fi, err := os.Stat(j); err != nil || fi.Size() != 0 {
+			t.Fatalf("journal %s after Release: %v, %v; want it empty", j, fi, err)
+		}
+	}
 }
 
 // Another mount of the pool's filesystem (a node's size-limited emptyDir

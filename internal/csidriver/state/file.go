@@ -136,6 +136,9 @@ func (s *FileStore) log(e entry) error {
 	return nil
 }
 
+// Fold implements Store.
+func (s *FileStore) Fold() error { return s.fold() }
+
 // fold rotates the journal and folds every rotated journal into the
 // record files.
 func (s *FileStore) fold() error {

@@ -63,4 +63,8 @@ type Store interface {
 
 	// DiskUsage returns the bytes the records take on disk.
 	DiskUsage() (int64, error)
+	// Fold brings the at-rest form of every record up to date with the
+	// changes so far (FileStore: the record files, from its journal), for
+	// a clean stop to leave the records readable one file each.
+	Fold() error
 }
