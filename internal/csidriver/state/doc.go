@@ -10,10 +10,11 @@
 // journal of the changes since they were last written (journal.go). A
 // put or delete is durable once its entry is in the journal, which
 // concurrent writes share: one write and one fdatasync for all of them.
-// The record files are brought up to date from memory by folds, in the
-// background once the journal is large and at open after replaying what
-// a stop or a crash left; each file is written to a temporary file,
-// fsynced and renamed, so a crash leaves the old or the new record.
+// The record files are brought up to date from memory by folds: in the
+// background once the journal is large, on a clean stop (Fold, from the
+// driver's Release) and at open after replaying what a crash left. Each
+// file is written to a temporary file, fsynced and renamed, so a crash
+// leaves the old or the new record.
 // Temporary files found at start are the traces of folds that never
 // completed and are removed. Memory holds the decoded records, each
 // changed only after its journal entry is durable; reads hand out deep

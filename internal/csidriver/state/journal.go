@@ -25,8 +25,8 @@ import (
 //
 // The record files are brought up to date from memory by a fold: when
 // the journal passes foldBytes (in the background: the journal is first
-// rotated to a new file, so writes go on), and at open, after every
-// journal left over has been replayed over the files. A fold writes each
+// rotated to a new file, so writes go on), on a clean stop (Fold), and at
+// open, after every journal left over has been replayed over the files. A fold writes each
 // record changed in its journal once (a create's Creating and Ready are
 // one file write), fsynced, renamed, then the directories are fsynced and
 // only then is its journal removed. A record file may thus be behind the
