@@ -36,7 +36,8 @@ type volumeCache struct {
 	// prebound: claim "namespace/name" -> names of volumes whose claimRef
 	// names it (in the view).
 	prebound map[string]map[string]bool
-	// gen counts the informer's changes taken (update, remove).
+	// gen counts the changes that can make a pod fit that did not: a
+	// volume put in a bindable index or pre-bound to a claim.
 	gen uint64
 }
 
@@ -95,12 +96,14 @@ func (c *volumeCache) reindexLocked(name string, before *v1.PersistentVolume) {
 		}
 		x.Put(pv)
 		c.indexedAt[name] = host
+		c.gen++
 	}
 	if k := claimRefKey(pv); k != "" && pv.DeletionTimestamp == nil {
 		if c.prebound[k] == nil {
 			c.prebound[k] = map[string]bool{}
 		}
 		c.prebound[k][name] = true
+		c.gen++
 	}
 }
 
@@ -158,7 +161,6 @@ func newer(a, b string) bool {
 func (c *volumeCache) update(pv *v1.PersistentVolume) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.gen++
 	before := c.viewLocked(pv.Name)
 	c.api[pv.Name] = pv
 	if a, ok := c.assumed[pv.Name]; ok && newer(pv.ResourceVersion, a.ResourceVersion) {
@@ -167,7 +169,7 @@ func (c *volumeCache) update(pv *v1.PersistentVolume) {
 	c.reindexLocked(pv.Name, before)
 }
 
-// generation is the number of the informer's changes taken so far.
+// generation is the number of changes so far that can make a pod fit.
 func (c *volumeCache) generation() uint64 {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -178,7 +180,6 @@ func (c *volumeCache) generation() uint64 {
 func (c *volumeCache) remove(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.gen++
 	before := c.viewLocked(name)
 	delete(c.api, name)
 	delete(c.assumed, name)

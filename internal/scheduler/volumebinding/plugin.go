@@ -51,8 +51,9 @@ type Plugin struct {
 	// selected: claim "namespace/name" -> the node Reserve chose for its
 	// provisioning, until PreBind has written it or the pod is unreserved.
 	selected map[string]string
-	// rejected: pods Filter turned away since the volume cache last
-	// changed ("namespace/name"), for that change to activate.
+	// rejected: pods Filter turned away since the volume cache's
+	// generation last grew ("namespace/name"), for the next growth to
+	// activate.
 	rejected map[string]*v1.Pod
 }
 
@@ -146,9 +147,12 @@ func (p *Plugin) notifyVolume(pv *v1.PersistentVolume) {
 
 func (p *Plugin) volumeChanged(obj any) {
 	if pv, ok := obj.(*v1.PersistentVolume); ok {
+		gen := p.volumes.generation()
 		p.volumes.update(pv)
 		p.notifyVolume(pv)
-		p.activateRejected()
+		if p.volumes.generation() != gen {
+			p.activateRejected()
+		}
 	}
 }
 
@@ -159,7 +163,6 @@ func (p *Plugin) volumeDeleted(obj any) {
 	if pv, ok := obj.(*v1.PersistentVolume); ok {
 		p.volumes.remove(pv.Name)
 		p.notifyVolume(pv)
-		p.activateRejected()
 	}
 }
 
@@ -168,10 +171,14 @@ func (p *Plugin) volumeDeleted(obj any) {
 // plugin turned away before the cache has taken the volume in, so the
 // pod is turned away again and waits for the next event, which may not
 // come (e2e one-volume-two-pods waited two minutes). So a change of the
-// cache activates the pods Filter turned away since the last one, and a
-// pod turned away on a cache older than the cache is now is activated at
-// once: every pod rejected for its volumes is looked at again after the
-// cache has every change its queue event announced.
+// cache that can make a pod fit (a volume becoming bindable or pre-bound
+// to a claim; the cache's generation) activates the pods Filter turned
+// away since the last one, and a pod turned away in a cycle that began
+// before such a change is activated at once: every pod rejected for its
+// volumes is looked at again once the cache has every volume its queue
+// event announced. Volumes bound or deleted activate nothing: they only
+// take choices away, and the queue's own handler requeues for them, with
+// backoff, as upstream.
 
 // noteRejected remembers pod, turned away by Filter in a cycle that
 // began at cache generation gen.
@@ -191,8 +198,8 @@ func (p *Plugin) noteRejected(pod *v1.Pod, gen uint64) {
 	}
 }
 
-// activateRejected moves the pods turned away since the cache last
-// changed back to the queue.
+// activateRejected moves the pods turned away since the cache last grew
+// back to the queue.
 func (p *Plugin) activateRejected() {
 	if p.activator == nil {
 		return

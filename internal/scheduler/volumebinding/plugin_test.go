@@ -293,8 +293,8 @@ func (a *activations) take() []string {
 // TestPluginActivatesRejectedPods: the scheduler's queue and the volume
 // cache take a new volume in apart, so a pod requeued by the volume's
 // event can be turned away by a cache that has not seen it yet. A pod
-// Filter turned away is activated by the cache's next change, and at
-// once when the cache changed during its cycle.
+// Filter turned away is activated by the next volume that becomes
+// bindable, and at once when one did during its cycle.
 func TestPluginActivatesRejectedPods(t *testing.T) {
 	n1 := node("n1")
 	f := newFixture(t, Args{}, n1, class("local", notSupportedProvisioner),
@@ -318,21 +318,27 @@ func TestPluginActivatesRejectedPods(t *testing.T) {
 		t.Fatalf("a pod is activated once per rejection, got %v again", got)
 	}
 
-	// The cache changes between PreFilter and Filter (pv1 goes to c1):
-	// the rejection was made in a cycle older than the cache, so the pod
-	// is activated at once.
+	// A volume bound takes choices away: nothing is activated.
+	f.p.volumeChanged(localPV("pv1", "1Gi", "n1", claimRef("default", "c1", "uid-c1"), phase(v1.VolumeBound)))
+	if got := act.take(); len(got) != 0 {
+		t.Fatalf("a volume bound activated %v", got)
+	}
+
+	// A bindable volume arrives between PreFilter and Filter (too small
+	// for c2): the rejection was made in a cycle older than the cache,
+	// so the pod is activated at once.
 	cs := framework.NewCycleState()
 	if _, st := f.p.PreFilter(f.ctx, cs, podWith("p2", "c2"), nil); !st.IsSuccess() {
 		t.Fatalf("PreFilter: %v", st)
 	}
-	f.p.volumeChanged(localPV("pv1", "1Gi", "n1", claimRef("default", "c1", "uid-c1"), phase(v1.VolumeBound)))
+	f.p.volumeChanged(localPV("pv-small", "1Mi", "n1"))
 	if got := act.take(); len(got) != 0 {
 		t.Fatalf("nothing was turned away, yet %v activated", got)
 	}
 	ni := framework.NewNodeInfo()
 	ni.SetNode(n1)
 	if st := f.p.Filter(f.ctx, cs, podWith("p2", "c2"), ni); !strings.Contains(st.Message(), ReasonBindConflict) {
-		t.Fatalf("p2 with pv1 taken: %v, want %q", st, ReasonBindConflict)
+		t.Fatalf("p2 with pv1 taken and pv-small too small: %v, want %q", st, ReasonBindConflict)
 	}
 	if got := act.take(); !slices.Equal(got, []string{"default/p2"}) {
 		t.Fatalf("turned away on a stale cycle: activated %v, want [default/p2]", got)
