@@ -25,19 +25,19 @@ import (
 //
 // The record files are brought up to date from memory by a fold: when
 // the journal passes foldBytes (in the background: the journal is first
-// rotated to a new file, so writes go on), on a clean stop (Fold), and at
-// open, after every journal left over has been replayed over the files. A fold writes each
-// record changed in its journal once (a create's Creating and Ready are
-// one file write), fsynced, renamed, then the directories are fsynced and
-// only then is its journal removed. A record file may thus be behind the
+// rotated to a new file, so writes go on), on a clean stop (Fold), and
+// at open, after every journal left over has been replayed over the
+// files. A fold writes each record changed in its journal once (a
+// create's Creating and Ready are one file write), fsynced, renamed; then
+// the directories are fsynced, and only then is its journal removed. A record file may thus be behind the
 // store until the next fold; the journal never is.
 //
 // On disk a journal is journal-<n>.log under the store's root: frames of
 // a little-endian uint32 length, a CRC-32C of the payload and the payload,
 // one JSON entry. A batch is written whole and acknowledged only once it
 // is synced, so a crash tears at most the end of the newest journal: a
-// frame that is cut short or fails its checksum ends the replay of its
-// file, and what follows it was never acknowledged.
+// frame that is cut short, fails its checksum or is empty ends the
+// replay of its file, and what follows it was never acknowledged.
 
 // foldBytes is the journal size that starts a fold: about 4,500 entries
 // (a volume's is about 220 bytes), a fold per 2,000-odd volumes created.
