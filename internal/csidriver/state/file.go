@@ -120,10 +120,11 @@ func (s *FileStore) replay() error {
 // log makes e durable in the journal, and starts a fold in the
 // background once the journal is large.
 func (s *FileStore) log(e entry) error {
-	if err := s.journal.append(e); err != nil {
+	size, err := s.journal.append(e)
+	if err != nil {
 		return err
 	}
-	if s.journal.bytes() >= s.foldAt && s.folding.CompareAndSwap(false, true) {
+	if size >= s.foldAt && s.folding.CompareAndSwap(false, true) {
 		go func() {
 			defer s.folding.Store(false)
 			// A fold that fails is tried again by the next one; the

@@ -29,8 +29,9 @@ import (
 // at open, after every journal left over has been replayed over the
 // files. A fold writes each record changed in its journal once (a
 // create's Creating and Ready are one file write), fsynced, renamed; then
-// the directories are fsynced, and only then is its journal removed. A record file may thus be behind the
-// store until the next fold; the journal never is.
+// the directories are fsynced, and only then is its journal removed. A
+// record file may thus be behind the store until the next fold; the
+// journal never is.
 //
 // On disk a journal is journal-<n>.log under the store's root: frames of
 // a little-endian uint32 length, a CRC-32C of the payload and the payload,
@@ -68,27 +69,27 @@ func appendFrame(buf, payload []byte) []byte {
 }
 
 // readFrames returns the payloads of data's intact frames up to the first
-// one that is cut short or damaged, and whether all of data was intact.
-func readFrames(data []byte) (payloads [][]byte, intact bool) {
+// one that is cut short or damaged.
+func readFrames(data []byte) (payloads [][]byte) {
 	for len(data) > 0 {
 		if len(data) < frameHeader {
-			return payloads, false
+			return payloads
 		}
 		n := int(binary.LittleEndian.Uint32(data[0:]))
 		sum := binary.LittleEndian.Uint32(data[4:])
 		if n == 0 || n > len(data)-frameHeader {
 			// No entry is empty: zeros are a file extended by a write
 			// that never landed (an empty payload's CRC is 0 too).
-			return payloads, false
+			return payloads
 		}
 		p := data[frameHeader : frameHeader+n]
 		if crc32.Checksum(p, castagnoli) != sum {
-			return payloads, false
+			return payloads
 		}
 		payloads = append(payloads, p)
 		data = data[frameHeader+n:]
 	}
-	return payloads, true
+	return payloads
 }
 
 // journal is the open journal file with its group commit.
@@ -170,16 +171,16 @@ func newJournal(root string, n uint64) (*journal, error) {
 }
 
 // append makes e durable: it returns once the batch holding it is
-// written and synced.
-func (j *journal) append(e entry) error {
+// written and synced, with the size of the journal file then.
+func (j *journal) append(e entry) (int64, error) {
 	payload, err := json.Marshal(e)
 	if err != nil {
-		return fmt.Errorf("encode journal entry of %s %s: %w", e.Table, e.ID, err)
+		return 0, fmt.Errorf("encode journal entry of %s %s: %w", e.Table, e.ID, err)
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.err != nil {
-		return j.err
+		return 0, j.err
 	}
 	b := j.cur
 	b.buf = appendFrame(b.buf, payload)
@@ -191,7 +192,7 @@ func (j *journal) append(e entry) error {
 		}
 		j.flushLocked()
 	}
-	return b.err
+	return j.size, b.err
 }
 
 // flushLocked writes and syncs the open batch, with j.mu held (released
@@ -268,13 +269,6 @@ func (j *journal) rotate() (uint64, map[entryKey]struct{}, error) {
 	return old, changed, nil
 }
 
-// bytes is the size of the current journal file.
-func (j *journal) bytes() int64 {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.size
-}
-
 // readJournal returns the entries of journal-<n>.log up to its first
 // torn or damaged frame.
 func readJournal(root string, n uint64) ([]entry, error) {
@@ -282,7 +276,7 @@ func readJournal(root string, n uint64) ([]entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read journal: %w", err)
 	}
-	payloads, _ := readFrames(data)
+	payloads := readFrames(data)
 	entries := make([]entry, 0, len(payloads))
 	for _, p := range payloads {
 		var e entry
