@@ -157,16 +157,19 @@ func newer(a, b string) bool {
 }
 
 // update takes the informer's version of a volume; it ends an
-// assumption made on an older version.
-func (c *volumeCache) update(pv *v1.PersistentVolume) {
+// assumption made on an older version. It reports whether the change
+// can make a pod fit (the generation grew).
+func (c *volumeCache) update(pv *v1.PersistentVolume) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	gen := c.gen
 	before := c.viewLocked(pv.Name)
 	c.api[pv.Name] = pv
 	if a, ok := c.assumed[pv.Name]; ok && newer(pv.ResourceVersion, a.ResourceVersion) {
 		delete(c.assumed, pv.Name)
 	}
 	c.reindexLocked(pv.Name, before)
+	return c.gen != gen
 }
 
 // generation is the number of changes so far that can make a pod fit.

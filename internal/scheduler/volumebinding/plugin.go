@@ -147,10 +147,9 @@ func (p *Plugin) notifyVolume(pv *v1.PersistentVolume) {
 
 func (p *Plugin) volumeChanged(obj any) {
 	if pv, ok := obj.(*v1.PersistentVolume); ok {
-		gen := p.volumes.generation()
-		p.volumes.update(pv)
+		grew := p.volumes.update(pv)
 		p.notifyVolume(pv)
-		if p.volumes.generation() != gen {
+		if grew {
 			p.activateRejected()
 		}
 	}
