@@ -110,6 +110,9 @@ func Start(ctx context.Context, cfg Config) (_ *ControlPlane, err error) {
 	if err := reconcileRBAC(ctx, cp.admin); err != nil {
 		return nil, err
 	}
+	if err := reconcileFlowSchemas(ctx, cp.admin); err != nil {
+		return nil, err
+	}
 
 	kcmKubeconfig := filepath.Join(cp.pki.Dir, "kube-controller-manager.kubeconfig")
 	if err := cp.writeKubeconfig(kcmKubeconfig, ControllerManagerIdentity); err != nil {
