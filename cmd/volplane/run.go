@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -65,7 +64,6 @@ func defaultDataDir() string {
 // *out is set before the components after it start.
 func planeComponent(cfg controlplane.Config, prepare func(context.Context, *controlplane.ControlPlane) error, out **controlplane.ControlPlane) component.Component {
 	return component.Component{Name: "control plane", Run: func(ctx context.Context, ready func()) error {
-		setControlPlaneGC(logging.FromContext(ctx))
 		plane, err := controlplane.Start(ctx, cfg)
 		if err != nil {
 			return err
@@ -85,25 +83,6 @@ func planeComponent(cfg controlplane.Config, prepare func(context.Context, *cont
 			return err
 		}
 	}}
-}
-
-// controlPlaneGCPercent is the garbage collector's target (GOGC) in a
-// process that serves the API. Such a process (up, server) holds
-// kube-apiserver's watch cache, etcd's and the scheduler's and
-// controllers' informers in one heap and allocates fast while it serves
-// writes: at Go's default of 100 the collector took about a tenth of its
-// CPU. Measured with `volplane bench provision` (4 runs, this machine):
-// at 200 up spent 15.2-15.4 ms of CPU per claim instead of 17.0-18.9 and
-// bound 108-113 claims/s instead of 92-101, for a peak RSS of 1.08-1.12
-// GB instead of 0.83-0.87. A GOGC in the environment still decides.
-const controlPlaneGCPercent = 200
-
-func setControlPlaneGC(log *slog.Logger) {
-	if v, ok := os.LookupEnv("GOGC"); ok {
-		log.Info("garbage collector target from the environment", "GOGC", v)
-		return
-	}
-	debug.SetGCPercent(controlPlaneGCPercent)
 }
 
 // schedulerComponent runs the embedded kube-scheduler.
