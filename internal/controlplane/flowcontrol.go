@@ -28,51 +28,49 @@ import (
 // apf.kubernetes.io/autoupdate-spec: volplane puts their spec back on
 // every start unless an administrator has set the annotation to "false".
 var volplaneFlowSchemas = []*flowcontrolv1.FlowSchema{
-	{
-		// As the API server's system-leader-election.
-		ObjectMeta: metav1.ObjectMeta{Name: "volplane-leader-election"},
-		Spec: flowcontrolv1.FlowSchemaSpec{
-			PriorityLevelConfiguration: flowcontrolv1.PriorityLevelConfigurationReference{Name: "leader-election"},
-			MatchingPrecedence:         100,
-			DistinguisherMethod:        &flowcontrolv1.FlowDistinguisherMethod{Type: flowcontrolv1.FlowDistinguisherMethodByUserType},
-			Rules: []flowcontrolv1.PolicyRulesWithSubjects{{
-				Subjects: []flowcontrolv1.Subject{userSubject(VolplaneControllerIdentity.User)},
-				ResourceRules: []flowcontrolv1.ResourcePolicyRule{{
-					Verbs:      []string{"get", "create", "update"},
-					APIGroups:  []string{"coordination.k8s.io"},
-					Resources:  []string{"leases"},
-					Namespaces: []string{flowcontrolv1.NamespaceEvery},
-				}},
+	// As the API server's system-leader-election.
+	controllerFlowSchema("volplane-leader-election", "leader-election", 100, flowcontrolv1.FlowDistinguisherMethodByUserType,
+		flowcontrolv1.PolicyRulesWithSubjects{
+			ResourceRules: []flowcontrolv1.ResourcePolicyRule{{
+				Verbs:      []string{"get", "create", "update"},
+				APIGroups:  []string{"coordination.k8s.io"},
+				Resources:  []string{"leases"},
+				Namespaces: []string{flowcontrolv1.NamespaceEvery},
 			}},
-		},
-	},
-	{
-		// As the API server's kube-controller-manager.
-		ObjectMeta: metav1.ObjectMeta{Name: "volplane-controller-manager"},
-		Spec: flowcontrolv1.FlowSchemaSpec{
-			PriorityLevelConfiguration: flowcontrolv1.PriorityLevelConfigurationReference{Name: "workload-high"},
-			MatchingPrecedence:         800,
-			DistinguisherMethod:        &flowcontrolv1.FlowDistinguisherMethod{Type: flowcontrolv1.FlowDistinguisherMethodByNamespaceType},
-			Rules: []flowcontrolv1.PolicyRulesWithSubjects{{
-				Subjects: []flowcontrolv1.Subject{userSubject(VolplaneControllerIdentity.User)},
-				ResourceRules: []flowcontrolv1.ResourcePolicyRule{{
-					Verbs:        []string{flowcontrolv1.VerbAll},
-					APIGroups:    []string{flowcontrolv1.APIGroupAll},
-					Resources:    []string{flowcontrolv1.ResourceAll},
-					ClusterScope: true,
-					Namespaces:   []string{flowcontrolv1.NamespaceEvery},
-				}},
-				NonResourceRules: []flowcontrolv1.NonResourcePolicyRule{{
-					Verbs:           []string{flowcontrolv1.VerbAll},
-					NonResourceURLs: []string{flowcontrolv1.NonResourceAll},
-				}},
+		}),
+	// As the API server's kube-controller-manager.
+	controllerFlowSchema("volplane-controller-manager", "workload-high", 800, flowcontrolv1.FlowDistinguisherMethodByNamespaceType,
+		flowcontrolv1.PolicyRulesWithSubjects{
+			ResourceRules: []flowcontrolv1.ResourcePolicyRule{{
+				Verbs:        []string{flowcontrolv1.VerbAll},
+				APIGroups:    []string{flowcontrolv1.APIGroupAll},
+				Resources:    []string{flowcontrolv1.ResourceAll},
+				ClusterScope: true,
+				Namespaces:   []string{flowcontrolv1.NamespaceEvery},
 			}},
-		},
-	},
+			NonResourceRules: []flowcontrolv1.NonResourcePolicyRule{{
+				Verbs:           []string{flowcontrolv1.VerbAll},
+				NonResourceURLs: []string{flowcontrolv1.NonResourceAll},
+			}},
+		}),
 }
 
-func userSubject(name string) flowcontrolv1.Subject {
-	return flowcontrolv1.Subject{Kind: flowcontrolv1.SubjectKindUser, User: &flowcontrolv1.UserSubject{Name: name}}
+// controllerFlowSchema is the FlowSchema name that puts the requests of
+// volplane's controller manager matching rule in priority level level.
+func controllerFlowSchema(name, level string, precedence int32, by flowcontrolv1.FlowDistinguisherMethodType, rule flowcontrolv1.PolicyRulesWithSubjects) *flowcontrolv1.FlowSchema {
+	rule.Subjects = []flowcontrolv1.Subject{{
+		Kind: flowcontrolv1.SubjectKindUser,
+		User: &flowcontrolv1.UserSubject{Name: VolplaneControllerIdentity.User},
+	}}
+	return &flowcontrolv1.FlowSchema{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: flowcontrolv1.FlowSchemaSpec{
+			PriorityLevelConfiguration: flowcontrolv1.PriorityLevelConfigurationReference{Name: level},
+			MatchingPrecedence:         precedence,
+			DistinguisherMethod:        &flowcontrolv1.FlowDistinguisherMethod{Type: by},
+			Rules:                      []flowcontrolv1.PolicyRulesWithSubjects{rule},
+		},
+	}
 }
 
 // reconcileFlowSchemas makes volplane's FlowSchemas exist as volplane
