@@ -55,8 +55,9 @@ var volplaneFlowSchemas = []*flowcontrolv1.FlowSchema{
 		}),
 }
 
-// controllerFlowSchema is the FlowSchema name that puts the requests of
-// volplane's controller manager matching rule in priority level level.
+// controllerFlowSchema is the FlowSchema called name that puts the
+// requests of volplane's controller manager that match rule into the
+// priority level called level.
 func controllerFlowSchema(name, level string, precedence int32, by flowcontrolv1.FlowDistinguisherMethodType, rule flowcontrolv1.PolicyRulesWithSubjects) *flowcontrolv1.FlowSchema {
 	rule.Subjects = []flowcontrolv1.Subject{{
 		Kind: flowcontrolv1.SubjectKindUser,
